@@ -1,0 +1,176 @@
+"""Question -> cited answer: the LangChain retrieval chain over retrieval, refusal and an answer engine."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+
+from assistant.citations import cite
+from assistant.config import Settings
+from assistant.engines import get_engine
+from assistant.engines.base import Engine
+from assistant.errors import AssistantError, EngineError
+from assistant.ingest import lexical_path
+from assistant.lexical import LexicalIndex, tokenize
+from assistant.models import Answer, Passage
+from assistant.retrieval import Filters, Retrieval, Retriever
+from assistant.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
+EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
+_FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
+                        r"his|her|their|there|those|these)\b", re.I)
+
+
+@dataclass
+class Event:
+    """A streamed piece of an answer: kind 'delta' (text) or 'answer' (the final Answer)."""
+
+    kind: str
+    text: str = ""
+    answer: Answer | None = None
+
+
+def check_question(question: str) -> str:
+    """The question, stripped; a clear error for empty or oversized input."""
+    if question is None or not str(question).strip():
+        raise AssistantError("the question is empty", "type a question about the news")
+    q = " ".join(str(question).split())
+    if len(q) > MAX_QUESTION_CHARS:
+        raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
+                             "ask a shorter question")
+    return q
+
+
+def standalone_question(question: str, history: list[tuple[str, str]] | None) -> str:
+    """Extractive follow-ups: a short or pronoun-led question carries the previous question's topic."""
+    if not history:
+        return question
+    previous = history[-1][0]
+    if len(question.split()) <= 6 or _FOLLOW_UP.search(question):
+        return f"{question} ({previous})"
+    return question
+
+
+class Assistant:
+    """Retriever + engine behind every surface (CLI, Gradio, REST)."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, engine: Engine | None = None):
+        self.settings = settings
+        self.store = store or Store(settings)
+        self.lexical = LexicalIndex(lexical_path(settings))
+        self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
+        self._engine = engine
+        self.extractive = get_engine("extractive", settings, self.store.embedder.embed)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = get_engine(self.settings.answer.engine, self.settings, self.store.embedder.embed)
+        return self._engine
+
+    def runnable(self):
+        """The chain as LCEL: {question, history, filters} -> Answer."""
+        return (
+            RunnablePassthrough.assign(standalone=RunnableLambda(
+                lambda x: self.condense(x["question"], x.get("history"))))
+            | RunnablePassthrough.assign(retrieval=RunnableLambda(
+                lambda x: self.retriever.retrieve(x["standalone"], Filters.from_dict(x.get("filters")))))
+            | RunnableLambda(lambda x: self._final(self._answer_events(x["question"], x["retrieval"],
+                                                                    x.get("history"))))
+        )
+
+    def condense(self, question: str, history: list[tuple[str, str]] | None) -> str:
+        condense = getattr(self.engine, "condense", None)
+        if history and condense is not None:
+            try:
+                return condense(question, history)
+            except EngineError as e:
+                log.warning("could not condense the follow-up question: %s", e)
+        return standalone_question(question, history)
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None,
+            filters: dict[str, Any] | None = None) -> Answer:
+        """The whole answer at once."""
+        return self._final(self.stream(question, history, filters))
+
+    def stream(self, question: str, history: list[tuple[str, str]] | None = None,
+               filters: dict[str, Any] | None = None) -> Iterator[Event]:
+        """Text deltas as they come, then one 'answer' event with the citations."""
+        question = check_question(question)
+        history = [(str(q), str(a)) for q, a in (history or [])][-6:]
+        if self.store.count() == 0:
+            yield Event("delta", EMPTY_STORE)
+            yield Event("answer", answer=Answer(EMPTY_STORE, True, notice="empty store"))
+            return
+        standalone = self.condense(question, history)
+        retrieval = self.retriever.retrieve(standalone, Filters.from_dict(filters))
+        yield from self._answer_events(standalone, retrieval, history)
+
+    @staticmethod
+    def _final(events) -> Answer:
+        answer = None
+        for ev in events:
+            if ev.kind == "answer":
+                answer = ev.answer
+        assert answer is not None
+        return answer
+
+    def _answer_events(self, question: str, retrieval: Retrieval,
+                       history: list[tuple[str, str]] | None) -> Iterator[Event]:
+        passages = retrieval.passages
+        if not tokenize(question) or retrieval.confidence < self.settings.answer.min_confidence:
+            yield from self._refusal(passages)
+            return
+        engine, notice = self.engine, None
+        text = ""
+        try:
+            for delta in engine.stream(question, passages, history):
+                text += delta
+                yield Event("delta", delta)
+        except EngineError as e:
+            notice = f"{e.message}; showing the extractive answer instead"
+            log.warning(notice)
+            yield Event("delta", f"\n\n[{notice}]\n\n" if text else "")
+            engine, text = self.extractive, ""
+            for delta in engine.stream(question, passages, history):
+                text += delta
+                yield Event("delta", delta)
+        if not text.strip():
+            yield from self._refusal(passages)
+            return
+        answer = self._cited(text, passages, engine)
+        answer.notice = notice
+        yield Event("answer", answer=answer)
+
+    def _cited(self, text: str, passages: list[Passage], engine: Engine) -> Answer:
+        cited = cite(text, passages)
+        if engine.generative and is_refusal(cited.text):
+            return Answer(cited.text, True, [], passages)
+        answer = Answer(cited.text, not cited.citations, cited.citations, passages)
+        if cited.bogus:
+            answer.unsupported.append(f"removed citations to passages that do not exist: {sorted(set(cited.bogus))}")
+        return answer
+
+    def _refusal(self, passages: list[Passage]) -> Iterator[Event]:
+        text = NOT_COVERED
+        if passages:
+            nearest = "; ".join(f"“{p.title}” ({', '.join(x for x in (p.source, p.published_at) if x)})"
+                                for p in passages[:3])
+            text += f" The nearest articles: {nearest}."
+        yield Event("delta", text)
+        yield Event("answer", answer=Answer(text, True, [], passages))
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a model's reply says the passages do not answer the question."""
+    return bool(re.search(r"\b(do(es)? not|don't|cannot|can't|unable to)\b.{0,40}\b(answer|cover|contain|"
+                          r"mention|provide|say|address)", text[:300], re.I)) and "[" not in text[:300]

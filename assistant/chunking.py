@@ -1,0 +1,113 @@
+"""Articles into sentence-aware chunks sized by the embedder's own tokenizer, with exact offsets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from assistant.models import Article, Chunk
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and a likely sentence start.
+_SENT_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-ÞА-ЯЁ\u0600-\u06FF])""")
+_ABBREV = {
+    "mr", "mrs", "ms", "dr", "st", "sr", "jr", "gen", "sen", "rep", "gov", "lt", "col", "sgt", "capt",
+    "prof", "rev", "no", "vs", "etc", "inc", "corp", "co", "ltd", "jan", "feb", "mar", "apr", "jun",
+    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.g", "i.e", "a.m", "p.m",
+    "d.c", "mt", "ft", "ave", "fig", "approx", "dept", "est", "pres", "adm", "maj", "cmdr", "atty",
+}
+# Sentence-boundary separator for LangChain's splitter (whitespace after sentence punctuation).
+_SENT_SEP = r"(?<=[.!?…\"”’])\s+"
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans (absolute offsets, whitespace trimmed) of text[start:end]; newlines end sentences."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for line in re.finditer(r"[^\n]+", text[start:end]):
+        ls, le = start + line.start(), start + line.end()
+        seg_start = ls
+        for m in _SENT_END.finditer(text, ls, le):
+            word = re.search(r"([\w.]+)[.!?…]*$", text[seg_start:m.start() + 1])
+            token = (word.group(1) if word else "").rstrip(".").lower()
+            quoted = m.group()[-1] in "\"'”’)]"
+            if not quoted and (token in _ABBREV or (len(token) == 1 and token.isalpha())):
+                continue  # "Mr. Putin", "U.S. officials", "John F. Kennedy"
+            _add_span(text, seg_start, m.end(), spans)
+            seg_start = m.end()
+        _add_span(text, seg_start, le, spans)
+    return spans
+
+
+def _add_span(text: str, s: int, e: int, spans: list[tuple[int, int]]) -> None:
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    if e > s:
+        spans.append((s, e))
+
+
+class Chunker:
+    """Splits article bodies into chunks no longer than the embedder accepts.
+
+    Args:
+        tokenizer: the embedder's Hugging Face tokenizer (counts word pieces).
+        max_seq_length: the embedder's limit, special tokens included.
+        chunk_tokens: target size of title + chunk text, in word pieces.
+        overlap_tokens: overlap between neighbouring chunks.
+    """
+
+    TITLE_BUDGET = 48
+
+    def __init__(self, tokenizer, max_seq_length: int, chunk_tokens: int = 160, overlap_tokens: int = 24):
+        self.tokenizer = tokenizer
+        self.limit = max_seq_length - 2  # [CLS] and [SEP]
+        self.chunk_tokens = min(chunk_tokens, self.limit)
+        self.overlap_tokens = overlap_tokens
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer.tokenize(text))
+
+    def embed_title(self, title: str) -> str:
+        """The title as prepended to every chunk for embedding, cut to the title budget."""
+        title = " ".join(title.split())
+        while title and self.count(title) > self.TITLE_BUDGET:
+            title = title.rsplit(" ", 1)[0] if " " in title else title[: len(title) // 2]
+        return title
+
+    def embedding_text(self, title: str, chunk_text: str) -> str:
+        return f"{title}\n{chunk_text}" if title else chunk_text
+
+    def split(self, article: Article, regions: Iterable[tuple[int, int]] | None = None) -> list[Chunk]:
+        """Chunks of article.body; `regions` limits chunking to kept spans (page furniture removed)."""
+        body = article.body
+        title = self.embed_title(article.title)
+        size = max(16, self.chunk_tokens - (self.count(title) + 1 if title else 0))
+        splitter = _splitter(self.count, size, min(self.overlap_tokens, size // 4))
+        chunks: list[Chunk] = []
+        for rs, re_ in regions if regions is not None else [(0, len(body))]:
+            region = body[rs:re_]
+            cursor = 0
+            for piece in splitter.split_text(region):
+                pos = region.find(piece, max(0, cursor - len(piece)))
+                if pos < 0:  # cannot happen with strip_whitespace splitting; be safe
+                    pos = region.find(piece)
+                start, end = rs + pos, rs + pos + len(piece)
+                cursor = pos + len(piece)
+                chunks.append(Chunk(article.id, len(chunks), piece, start, end,
+                                    split_sentences(body, start, end)))
+        return chunks
+
+
+def _splitter(count: Callable[[str], int], size: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    return RecursiveCharacterTextSplitter(
+        chunk_size=size,
+        chunk_overlap=overlap,
+        length_function=count,
+        separators=["\n\n", "\n", _SENT_SEP, r"[;:]\s+", r",\s+", r"\s+", ""],
+        is_separator_regex=True,
+        keep_separator="end",
+        strip_whitespace=True,
+    )

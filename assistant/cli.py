@@ -1,0 +1,190 @@
+"""The command line: ingest, ask, serve, stats, eval. Only this module and web/ print or exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import click
+
+from assistant.config import load_settings
+from assistant.errors import AssistantError
+
+LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+def _settings(ctx: click.Context, **overrides):
+    obj = ctx.obj or {}
+    return load_settings(obj.get("config"), data_dir=obj.get("data_dir"), **overrides)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AssistantError as e:
+            click.echo(f"Error: {e.message}" + (f"\nHint: {e.hint}" if e.hint else ""), err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="ASSISTANT_DATA_DIR",
+              help="Where the store lives (env ASSISTANT_DATA_DIR; default ~/.local/share/newsroom-assistant).")
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="ASSISTANT_CONFIG",
+              help="TOML settings file (env ASSISTANT_CONFIG).")
+@click.option("-v", "--verbose", count=True, help="-v info, -vv debug logging on stderr.")
+@click.version_option(package_name="newsroom-assistant")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None, config: str | None, verbose: int) -> None:
+    """Newsroom assistant: cited answers from the articles you collect."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=LOG_LEVELS[min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, LOG_LEVELS[min(verbose, 2)]))
+    ctx.obj = {"data_dir": data_dir, "config": config}
+
+
+def _data_dir_option(f):
+    """Every command also accepts --data-dir after its name."""
+    def callback(ctx, param, value):
+        if value:
+            ctx.find_root().obj["data_dir"] = value
+        return value
+    return click.option("--data-dir", type=click.Path(file_okay=False), expose_value=False, callback=callback,
+                        is_eager=True, help="Where the store lives (env ASSISTANT_DATA_DIR).")(f)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_data_dir_option
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Read articles from files and folders (txt, md, html, json, jsonl, pdf) into the store."""
+    from tqdm import tqdm
+
+    from assistant.ingest import Ingestor
+
+    settings = _settings(ctx)
+    ingestor = Ingestor(settings)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "read":
+            bar = bars.setdefault("read", tqdm(desc="Reading files", unit=" files", file=sys.stderr,
+                                                 disable=None, leave=False))
+            bar.update(1)
+            return
+        if "read" in bars:
+            bars.pop("read").close()
+        bar = bars.setdefault("embed", tqdm(desc="Embedding articles", total=total, unit=" articles",
+                                              file=sys.stderr, disable=None))
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = ingestor.ingest_paths(paths, progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+               f"failed {len(report.failed)}, skipped {len(report.skipped)} "
+               f"({report.chunks} chunks written in {report.seconds:.1f}s)")
+    if report.resumed:
+        click.echo(f"note: {report.resumed}")
+    for f in report.failed:
+        click.echo(f"  failed: {f.path}{f':{f.line}' if f.line else ''}: {f.reason}", err=True)
+    for f in report.skipped:
+        click.echo(f"  skipped: {f.path}: {f.reason}", err=True)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: answer, refused, citations.")
+@click.option("--engine", help="Answer engine: extractive, openai, ollama.")
+@click.option("--since", "date_from", help="Only articles published on/after YYYY-MM-DD.")
+@click.option("--until", "date_to", help="Only articles published on/before YYYY-MM-DD.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this outlet (repeatable).")
+@click.option("--today", help="The day the question is asked (YYYY-MM-DD), for 'this week'.")
+@_data_dir_option
+@click.pass_context
+def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> None:
+    """Answer a question from the articles, with numbered sources."""
+    from assistant.chain import Assistant
+
+    settings = _settings(ctx, **{"answer.engine": engine})
+    assistant = Assistant(settings)
+    filters = {"date_from": date_from, "date_to": date_to, "sources": list(sources), "today": today}
+    if as_json:
+        click.echo(json.dumps(assistant.ask(question, filters=filters).to_json(), ensure_ascii=False))
+        return
+    answer = None
+    for ev in assistant.stream(question, filters=filters):
+        if ev.kind == "answer":
+            answer = ev.answer
+        elif not settings.answer.engine == "extractive":
+            click.echo(ev.text, nl=False)
+    if answer is None:
+        return
+    if settings.answer.engine == "extractive" or not answer.answer:
+        click.echo(answer.answer)
+    else:
+        click.echo()
+    if answer.notice:
+        click.echo(f"note: {answer.notice}", err=True)
+    if answer.citations:
+        click.echo("\nSources:")
+        for c in answer.citations:
+            meta = ", ".join(x for x in (c.source, c.published_at) if x)
+            click.echo(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+            click.echo(f"    “{c.quote}”")
+            if c.url:
+                click.echo(f"    {c.url}")
+
+
+@cli.command()
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (default 7860).")
+@_data_dir_option
+@click.pass_context
+def serve(ctx, host, port) -> None:
+    """Serve the chat UI at / (and the REST API) on 127.0.0.1:7860."""
+    import uvicorn
+
+    from assistant.web.api import create_app
+
+    settings = _settings(ctx, **{"server.host": host, "server.port": port})
+    app = create_app(settings)
+    click.echo(f"Serving the assistant on http://{settings.server.host}:{settings.server.port}/", err=True)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_data_dir_option
+@click.pass_context
+def stats(ctx, as_json) -> None:
+    """How many articles and chunks the store holds, and which model built it."""
+    from assistant.store import Store
+
+    info = Store(_settings(ctx)).stats()
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            click.echo(f"{k}: {v}")
+
+
+def main() -> None:
+    cli(prog_name="assistant")
+
+
+if __name__ == "__main__":
+    main()

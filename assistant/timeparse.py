@@ -1,0 +1,70 @@
+"""Time and outlet hints in questions: "this week", "on Tuesday", "in January", "according to CNN"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    "january february march april may june july august september october november december".split())}
+_WEEKDAYS = {d: i for i, d in enumerate("monday tuesday wednesday thursday friday saturday sunday".split())}
+
+
+@dataclass
+class TimeWindow:
+    start: date
+    end: date
+
+    def as_ints(self) -> tuple[int, int]:
+        return int(self.start.strftime("%Y%m%d")), int(self.end.strftime("%Y%m%d"))
+
+
+def parse_time_window(question: str, today: date) -> TimeWindow | None:
+    """The date range a question refers to, relative to the day it is asked; None when it names none."""
+    q = question.lower()
+    if re.search(r"\b(today|tonight)\b", q):
+        return TimeWindow(today - timedelta(days=1), today)
+    if re.search(r"\byesterday\b", q):
+        return TimeWindow(today - timedelta(days=2), today - timedelta(days=1))
+    if re.search(r"\b(this|past|last) weekend\b", q):
+        return TimeWindow(today - timedelta(days=(today.weekday() + 2) % 7 + 3), today)
+    if re.search(r"\b(this|the past) week\b|\bthis past week\b|\bin recent days\b", q):
+        return TimeWindow(today - timedelta(days=8), today)
+    if re.search(r"\blast week\b", q):
+        return TimeWindow(today - timedelta(days=14), today)
+    if re.search(r"\b(this|the past) month\b", q):
+        return TimeWindow(today - timedelta(days=31), today)
+    if re.search(r"\blast month\b", q):
+        return TimeWindow(today - timedelta(days=62), today)
+    m = re.search(r"\b(on|last|this)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", q)
+    if m:
+        back = (today.weekday() - _WEEKDAYS[m.group(2)]) % 7 or 7
+        day = today - timedelta(days=back)
+        return TimeWindow(day - timedelta(days=1), min(today, day + timedelta(days=3)))
+    m = re.search(r"\bin (early |late |mid-?)?(" + "|".join(_MONTHS) + r")(?:\s+(\d{4}))?\b", q)
+    if m:
+        month = _MONTHS[m.group(2)]
+        year = int(m.group(3)) if m.group(3) else (today.year if month <= today.month else today.year - 1)
+        start = date(year, month, 1)
+        end = (date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)) - timedelta(days=1)
+        return TimeWindow(start, min(end + timedelta(days=7), max(today, start)))
+    m = re.search(r"\bin (19|20)(\d\d)\b", q)
+    if m:
+        year = int(m.group(1) + m.group(2))
+        return TimeWindow(date(year, 1, 1), date(year, 12, 31))
+    return None
+
+
+def parse_sources(question: str, known_sources: list[str]) -> list[str]:
+    """Outlets a question names ("according to CNN", "USA Today reported"), matched to known sources."""
+    q = question.lower()
+    found = []
+    for source in known_sources:
+        s = source.lower().strip()
+        if len(s) >= 2 and re.search(r"(according to|reported by|per|from|in|by|says|said)\s+(the\s+)?"
+                                     + re.escape(s) + r"\b", q):
+            found.append(source)
+        elif len(s) >= 2 and re.search(r"\b" + re.escape(s) + r"\s+(reported|reports|says|said)\b", q):
+            found.append(source)
+    return found

@@ -1,0 +1,87 @@
+"""Shared fixtures: real embedder (loaded once), stores in temp dirs, servers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SEED = CORPUS / "russia-snubs-iran.md"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Settings with a fresh data dir; keyword overrides use dotted keys."""
+    from assistant.config import load_settings
+
+    def make(data_dir: Path | None = None, **overrides):
+        return load_settings(data_dir=str(data_dir or tmp_path / "data"), **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def corpus_data_dir(tmp_path_factory) -> Path:
+    """A data dir with corpus/ ingested once for the whole session (read-only use)."""
+    from assistant.config import load_settings
+    from assistant.ingest import Ingestor
+
+    data_dir = tmp_path_factory.mktemp("corpus-store")
+    report = Ingestor(load_settings(data_dir=str(data_dir))).ingest_paths([CORPUS])
+    assert report.added >= 1 and not report.failed
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def corpus_assistant(corpus_data_dir):
+    from assistant.chain import Assistant
+    from assistant.config import load_settings
+
+    return Assistant(load_settings(data_dir=str(corpus_data_dir)))
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server on a free loopback port; yields (host, port)."""
+    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    port = free_port()
+    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, proc)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
