@@ -26,7 +26,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except AssistantError as e:
-            click.echo(f"Error: {e.message}" + (f"\nHint: {e.hint}" if e.hint else ""), err=True)
+            # one line, so scripts and logs keep the message and its fix together
+            message = " ".join(f"Error: {e.message}".split())
+            click.echo(message + (f" (hint: {' '.join(e.hint.split())})" if e.hint else ""), err=True)
             sys.exit(1)
 
 

@@ -74,9 +74,9 @@ class Ingestor:
     @contextmanager
     def lock(self):
         """One writer at a time per data dir: a second ingest waits for the first."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.data_dir / "ingest.lock"
         try:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             fh = open(path, "a+")
         except OSError as e:
             raise StoreError(f"cannot write to the data dir {self.settings.data_dir}: {e}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ def iter_files(paths: Iterable[str | Path], max_bytes: int) -> Iterator[tuple[Pa
         if given.is_dir():
             candidates = _walk(given)
         elif given.is_symlink() and not given.exists():
-            yield given, LoadFailure(str(given), "broken symlink")
+            yield given, LoadFailure(str(given), _symlink_reason(given))
             continue
         elif not given.exists():
             yield given, LoadFailure(str(given), "no such file or directory")
@@ -99,16 +100,26 @@ def _walk(top: Path) -> list[tuple[Path, LoadFailure | None]]:
     return sorted(found, key=lambda item: item[0].parts)
 
 
+def _symlink_reason(path: Path) -> str:
+    """Why a symlink does not lead to a file: a loop, or a missing target."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (the link points back to itself)"
+    return "broken symlink"
+
+
 def _check_file(path: Path, max_bytes: int) -> LoadFailure | None:
     if path.is_symlink() and not path.exists():
-        return LoadFailure(str(path), "broken symlink")
+        return LoadFailure(str(path), _symlink_reason(path))
     try:
         st = path.stat()
     except OSError as e:
         return LoadFailure(str(path), f"cannot read file: {e.strerror or e}")
     if not stat.S_ISREG(st.st_mode):
         return LoadFailure(str(path), "not a regular file")
-    if st.st_size > max_bytes:
+    if st.st_size > max_bytes:  # decided from stat alone: the file is never opened
         return LoadFailure(str(path), f"file is {_mb(st.st_size)} MB, over the limit of "
                                       f"{_mb(max_bytes)} MB (ingest.max_file_mb)")
     return None

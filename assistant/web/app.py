@@ -51,8 +51,11 @@ def citation_card(c: Citation, passage: Passage | None) -> str:
                 + html.escape(passage.text[b:]))
     else:
         body = "<mark>" + html.escape(c.quote) + "</mark>"
-    return (f'<div class="source-card" data-n="{c.n}"><div class="title">[{c.n}] {_title(c.title, c.url)}</div>'
-            f'<div class="meta">{_meta(c.source, c.published_at)}</div><div class="passage">{body}</div></div>')
+    # dir="auto": each title and passage takes its direction from its own text (Arabic, Persian are RTL)
+    return (f'<div class="source-card" data-n="{c.n}">'
+            f'<div class="title" dir="auto">[{c.n}] {_title(c.title, c.url)}</div>'
+            f'<div class="meta" dir="auto">{_meta(c.source, c.published_at)}</div>'
+            f'<div class="passage" dir="auto">{body}</div></div>')
 
 
 def sources_html(answer: Answer) -> str:
@@ -68,9 +71,9 @@ def sources_html(answer: Answer) -> str:
             cards.append(citation_card(c, passage))
         return "".join(cards)
     if answer.passages:
-        cards = [f'<div class="source-card"><div class="title">{_title(p.title, p.url)}</div>'
-                 f'<div class="meta">nearest passage · {_meta(p.source, p.published_at)}</div>'
-                 f'<div class="passage">{html.escape(p.text)}</div></div>' for p in answer.passages[:3]]
+        cards = [f'<div class="source-card"><div class="title" dir="auto">{_title(p.title, p.url)}</div>'
+                 f'<div class="meta" dir="auto">nearest passage · {_meta(p.source, p.published_at)}</div>'
+                 f'<div class="passage" dir="auto">{html.escape(p.text)}</div></div>' for p in answer.passages[:3]]
         return '<p class="sources-empty">No source answers this question. Nearest passages:</p>' + "".join(cards)
     return '<p class="sources-empty">No sources.</p>'
 
