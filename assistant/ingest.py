@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -109,8 +110,14 @@ class Ingestor:
         report = IngestReport()
         with self.lock():
             journal = self.settings.data_dir / "ingest.journal"
-            cache = self._synced_cache(report, journal)
+            interrupted = self._read_journal(journal)
+            # A killed run can only leave whole articles (one upsert each), except an update killed between
+            # its upsert and the delete of its now-surplus chunks: sweep those before diffing.
+            swept = self.store.sweep_partial_articles() if interrupted is not None else 0
+            cache = self._synced_cache(report, None)
             stored = self.store.manifest()
+            if interrupted is not None:
+                report.resumed = self._resumed_note(interrupted, stored, swept)
             todo: list[Article] = []
             seen: set[str] = set()
             for a in articles:
@@ -123,23 +130,20 @@ class Ingestor:
                     report.unchanged += 1
                 else:
                     todo.append(a)
-            journal.write_text(json.dumps({"articles": len(todo), "started": time.time()}))
+            if todo:
+                self._write_journal(journal, todo)
             total = len(todo)
             done = 0
             batch: list[Article] = []
             for a in todo:
                 batch.append(a)
-                if len(batch) >= self.settings.ingest.batch_articles:
+                if len(batch) >= self.settings.ingest.batch_articles or a is todo[-1]:
                     self._write_batch(batch, stored, cache, report)
                     done += len(batch)
                     batch = []
+                    log.info("stored %d/%d articles", done, total)
                     if progress:
                         progress("embed", done, total)
-            if batch:
-                self._write_batch(batch, stored, cache, report)
-                done += len(batch)
-                if progress:
-                    progress("embed", done, total)
             if todo or report.resumed:
                 self.lexical.rebuild(cache)
             journal.unlink(missing_ok=True)
@@ -158,16 +162,42 @@ class Ingestor:
                 self.lexical.rebuild(cache)
             return n
 
+    @staticmethod
+    def _write_journal(journal: Path, todo: list[Article]) -> None:
+        """Record what this run is about to write; it is removed only when the run has finished."""
+        tmp = journal.with_name(journal.name + ".tmp")
+        tmp.write_text(json.dumps({"started": time.time(), "articles": {a.id: a.hash for a in todo}}))
+        os.replace(tmp, journal)  # atomic: a kill never leaves half a journal
+
+    @staticmethod
+    def _read_journal(journal: Path) -> dict[str, Any] | None:
+        """The journal a killed run left behind, or None after a clean finish."""
+        if not journal.exists():
+            return None
+        try:
+            info = json.loads(journal.read_text())
+            return info if isinstance(info, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _resumed_note(info: dict[str, Any], stored: dict[str, dict[str, Any]], swept: int) -> str:
+        planned = info.get("articles")
+        when = ""
+        if isinstance(info.get("started"), (int, float)):
+            when = " started " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(info["started"]))
+        note = f"resumed an interrupted ingest{when}"
+        if isinstance(planned, dict):
+            kept = sum(1 for aid, h in planned.items() if stored.get(aid, {}).get("hash") == h)
+            note += (f": {kept} of its {len(planned)} articles were already stored whole and kept, "
+                     f"{len(planned) - kept} were still to write")
+        if swept:
+            note += f"; removed {swept} leftover chunks of partly replaced articles"
+        return note
+
     def _synced_cache(self, report: IngestReport, journal: Path | None) -> dict[str, list[Any]]:
         """The keyword index's token cache, resynced from the store when they disagree (e.g. after a crash)."""
         cache = self.lexical.load_cache()
-        if journal is not None and journal.exists():
-            try:
-                info = json.loads(journal.read_text())
-                report.resumed = (f"resumed an interrupted ingest (it had {info.get('articles')} articles "
-                                  "to write); articles already stored are kept")
-            except ValueError:
-                report.resumed = "resumed an interrupted ingest"
         store_ids = {cid for cid, _, _ in self._iter_ids()}
         if store_ids != set(cache):
             log.info("keyword index disagrees with the store (%d vs %d chunks); resyncing",

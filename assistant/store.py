@@ -189,7 +189,34 @@ class Store:
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
+            if what in ("read", "query", "count") and not self.settings.store.host:
+                # An embedded store written by another process (an ingest running beside a server): this
+                # process's in-memory vector index lags the files ("Error finding id"). Reopen and retry once.
+                log.info("Chroma %s failed (%s); reopening the embedded store and retrying", what, e)
+                try:
+                    self._reopen()
+                    return getattr(self.collection(), fn.__name__)(*args, **kwargs)
+                except Exception as e2:  # noqa: BLE001
+                    e = e2
             raise StoreError(f"Chroma {what} failed at {self.location}: {e}") from e
+
+    def _reopen(self) -> None:
+        """A fresh embedded client that reads the store's files anew.
+
+        chromadb keeps one client system per path and process; other Store objects in this process keep
+        theirs, so the fresh one is registered under a path spelling of its own (the same folder).
+        """
+        import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        old = getattr(self, "_fresh_path", None)
+        self._reopens = getattr(self, "_reopens", 0) + 1
+        path = str(self.settings.data_dir / "chroma") + "/." * self._reopens
+        self._client = chromadb.PersistentClient(path=path, settings=chromadb.Settings(anonymized_telemetry=False))
+        self._collection = None
+        self._fresh_path = path
+        if old is not None:  # only the systems this Store created itself are stopped
+            SharedSystemClient._release_system(old)
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """Every stored article's first-chunk metadata, keyed by article id."""
@@ -227,6 +254,39 @@ class Store:
             self._call("write", col.upsert, ids=ids, embeddings=np.vstack(embs), documents=docs, metadatas=metas)
         if stale:
             self._call("delete", col.delete, ids=stale)
+
+    def sweep_partial_articles(self, page: int = 5000) -> int:
+        """Delete chunks that do not belong to their article's current version; returns how many.
+
+        A chunk is kept only when its article's chunks 0..n-1 all carry the same content hash. Leftovers
+        come from a run killed between upserting an edited article and deleting its surplus chunks; an
+        article missing a chunk (never seen, but cheap to check) is removed whole so the next run rewrites it.
+        """
+        col = self.collection()
+        by_article: dict[str, list[tuple[str, int, str]]] = {}
+        offset = 0
+        while True:
+            got = self._call("read", col.get, include=["metadatas"], limit=page, offset=offset)
+            for cid, meta in zip(got["ids"], got["metadatas"]):
+                meta = meta or {}
+                by_article.setdefault(meta.get("article_id", ""), []).append(
+                    (cid, int(meta.get("chunk_index", -1)), meta.get("hash", "")))
+            if len(got["ids"]) < page:
+                break
+            offset += page
+        doomed: list[str] = []
+        for chunks in by_article.values():
+            head = next((h for _, i, h in chunks if i == 0), None)
+            current = sorted(i for _, i, h in chunks if h == head)
+            if head is None or current != list(range(len(current))):
+                doomed += [cid for cid, _, _ in chunks]
+            else:
+                doomed += [cid for cid, _, h in chunks if h != head]
+        for i in range(0, len(doomed), page):
+            self._call("delete", col.delete, ids=doomed[i:i + page])
+        if doomed:
+            log.warning("removed %d chunks left by an interrupted ingest", len(doomed))
+        return len(doomed)
 
     def delete_article(self, article_id: str) -> int:
         ids = self.chunk_ids(article_id)
