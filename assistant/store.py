@@ -125,6 +125,7 @@ class Store:
         self.embedder = embedder or Embedder.shared(settings.embedding)
         self._client = None
         self._collection = None
+        self._stamp: int | None = None
 
     @property
     def location(self) -> str:
@@ -181,7 +182,27 @@ class Store:
                     "set embedding.model back, or use another --data-dir / store.collection and re-ingest",
                 )
             self._collection = col
+            self._stamp = self._files_stamp()
+        elif not self.settings.store.host and self._files_stamp() != self._stamp:
+            # another process (an ingest beside a running server) changed the embedded store: this process's
+            # Chroma keeps serving its old in-memory index until reopened
+            log.info("the embedded store changed on disk; reopening it")
+            self._reopen()
+            return self.collection(create)
         return self._collection
+
+    def _files_stamp(self) -> int | None:
+        """When the embedded store's files last changed (None on a Chroma server)."""
+        if self.settings.store.host:
+            return None
+        db = self.settings.data_dir / "chroma" / "chroma.sqlite3"
+        stamp = 0
+        for f in (db, db.with_name(db.name + "-wal")):
+            try:
+                stamp = max(stamp, f.stat().st_mtime_ns)
+            except OSError:
+                pass
+        return stamp
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -254,6 +275,7 @@ class Store:
             self._call("write", col.upsert, ids=ids, embeddings=np.vstack(embs), documents=docs, metadatas=metas)
         if stale:
             self._call("delete", col.delete, ids=stale)
+        self._stamp = self._files_stamp()  # our own write: no reason to reopen
 
     def sweep_partial_articles(self, page: int = 5000) -> int:
         """Delete chunks that do not belong to their article's current version; returns how many.
@@ -284,6 +306,7 @@ class Store:
                 doomed += [cid for cid, _, h in chunks if h != head]
         for i in range(0, len(doomed), page):
             self._call("delete", col.delete, ids=doomed[i:i + page])
+        self._stamp = self._files_stamp()
         if doomed:
             log.warning("removed %d chunks left by an interrupted ingest", len(doomed))
         return len(doomed)
@@ -292,6 +315,7 @@ class Store:
         ids = self.chunk_ids(article_id)
         if ids:
             self._call("delete", self.collection().delete, ids=ids)
+            self._stamp = self._files_stamp()
         return len(ids)
 
     def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
