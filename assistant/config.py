@@ -46,6 +46,8 @@ class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
     clean: bool = Field(True, description="Strip page furniture (captions, bylines, related boxes) at ingest.")
     batch_articles: int = Field(32, description="Articles written to the store per transaction.")
+    near_duplicate: float = Field(0.8, description="An article whose text overlaps a stored one at least this "
+                                  "much (Jaccard of word 5-grams, 0-1) is a syndicated copy and skipped; 0 = off.")
 
 
 class RetrievalSettings(_Section):

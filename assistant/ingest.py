@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from assistant.chunking import Chunker
 from assistant.cleaning import content_regions
@@ -46,6 +50,46 @@ class IngestReport:
         d["failed"] = [asdict(f) for f in self.failed]
         d["skipped"] = [asdict(f) for f in self.skipped]
         return d
+
+
+SHINGLE = 5
+_BANDS, _ROWS = 16, 4  # LSH: 64 hash values in 16 bands of 4; a 0.8-similar pair shares a band almost surely
+_PRIME = 4294967311  # > 2**32
+_rng = np.random.default_rng(8)
+_A = _rng.integers(1, 2**31, _BANDS * _ROWS, dtype=np.uint64)
+_B = _rng.integers(0, 2**31, _BANDS * _ROWS, dtype=np.uint64)
+
+
+def minhash(text: str) -> list[int] | None:
+    """MinHash signature of the text's word 5-grams (case and punctuation ignored); None if under 20 words."""
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < 20:
+        return None
+    shingles = {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    h = np.array([int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little")
+                  for s in shingles], dtype=np.uint64)
+    return ((np.outer(h, _A) + _B) % _PRIME).min(axis=0).astype(np.int64).tolist()
+
+
+class NearDuplicateIndex:
+    """MinHash signatures bucketed by LSH bands, to find an article's closest stored copy quickly."""
+
+    def __init__(self) -> None:
+        self.sigs: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+        self.buckets: dict[tuple, list[str]] = {}
+
+    def add(self, key: str, sig: list[int], info: dict[str, Any]) -> None:
+        self.sigs[key] = (np.asarray(sig), info)
+        for b in range(_BANDS):
+            self.buckets.setdefault((b, *sig[b * _ROWS:(b + 1) * _ROWS]), []).append(key)
+
+    def best(self, sig: list[int], exclude: str | None = None) -> tuple[str, float, dict[str, Any]] | None:
+        """(key, estimated Jaccard similarity, info) of the most similar signature sharing a band."""
+        candidates = {k for b in range(_BANDS) for k in self.buckets.get((b, *sig[b * _ROWS:(b + 1) * _ROWS]), [])}
+        candidates.discard(exclude)
+        arr = np.asarray(sig)
+        scored = [(k, float((self.sigs[k][0] == arr).mean()), self.sigs[k][1]) for k in candidates]
+        return max(scored, key=lambda x: x[1], default=None)
 
 
 def lexical_path(settings: Settings) -> Path:
@@ -130,6 +174,9 @@ class Ingestor:
                     report.unchanged += 1
                 else:
                     todo.append(a)
+            signatures: dict[str, list[int]] = {}
+            if self.settings.ingest.near_duplicate > 0 and todo:
+                todo = self._drop_near_duplicates(todo, stored, signatures, report)
             if todo:
                 self._write_journal(journal, todo)
             total = len(todo)
@@ -138,7 +185,7 @@ class Ingestor:
             for a in todo:
                 batch.append(a)
                 if len(batch) >= self.settings.ingest.batch_articles or a is todo[-1]:
-                    self._write_batch(batch, stored, cache, report)
+                    self._write_batch(batch, stored, cache, report, signatures)
                     done += len(batch)
                     batch = []
                     log.info("stored %d/%d articles", done, total)
@@ -224,7 +271,40 @@ class Ingestor:
         return [meta.get("text_hash"), tokenize(meta.get("title", "") + "\n" + text),
                 meta.get("date_int"), meta.get("source")]
 
-    def _write_batch(self, batch: list[Article], stored: dict, cache: dict, report: IngestReport) -> None:
+    def _drop_near_duplicates(self, todo: list[Article], stored: dict[str, dict[str, Any]],
+                              signatures: dict[str, list[int]], report: IngestReport) -> list[Article]:
+        """Skip syndicated copies (the same wire story under another title, source or dateline).
+
+        Each article's MinHash signature is kept in its manifest row, so copies are caught across runs;
+        `signatures` receives those of the articles to write.
+        """
+        threshold = self.settings.ingest.near_duplicate
+        index = NearDuplicateIndex()
+        for aid, meta in stored.items():
+            if meta.get("minhash"):
+                index.add(aid, json.loads(meta["minhash"]), meta)
+        keep = []
+        for a in todo:
+            sig = minhash(a.body)
+            if sig is None:  # too short to judge by overlap
+                keep.append(a)
+                continue
+            match = index.best(sig, exclude=a.id)
+            if match is not None and match[1] >= threshold:
+                meta = match[2]
+                where = ", ".join(x for x in (meta.get("source"), meta.get("origin")) if x)
+                report.skipped.append(LoadFailure(
+                    a.origin or a.title,
+                    f"near-duplicate ({match[1]:.0%} overlap) of '{meta.get('title')}'" + (f" ({where})" if where
+                                                                                          else "")))
+                continue
+            signatures[a.id] = sig
+            index.add(a.id, sig, {"title": a.title, "source": a.source, "origin": a.origin})
+            keep.append(a)
+        return keep
+
+    def _write_batch(self, batch: list[Article], stored: dict, cache: dict, report: IngestReport,
+                     signatures: dict[str, list[int]] | None = None) -> None:
         chunker = self.chunker
         plans = []
         texts: list[str] = []
@@ -240,7 +320,7 @@ class Ingestor:
             old_ids = self.store.chunk_ids(a.id) if a.id in stored else []
             hashes = [content_hash(normalized(c.text)) for c in chunks]
             items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
-        self.store.write(items)
+        self.store.write(items, {aid: {"minhash": json.dumps(sig)} for aid, sig in (signatures or {}).items()})
         for a, chunks, hashes, _, old_ids in items:
             for cid in old_ids:
                 cache.pop(cid, None)

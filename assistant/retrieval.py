@@ -161,19 +161,32 @@ def term_coverage(terms: list[str], text: str) -> float:
     return sum(w for t, w in zip(terms, weights) if t in have) / sum(weights)
 
 
-def collapse_duplicates(passages: list[Passage]) -> list[Passage]:
-    """Keep the first of passages with the same normalized text; record the copies' sources on it."""
-    seen: dict[str, Passage] = {}
-    out = []
+def collapse_duplicates(passages: list[Passage], containment: float = 0.8) -> list[Passage]:
+    """Keep one copy of near-identical passages and of the articles they come from; record the copies' sources.
+
+    Passages are compared by their word 4-grams: one whose 4-grams lie mostly (`containment`) inside a kept
+    passage's is a copy, so a wire story run by two outlets with another dateline or byline collapses. An
+    article holding a copy of a substantial (20+ words) passage of a better-ranked article is that story
+    again: all its passages go, so one story is never cited as two sources.
+    """
+    kept: list[tuple[Passage, set[str]]] = []
+    alias: dict[str, Passage] = {}  # copy's article id -> first passage of the article it copies
     for p in passages:
-        key = normalized(p.text)[:400]
-        first = seen.get(key)
+        words = normalized(p.text).split()
+        grams = {" ".join(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
+        first = next((q for q, q_grams in kept
+                      if len(grams & q_grams) >= containment * min(len(grams), len(q_grams))), None)
         if first is None:
-            seen[key] = p
-            out.append(p)
-        elif first.article_id != p.article_id:
-            first.also_in.append({"article_id": p.article_id, "title": p.title, "source": p.source,
-                                  "published_at": p.published_at, "url": p.url})
+            kept.append((p, grams))
+        elif (first.article_id != p.article_id and len(words) >= 20 and p.article_id not in alias
+              and first.article_id not in alias
+              and all(q.article_id != p.article_id for q in alias.values())):  # no chains, no cycles
+            alias[p.article_id] = first
+    out = [p for p, _ in kept if p.article_id not in alias]
+    for copy_id, original in alias.items():
+        p = next(q for q in passages if q.article_id == copy_id)
+        original.also_in.append({"article_id": p.article_id, "title": p.title, "source": p.source,
+                                 "published_at": p.published_at, "url": p.url})
     return out
 
 

@@ -257,10 +257,12 @@ class Store:
         got = self._call("read", self.collection().get, where={"article_id": article_id}, include=[])
         return list(got["ids"])
 
-    def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]]) -> None:
+    def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]],
+              article_meta: dict[str, dict[str, Any]] | None = None) -> None:
         """Upsert whole articles (article, chunks, chunk texts hashes, embeddings, old chunk ids).
 
         An article's chunks go in one upsert, then its stale chunks (an edit made it shorter) are deleted.
+        `article_meta` adds per-article fields to the first chunk's metadata (the manifest row).
         """
         ids, embs, docs, metas, stale = [], [], [], [], []
         for article, chunks, text_hashes, vectors, old_ids in items:
@@ -269,6 +271,8 @@ class Store:
             embs.append(vectors)
             docs += [c.text for c in chunks]
             metas += [chunk_metadata(article, c, h) for c, h in zip(chunks, text_hashes)]
+            if chunks and article_meta and article.id in article_meta:
+                metas[-len(chunks)].update(article_meta[article.id])
             stale += sorted(set(old_ids) - set(new_ids))
         col = self.collection()
         if ids:
