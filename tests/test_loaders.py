@@ -414,7 +414,7 @@ def test_broken_symlink_is_failure(tmp_path):
     os.symlink(tmp_path / "gone.txt", tmp_path / "dangling.txt")
     os.symlink(tmp_path / "self.md", tmp_path / "self.md")  # a file symlink pointing at itself
     result = load_paths([tmp_path])
-    assert [f.reason for f in result.failures] == ["broken symlink", "broken symlink"]
+    assert [f.reason for f in result.failures] == ["broken symlink", "symlink loop (the link points back to itself)"]
     assert load_paths([tmp_path / "dangling.txt"]).failures[0].reason == "broken symlink"
 
 
