@@ -9,6 +9,7 @@ from assistant import __version__
 from assistant.chain import Assistant
 from assistant.config import Settings
 from assistant.web.app import CSS, build_app
+from assistant.web.errors import install_error_handlers
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
@@ -16,6 +17,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     assistant = assistant or Assistant(settings)
     app = FastAPI(title="Newsroom assistant", version=__version__)
     app.state.assistant = assistant
+    install_error_handlers(app)
 
     @app.get("/healthz")
     def healthz() -> dict:
