@@ -130,6 +130,7 @@ def start_chroma(path: Path, port: int) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
     n = 150
     src = tmp_path / "articles.jsonl"
