@@ -125,7 +125,9 @@ class Store:
         self.embedder = embedder or Embedder.shared(settings.embedding)
         self._client = None
         self._collection = None
-        self._stamp: int | None = None
+        self._stamp: int | None = None  # embedded store files' mtime when this process last read/wrote them
+        self._fresh_path: str | None = None  # the client this Store reopened itself, if any
+        self._reopens = 0
 
     @property
     def location(self) -> str:
@@ -230,8 +232,8 @@ class Store:
         import chromadb
         from chromadb.api.shared_system_client import SharedSystemClient
 
-        old = getattr(self, "_fresh_path", None)
-        self._reopens = getattr(self, "_reopens", 0) + 1
+        old = self._fresh_path
+        self._reopens += 1
         path = str(self.settings.data_dir / "chroma") + "/." * self._reopens
         self._client = chromadb.PersistentClient(path=path, settings=chromadb.Settings(anonymized_telemetry=False))
         self._collection = None

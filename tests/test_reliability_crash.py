@@ -198,3 +198,41 @@ def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
     assert asked >= 3
     assert len(seen_chunks - {before}) >= 1, "reads never saw the write"  # the store grew under the reader
     assert assistant.store.count() == check_store_consistent(settings, expected_all(first, second))
+
+
+def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_path, make_settings):
+    """The one partial state a kill can leave: an edited, shorter article upserted, its old tail not yet deleted."""
+    from assistant.ingest import Ingestor
+    from assistant.models import content_hash
+    from assistant.retrieval import normalized
+
+    src = tmp_path / "articles.jsonl"
+    write_articles(src, 30, seed=3)
+    settings = make_settings()
+    ingestor = Ingestor(settings)
+    assert ingestor.ingest_paths([src]).added == 30
+    articles = load_paths([src]).articles
+    long = max(articles, key=lambda a: len(ingestor.chunker.split(a)))
+    old_chunks = ingestor.chunker.split(long)
+    assert len(old_chunks) >= 2
+    records = [json.loads(x) for x in src.read_text().splitlines()]
+    for r in records:
+        if r["url"] == long.url:
+            r["body"] = r["body"].split("\n\n")[0]  # the edit keeps only the first paragraph
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    edited = next(a for a in load_paths([src]).articles if a.id == long.id)
+    new_chunks = ingestor.chunker.split(edited)
+    assert len(new_chunks) < len(old_chunks)
+
+    # replay the killed run: journal written, the edited article upserted, the old tail's delete never ran
+    Ingestor._write_journal(settings.data_dir / "ingest.journal", [edited])
+    vectors = ingestor.store.embedder.embed([c.text for c in new_chunks])
+    ingestor.store.write([(edited, new_chunks, [content_hash(normalized(c.text)) for c in new_chunks], vectors, [])])
+    assert len(ingestor.store.chunk_ids(long.id)) == len(old_chunks)  # the orphans are there
+
+    report = Ingestor(settings).ingest_paths([src])
+    removed = len(old_chunks) - len(new_chunks)
+    assert report.resumed.endswith(f"; removed {removed} leftover chunks of partly replaced articles")
+    assert "1 of its 1 articles were already stored whole and kept" in report.resumed
+    assert report.unchanged == 30 and report.updated == 0
+    check_store_consistent(settings, expected_all(src))
