@@ -29,6 +29,7 @@ CSS = """
 .source-card .passage { white-space: pre-wrap; font-size: 0.9em; margin-top: 6px; unicode-bidi: plaintext; }
 .source-card .title { font-weight: 600; unicode-bidi: plaintext; }
 .sources-empty { color: var(--body-text-color-subdued); }
+#chat .message-content { unicode-bidi: plaintext; text-align: start; }
 """
 
 
