@@ -43,7 +43,7 @@ def cli(ctx: click.Context, data_dir: str | None, config: str | None, verbose: i
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=LOG_LEVELS[min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
+    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, LOG_LEVELS[min(verbose, 2)]))
     ctx.obj = {"data_dir": data_dir, "config": config}
 

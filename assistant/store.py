@@ -47,6 +47,9 @@ class Embedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
                     try:
                         self._model = SentenceTransformer(self.path, device=self.settings.device)
