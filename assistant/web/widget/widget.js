@@ -96,7 +96,13 @@
   });
   form.addEventListener("submit", function (e) { e.preventDefault(); ask(); });
 
+  // Lets the host page (and tests) follow the conversation: only the event kind, never its content.
+  function notify(kind) {
+    host.dispatchEvent(new CustomEvent("newsroom-assistant", { detail: { event: kind }, bubbles: true, composed: true }));
+  }
+
   function showError(box, message) {
+    notify("error");
     box.replaceChildren(el("div", { class: "err", role: "alert" }, message));
   }
 
@@ -198,6 +204,7 @@
     var failed = false;
 
     function handle(event, data) {
+      notify(event);
       if (event === "delta") {
         text += data.text || "";
         answerNode.textContent = text;
