@@ -63,7 +63,8 @@ def test_openapi_schema_has_the_routes(client):
     assert {"/api/ask", "/api/ask/stream", "/api/articles", "/api/articles/{article_id}", "/healthz"} <= set(paths)
     assert set(paths["/api/articles"]) == {"get", "post"} and "delete" in paths["/api/articles/{article_id}"]
     cit = schema["components"]["schemas"]["CitationOut"]["properties"]
-    assert {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "supported"} <= set(cit)
+    assert {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end",
+            "supported"} <= set(cit)
     assert "429" in paths["/api/ask"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").json()["chunks"] > 0
