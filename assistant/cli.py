@@ -163,7 +163,9 @@ def serve(ctx, host, port) -> None:
     settings = _settings(ctx, **{"server.host": host, "server.port": port})
     app = create_app(settings)
     click.echo(f"Serving the assistant on http://{settings.server.host}:{settings.server.port}/", err=True)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    # -v shows uvicorn's access log: method, path and status only; tokens travel in headers, never logged.
+    level = "info" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "warning"
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=level)
 
 
 @cli.command()

@@ -231,6 +231,19 @@ class Store:
         if stale:
             self._call("delete", col.delete, ids=stale)
 
+    def chunk_counts(self, article_ids: list[str]) -> dict[str, int]:
+        """How many chunks each of these articles has (one query, ids only)."""
+        counts = dict.fromkeys(article_ids, 0)
+        if not article_ids:
+            return counts
+        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
+                         include=[])
+        for cid in got["ids"]:
+            aid = cid.rsplit(":", 1)[0]
+            if aid in counts:
+                counts[aid] += 1
+        return counts
+
     def delete_article(self, article_id: str) -> int:
         ids = self.chunk_ids(article_id)
         if ids:
