@@ -10,6 +10,7 @@ import functools
 import http.server
 import json
 import os
+import tempfile
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,9 @@ ADMIN = "browser-admin-7c1e52"
 WIDGET = "browser-widget-94d0b3"
 QUESTION = "Did Russia offer Iran military help?"
 XSS = "<img src=x onerror=alert(1)>"
-DOCS = ROOT / "docs"
+# Screenshots for the README are refreshed only on request (ASSISTANT_SCREENSHOTS=1), so a test run
+# leaves the work tree clean; otherwise they go to a temp folder and are still taken (and so exercised).
+DOCS = ROOT / "docs" if os.environ.get("ASSISTANT_SCREENSHOTS") else Path(tempfile.mkdtemp(prefix="shots-"))
 
 WIKI_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
