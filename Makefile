@@ -23,7 +23,14 @@ run: setup
 	$(BIN)/assistant ingest corpus/
 	$(BIN)/assistant serve
 
+# The browser tests drive Debian's chromium with Playwright; never `playwright install` (no browser downloads).
 test-deps: setup
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet 'playwright>=1.49'
 
 test: test-deps
 	$(BIN)/python -m pytest -q

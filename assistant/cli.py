@@ -45,7 +45,7 @@ def cli(ctx: click.Context, data_dir: str | None, config: str | None, verbose: i
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=LOG_LEVELS[min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
+    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, LOG_LEVELS[min(verbose, 2)]))
     ctx.obj = {"data_dir": data_dir, "config": config}
 
@@ -165,7 +165,9 @@ def serve(ctx, host, port) -> None:
     settings = _settings(ctx, **{"server.host": host, "server.port": port})
     app = create_app(settings)
     click.echo(f"Serving the assistant on http://{settings.server.host}:{settings.server.port}/", err=True)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    # -v shows uvicorn's access log: method, path and status only; tokens travel in headers, never logged.
+    level = "info" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "warning"
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=level)
 
 
 @cli.command()

@@ -27,6 +27,14 @@ also after would could new one two its it's s t don't
 """.split())
 
 
+def _bm25s():
+    """bm25s, imported lazily; it sets its own logger to DEBUG on import, which would print on every ingest."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+    return bm25s
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercased words and numbers without stopwords; light plural folding keeps names intact."""
     out = []
@@ -72,8 +80,7 @@ class LexicalIndex:
 
     def rebuild(self, cache: dict[str, list[Any]]) -> None:
         """Write the token cache and a fresh bm25s index atomically (temp folder, then rename)."""
-        import bm25s
-
+        bm25s = _bm25s()
         tmp = self.path.with_name(self.path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -107,8 +114,7 @@ class LexicalIndex:
         with self._lock:
             if stamp == self._stamp:
                 return
-            import bm25s
-
+            bm25s = _bm25s()
             try:
                 meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
                 bm25 = bm25s.BM25.load(str(self.path / "bm25"), show_progress=False) if meta["ids"] else None

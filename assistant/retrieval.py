@@ -16,6 +16,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
+from assistant.errors import AssistantError
 from assistant.lexical import LexicalIndex, tokenize
 from assistant.models import Passage
 from assistant.store import Store
@@ -32,6 +33,17 @@ class Filters:
     date_to: str | None = None
     sources: list[str] = field(default_factory=list)
     today: str | None = None  # the day the question is asked, for "this week"
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to", "today"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:  # a real calendar day: "2025-13-01" would otherwise crash retrieval
+                date.fromisoformat(str(value)[:10])
+            except ValueError as e:
+                raise AssistantError(f"invalid {name.replace('_', ' ')} {value!r}: {e}",
+                                     "give dates as YYYY-MM-DD") from e
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Filters:

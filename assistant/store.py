@@ -47,6 +47,9 @@ class Embedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
                     try:
                         self._model = SentenceTransformer(self.path, device=self.settings.device)
@@ -316,6 +319,19 @@ class Store:
         if doomed:
             log.warning("removed %d chunks left by an interrupted ingest", len(doomed))
         return len(doomed)
+
+    def chunk_counts(self, article_ids: list[str]) -> dict[str, int]:
+        """How many chunks each of these articles has (one query, ids only)."""
+        counts = dict.fromkeys(article_ids, 0)
+        if not article_ids:
+            return counts
+        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
+                         include=[])
+        for cid in got["ids"]:
+            aid = cid.rsplit(":", 1)[0]
+            if aid in counts:
+                counts[aid] += 1
+        return counts
 
     def delete_article(self, article_id: str) -> int:
         ids = self.chunk_ids(article_id)

@@ -246,3 +246,17 @@ def test_odd_questions_get_an_answer_or_refusal(scripts, question):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert set(out) == {"answer", "refused", "citations"} and out["answer"]
+
+
+@pytest.mark.parametrize("flag,value", [("--today", "2025-13-01"), ("--since", "yesterday"), ("--until", "2025-02-30")])
+def test_impossible_dates_are_clear_errors(scripts, flag, value):
+    """Found by schemathesis on /api/ask ("month must be in 1..12" was a 500); the CLI had the same traceback."""
+    settings, _ = scripts
+    with pytest.raises(AssistantError, match="give dates as YYYY-MM-DD"):
+        Assistant(settings).ask("What did Peskov say?", filters={flag.strip("-").replace("since", "date_from")
+                                                                 .replace("until", "date_to"): value})
+    res = CliRunner().invoke(cli, ["ask", "--json", "--data-dir", str(settings.data_dir), flag, value,
+                                   "What did Peskov say?"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith("Error: invalid ") and value in line

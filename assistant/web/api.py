@@ -1,26 +1,330 @@
-"""The ASGI app `assistant serve` runs: REST API, health check, and the Gradio chat at /."""
+"""The ASGI app `assistant serve` runs: REST API, /widget.js, health check, and the Gradio chat at /."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import Body, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant import __version__
-from assistant.chain import Assistant
+from assistant.chain import MAX_QUESTION_CHARS, Assistant, Event, check_question
 from assistant.config import Settings
+from assistant.errors import AssistantError, StoreError
+from assistant.ingest import Ingestor
+from assistant.loaders import articles_from_records
+from assistant.models import Answer
 from assistant.web.app import CSS, build_app
-from assistant.web.errors import install_error_handlers
+from assistant.web.security import Guard
+
+log = logging.getLogger(__name__)
+
+WIDGET_JS = Path(__file__).parent / "widget" / "widget.js"
+
+
+# ---- request / response shapes (they make the OpenAPI schema at /docs) ----
+
+class ErrorOut(BaseModel):
+    """Every error: a message for the user and, when there is one, how to fix it."""
+
+    error: str
+    hint: str | None = None
+
+
+class Turn(BaseModel):
+    """One earlier exchange of the conversation."""
+
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    answer: str = Field("", max_length=20_000)
+
+
+class FiltersIn(BaseModel):
+    """Restrict the articles an answer may use."""
+
+    model_config = ConfigDict(extra="forbid")
+    date_from: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/after (YYYY-MM-DD).")
+    date_to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/before (YYYY-MM-DD).")
+    sources: list[str] = Field(default_factory=list, max_length=50, description="Only these outlets.")
+    today: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                              description="The day the question is asked, for 'this week' (default: today).")
+
+
+class AskIn(BaseModel):
+    """A question, optionally with the conversation so far and filters."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"question": "Did Russia offer Iran military help?"}]})
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    history: list[Turn] = Field(default_factory=list, max_length=20, description="Earlier turns, oldest first.")
+    filters: FiltersIn | None = None
+
+
+class CitationOut(BaseModel):
+    """A numbered source: an exact quote of an article body, with its character span."""
+
+    n: int
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
+    url: str | None
+    quote: str = Field(description="Exact text of the article body between start and end.")
+    start: int
+    end: int
+    supported: bool | None = Field(None, description="Whether the cited passage supports its sentence (when checked).")
+    passage: str = Field("", description="The retrieved passage the quote comes from, for context.")
+
+
+class AskOut(BaseModel):
+    """The answer: text with [n] markers, the citations they refer to, and the support/refusal flags."""
+
+    answer: str
+    refused: bool = Field(description="True when the articles do not cover the question.")
+    citations: list[CitationOut]
+    support: float | None = Field(None, description="Share of the answer supported by its citations (when checked).")
+    unsupported: list[str] = Field(default_factory=list, description="Claims or citations that were dropped.")
+    notice: str | None = Field(None, description="E.g. the model server is down and the extractive engine answered.")
+
+
+class ArticleIn(BaseModel):
+    """An article to ingest. `content` or `text` may stand in for `body`; dates are normalised to YYYY-MM-DD."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "title": "Russia snubs Iran as Kremlin refuses military help", "body": "MOSCOW — ...",
+        "source": "Newsroom Wire", "published_at": "2025-06-24", "url": "https://newsroom.example/world/1"}]})
+    title: str
+    body: str | None = None
+    content: str | None = None
+    text: str | None = None
+    source: str | None = None
+    author: str | None = None
+    url: str | None = None
+    published_at: str | None = None
+
+
+class ArticleBatch(BaseModel):
+    articles: list[ArticleIn]
+
+
+class FailureOut(BaseModel):
+    path: str
+    reason: str
+    line: int | None = None
+
+
+class IngestOut(BaseModel):
+    """What an ingest did (same fields as `assistant ingest --json`)."""
+
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    chunks: int
+    failed: list[FailureOut]
+    skipped: list[FailureOut]
+    resumed: str | None
+    seconds: float
+    ids: list[str] = Field(default_factory=list, description="Article ids of the accepted articles, in order.")
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    source: str | None
+    published_at: str | None
+    url: str | None
+    chunks: int
+
+
+class ArticlePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    articles: list[ArticleOut]
+
+
+class DeletedOut(BaseModel):
+    id: str
+    chunks: int = Field(description="Chunks removed from the store.")
+
+
+class HealthOut(BaseModel):
+    status: str
+    chunks: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": what} for code, what in {
+        400: "Bad question or article", 401: "Missing or unknown token", 403: "Token or origin not allowed",
+        413: "Request body too large", 422: "Invalid request fields", 429: "Rate limit; see Retry-After",
+        503: "The vector store is unreachable"}.items()}
+
+
+def answer_out(answer: Answer) -> dict[str, Any]:
+    """The API's JSON for an answer (the `ask --json` fields plus support flags and passages)."""
+    return {
+        "answer": answer.answer, "refused": answer.refused,
+        "citations": [{k: getattr(c, k) for k in CitationOut.model_fields} for c in answer.citations],
+        "support": answer.support, "unsupported": list(answer.unsupported), "notice": answer.notice,
+    }
+
+
+def _sse(event: str, data: Any) -> str:
+    # JSON on one data line: answer text may hold newlines, which would otherwise split the SSE field.
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _error_json(status: int, message: str, hint: str | None = None, headers: dict | None = None) -> JSONResponse:
+    body = {"error": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """FastAPI app with the Gradio UI mounted at /."""
+    """FastAPI app: the REST API under /api, /widget.js, /healthz, docs at /docs, the Gradio UI mounted at /."""
     assistant = assistant or Assistant(settings)
-    app = FastAPI(title="Newsroom assistant", version=__version__)
+    app = FastAPI(title="Newsroom assistant", version=__version__,
+                  description="Cited answers from the newsroom's articles. Ask routes take a widget token "
+                              "(or none from the same origin); article writes take the admin token.")
     app.state.assistant = assistant
-    install_error_handlers(app)
+    app.state.ingestor = None
+    app.add_middleware(Guard, settings=settings.server)
 
-    @app.get("/healthz")
+    @app.exception_handler(AssistantError)
+    async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:
+        status = 503 if isinstance(e, StoreError) else 400
+        return _error_json(status, e.message, e.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        return _error_json(422, f"{where}: {first.get('msg')}" if where else str(first.get("msg")),
+                           "see the request schema at /docs")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        return _error_json(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, e: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_json(500, "internal error", "the server log has the details")
+
+    def ingestor() -> Ingestor:
+        if app.state.ingestor is None:
+            app.state.ingestor = Ingestor(settings, store=assistant.store)
+        return app.state.ingestor
+
+    @app.get("/healthz", response_model=HealthOut, responses={503: ERRORS[503]})
     def healthz() -> dict:
+        """Liveness plus the number of stored chunks."""
         return {"status": "ok", "chunks": assistant.store.count()}
 
+    @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
+    def ask(req: AskIn) -> dict:
+        """Answer a question from the articles, with numbered citations."""
+        answer = assistant.ask(req.question, _turns(req), _filters(req))
+        return answer_out(answer)
+
+    @app.post("/api/ask/stream", responses={**ERRORS, 200: {
+        "content": {"text/event-stream": {}},
+        "description": "Server-Sent Events: `delta` {text}... then one `citations` (the AskOut object, whose "
+                       "`answer` replaces the streamed text) then `done`; `error` {error, hint} on failure."}},
+        tags=["ask"])
+    async def ask_stream(req: AskIn) -> StreamingResponse:
+        """The answer as Server-Sent Events, text first, citations at the end."""
+        check_question(req.question)
+        events = assistant.stream(req.question, _turns(req), _filters(req))
+        # The first event comes after retrieval: pulling it here turns store errors into a proper status.
+        first = await run_in_threadpool(next, events, None)
+        return StreamingResponse(_sse_events(first, events), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
+    def list_articles(offset: Annotated[int, Query(ge=0)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """Stored articles, newest first."""
+        manifest = assistant.store.manifest() if assistant.store.count() else {}
+        metas = sorted(manifest.values(), key=lambda m: (m.get("published_at") or "", m.get("title") or ""),
+                       reverse=True)
+        page = metas[offset:offset + limit]
+        counts = assistant.store.chunk_counts([m["article_id"] for m in page])
+        return {"total": len(metas), "offset": offset, "limit": limit, "articles": [
+            {"id": m["article_id"], "title": m.get("title", ""), "source": m.get("source"),
+             "published_at": m.get("published_at"), "url": m.get("url"), "chunks": counts[m["article_id"]]}
+            for m in page]}
+
+    @app.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
+    def add_articles(payload: Annotated[ArticleIn | list[ArticleIn] | ArticleBatch, Body()]) -> dict:
+        """Ingest one article, a list, or {"articles": [...]} (admin token). Unchanged articles are skipped."""
+        items = payload.articles if isinstance(payload, ArticleBatch) else (
+            payload if isinstance(payload, list) else [payload])
+        if not items:
+            raise AssistantError("no articles in the request", 'send one article, a list, or {"articles": [...]}')
+        records = [i.model_dump(exclude_none=True) for i in items]
+        articles, failures = articles_from_records(records, "request")
+        if not articles:
+            raise AssistantError(failures[0].reason if len(failures) == 1 else
+                                 "; ".join(f.reason for f in failures[:5]), "each article needs a title and a body")
+        report = ingestor().ingest_articles(articles)
+        report.failed[:0] = failures
+        return {**report.to_json(), "ids": [a.id for a in articles]}
+
+    @app.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
+    def delete_article(article_id: str) -> dict:
+        """Remove an article and its chunks (admin token)."""
+        n = ingestor().delete(article_id)
+        if n == 0:
+            raise StarletteHTTPException(404, f"no article with id {article_id}")
+        return {"id": article_id, "chunks": n}
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def api_not_found(rest: str) -> JSONResponse:
+        # Without this, unknown /api paths would fall through to the Gradio app and answer with HTML.
+        return _error_json(404, f"no API route /api/{rest}", "see /docs")
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget_js() -> FileResponse:
+        return FileResponse(WIDGET_JS, media_type="text/javascript; charset=utf-8",
+                            headers={"Cache-Control": "public, max-age=300"})
+
+    # Mounted last: routes above win over the Gradio app at /.
     return gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, footer_links=["api"])
+
+
+def _turns(req: AskIn) -> list[tuple[str, str]]:
+    return [(t.question, t.answer) for t in req.history]
+
+
+def _filters(req: AskIn) -> dict[str, Any] | None:
+    return req.filters.model_dump() if req.filters else None
+
+
+async def _sse_events(first: Event | None, events: Iterator[Event]) -> AsyncIterator[str]:
+    """delta... citations done; an `error` event replaces the rest when answering fails midway."""
+    ev = first
+    try:
+        while ev is not None:
+            if ev.kind == "delta" and ev.text:
+                yield _sse("delta", {"text": ev.text})
+            elif ev.kind == "answer" and ev.answer is not None:
+                yield _sse("citations", answer_out(ev.answer))
+            ev = await run_in_threadpool(next, events, None)
+    except AssistantError as e:
+        log.warning("answer stream failed: %s", e)
+        yield _sse("error", {"error": e.message, "hint": e.hint})
+    except Exception:
+        log.exception("answer stream crashed")
+        yield _sse("error", {"error": "internal error", "hint": "the server log has the details"})
+    yield _sse("done", {})

@@ -1,0 +1,350 @@
+"""Speed and scale benchmarks (issue #7): ingest vs the naive LangChain pipeline, embedder bound,
+query latency, 100k chunks, concurrent HTTP users on 127.0.0.1.
+
+    python bench/run.py --quick      # reduced, under a minute; prints one JSON object last
+    python bench/run.py              # full run (the whole dev archive, 100k chunks, 10/20/50 users)
+
+Each measured pipeline runs in its own subprocess so peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT.parent / "shared" / "datasets" / "realtimeqa-news"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else 0.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_articles(n: int | None):
+    from assistant.models import Article
+
+    records = json.loads((DATASET / "corpus.json").read_text(encoding="utf-8"))
+    records = records[:n] if n else records
+    return [Article(title=r["title"], body=r["body"], source=r.get("source"), author=r.get("author"),
+                    published_at=r.get("published_at"), url=r.get("url")) for r in records]
+
+
+# ------------------------------------------------------------------ stages (run in subprocesses)
+
+def stage_ours(args) -> dict:
+    """Our ingest on the first N articles: wall time, time inside the embedder, re-ingest time."""
+    from assistant.config import load_settings
+    from assistant.ingest import Ingestor
+    from assistant.store import Embedder
+
+    articles = load_articles(args.articles)
+    settings = load_settings(data_dir=args.data_dir)
+    ingestor = Ingestor(settings)
+    embedder = ingestor.store.embedder
+    embedder.embed(["warm up"])  # model load is not ingest throughput
+    inner = embedder.embed
+    spent = {"s": 0.0, "texts": 0, "tokens": 0, "texts_list": []}
+
+    def timed(texts, batch_size=None):
+        t = time.perf_counter()
+        out = inner(texts, batch_size)
+        spent["s"] += time.perf_counter() - t
+        spent["texts"] += len(texts)
+        spent["texts_list"].append(texts)
+        return out
+
+    embedder.embed = timed
+    t0 = time.perf_counter()
+    report = ingestor.ingest_articles(articles)
+    total = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    again = ingestor.ingest_articles(articles)
+    reingest = time.perf_counter() - t1
+    tok = embedder.tokenizer
+    tokens = sum(min(len(ids), embedder.max_seq_length) for texts in spent["texts_list"]
+                 for ids in tok(texts, add_special_tokens=True)["input_ids"])
+    chars = sum(len(a.body) for a in articles)
+    assert again.unchanged == len(articles), again
+    return {"articles": len(articles), "chars": chars, "chunks": report.chunks, "seconds": total,
+            "embed_seconds": spent["s"], "tokens": tokens, "reingest_seconds": reingest,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def stage_naive(args) -> dict:
+    """The tutorial pipeline: RecursiveCharacterTextSplitter(1000, 200) + HuggingFaceEmbeddings + Chroma."""
+    import chromadb
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from assistant.store import _resolve_model
+
+    articles = load_articles(args.articles)
+    embeddings = HuggingFaceEmbeddings(model_name=_resolve_model("")[0])
+    embeddings.embed_query("warm up")
+    t0 = time.perf_counter()
+    docs = [Document(page_content=a.body, metadata={"title": a.title, "url": a.url or ""}) for a in articles]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+    client = chromadb.PersistentClient(path=args.data_dir, settings=chromadb.Settings(anonymized_telemetry=False))
+    Chroma.from_documents(chunks, embeddings, client=client, collection_name="naive")
+    total = time.perf_counter() - t0
+    return {"articles": len(articles), "chars": sum(len(a.body) for a in articles), "chunks": len(chunks),
+            "seconds": total, "peak_rss_mb": peak_rss_mb()}
+
+
+def stage_embedder(args) -> dict:
+    """The embedder alone at the pipeline's batch shapes: tokens/s on this CPU."""
+    from assistant.chunking import Chunker
+    from assistant.config import load_settings
+    from assistant.store import Embedder
+
+    settings = load_settings(data_dir=args.data_dir)
+    emb = Embedder.shared(settings.embedding)
+    chunker = Chunker(emb.tokenizer, emb.max_seq_length, settings.chunking.chunk_tokens,
+                      settings.chunking.overlap_tokens)
+    texts = []
+    for a in load_articles(args.articles):
+        title = chunker.embed_title(a.title)
+        texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
+    emb.embed(texts[:64])
+    tokens = sum(min(len(i), emb.max_seq_length) for i in emb.tokenizer(texts)["input_ids"])
+    t0 = time.perf_counter()
+    emb.embed(texts)
+    s = time.perf_counter() - t0
+    return {"texts": len(texts), "tokens": tokens, "seconds": s, "tokens_per_s": tokens / s,
+            "batch_size": settings.embedding.batch_size}
+
+
+def stage_query(args) -> dict:
+    """Retrieval and end-to-end extractive answer latency over the benchmark's questions."""
+    from assistant.chain import Assistant
+    from assistant.config import load_settings
+    from assistant.retrieval import Filters
+
+    queries = json.loads((DATASET / "queries.json").read_text(encoding="utf-8"))
+    if args.synthetic_questions:
+        random.Random(7).shuffle(queries)
+    queries = (queries * 4)[: args.queries]
+    assistant = Assistant(load_settings(data_dir=args.data_dir))
+    assistant.ask(queries[0]["query"])  # warm up: model load, index load
+    retr, answer = [], []
+    for q in queries:
+        f = Filters(today=q.get("question_date"))
+        t = time.perf_counter()
+        assistant.retriever.retrieve(q["query"], f)
+        retr.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        assistant.ask(q["query"], filters={"today": q.get("question_date")})
+        answer.append(1000 * (time.perf_counter() - t))
+    return {"queries": len(queries), "chunks": assistant.store.count(),
+            "retrieval_p50_ms": pct(retr, 50), "retrieval_p95_ms": pct(retr, 95),
+            "answer_p50_ms": pct(answer, 50), "answer_p95_ms": pct(answer, 95), "peak_rss_mb": peak_rss_mb()}
+
+
+def stage_synthetic(args) -> dict:
+    """Grow a store to N chunks by recombining real chunks: text = halves of two real chunks, vector =
+    the normalized sum of their stored vectors (no re-embedding; vocabulary and vector geometry stay real)."""
+    import numpy as np
+
+    from assistant.config import load_settings
+    from assistant.ingest import Ingestor
+
+    settings = load_settings(data_dir=args.data_dir)
+    ing = Ingestor(settings)
+    col = ing.store.collection()
+    real = col.get(include=["documents", "metadatas", "embeddings"])
+    n_real = len(real["ids"])
+    rng = random.Random(11)
+    need = args.chunks - n_real
+    t0 = time.perf_counter()
+    batch = 2000
+    made = 0
+    while made < need:
+        ids, docs, metas, vecs = [], [], [], []
+        for _ in range(min(batch, need - made)):
+            i, j = rng.randrange(n_real), rng.randrange(n_real)
+            a, b = real["documents"][i], real["documents"][j]
+            text = a[: len(a) // 2] + " " + b[len(b) // 2:]
+            v = np.asarray(real["embeddings"][i]) + np.asarray(real["embeddings"][j])
+            meta = dict(real["metadatas"][i])
+            meta.update(article_id=f"syn{made}", chunk_index=0, start=0, end=len(text), title=meta["title"],
+                        hash=f"syn{made}", sentences="[]")
+            ids.append(f"syn{made}:0")
+            docs.append(text)
+            metas.append(meta)
+            vecs.append(v / np.linalg.norm(v))
+            made += 1
+        col.add(ids=ids, documents=docs, metadatas=metas, embeddings=np.vstack(vecs))
+    # keyword index resync from the store (what an ingest does after a crash)
+    from assistant.ingest import IngestReport
+    ing._synced_cache(IngestReport(), None)
+    size = sum(f.stat().st_size for f in Path(args.data_dir).rglob("*") if f.is_file())
+    return {"chunks": col.count(), "seconds": time.perf_counter() - t0, "store_mb": size / 1e6}
+
+
+def stage(name: str, **kw) -> dict:
+    cmd = [sys.executable, __file__, "--stage", name] + [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()
+                                                         if v is not None and v is not False]
+    cmd += [f"--{k.replace('_', '-')}" for k, v in kw.items() if v is True]
+    cmd = [c for c in cmd if not c.endswith("=True")]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"stage {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ HTTP load
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _load(url: str, users: int, per_user: int, questions: list[str], timeout: float) -> dict:
+    import httpx
+
+    lat, errors = [], 0
+    deadline = time.perf_counter() + timeout
+
+    async def user(uid: int, client) -> None:
+        nonlocal errors
+        for i in range(per_user):
+            if time.perf_counter() > deadline:
+                return
+            t = time.perf_counter()
+            try:
+                r = await client.post(url, json={"question": questions[(uid * per_user + i) % len(questions)]})
+                if r.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(user(u, client) for u in range(users)))
+    wall = time.perf_counter() - t0
+    return {"users": users, "requests": len(lat), "errors": errors, "throughput_rps": len(lat) / wall,
+            "p50_ms": 1000 * pct(lat, 50), "p95_ms": 1000 * pct(lat, 95)}
+
+
+def load_test(data_dir: str, user_counts: list[int], per_user: int) -> list[dict]:
+    """Start `assistant serve` on a free loopback port; N concurrent clients POST /api/ask."""
+    port = free_port()
+    env = dict(os.environ, ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100000")
+    server = subprocess.Popen([sys.executable, "-m", "assistant", "--data-dir", data_dir, "serve", "--port",
+                               str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import httpx
+
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        queries = [q["query"] for q in json.loads((DATASET / "queries.json").read_text(encoding="utf-8"))]
+        url = f"http://127.0.0.1:{port}/api/ask"
+        httpx.post(url, json={"question": queries[0]}, timeout=120)  # warm up: model and index load
+        results = []
+        for users in user_counts:
+            r = asyncio.run(_load(url, users, per_user, queries, timeout=120))
+            r["serve_rss_mb"] = _rss_mb(server.pid)
+            results.append(r)
+        return results
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ------------------------------------------------------------------ main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="reduced run, under a minute")
+    ap.add_argument("--stage", help=argparse.SUPPRESS)
+    ap.add_argument("--articles", type=int, default=None)
+    ap.add_argument("--queries", type=int, default=156)
+    ap.add_argument("--chunks", type=int, default=100_000)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--synthetic-questions", action="store_true")
+    ap.add_argument("--keep", help="keep the stores in this folder (re-used by later runs)")
+    args = ap.parse_args()
+    if args.stage:
+        fn = {"ours": stage_ours, "naive": stage_naive, "embedder": stage_embedder, "query": stage_query,
+              "synthetic": stage_synthetic}[args.stage]
+        print(json.dumps(fn(args)))
+        return
+
+    quick = args.quick
+    n_articles = 30 if quick else None
+    work = Path(args.keep or tempfile.mkdtemp(prefix="assistant-bench-"))
+    shutil.rmtree(work / "ours", ignore_errors=True)
+    shutil.rmtree(work / "naive", ignore_errors=True)
+    out: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "quick": quick}
+    t0 = time.perf_counter()
+    ours = stage("ours", articles=n_articles, data_dir=str(work / "ours"))
+    naive = stage("naive", articles=n_articles, data_dir=str(work / "naive"))
+    emb = stage("embedder", articles=min(n_articles or 200, 200), data_dir=str(work / "ours"))
+    query = stage("query", queries=60 if quick else 156, data_dir=str(work / "ours"))
+    out.update(ours=ours, naive=naive, embedder=emb, query=query)
+    if not quick:
+        big = work / "big"
+        shutil.rmtree(big, ignore_errors=True)
+        shutil.copytree(work / "ours", big)
+        out["synthetic"] = stage("synthetic", chunks=args.chunks, data_dir=str(big))
+        out["query_100k"] = stage("query", queries=156, data_dir=str(big))
+        out["load_100k"] = load_test(str(big), [20], 5)
+    out["load"] = load_test(str(work / "ours"), [10] if quick else [10, 20, 50], 2 if quick else 10)
+    ours_cps = ours["chars"] / ours["seconds"]
+    naive_cps = naive["chars"] / naive["seconds"]
+    summary = {
+        "ingest_chars_per_s": round(ours_cps),
+        "naive_chars_per_s": round(naive_cps),
+        "ingest_ratio_vs_naive": round(ours_cps / naive_cps, 3),
+        "embedder_share": round(ours["embed_seconds"] / ours["seconds"], 3),
+        "reingest_speedup": round(ours["seconds"] / max(ours["reingest_seconds"], 1e-9), 1),
+        "retrieval_p95_ms": round(query["retrieval_p95_ms"], 1),
+        "answer_p95_ms": round(query["answer_p95_ms"], 1),
+        "load_errors": sum(r["errors"] for r in out["load"]),
+        "load_p95_ms": round(max(r["p95_ms"] for r in out["load"]), 1),
+    }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=1), file=sys.stderr)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

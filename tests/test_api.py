@@ -1,0 +1,261 @@
+"""The REST API over a real store: shapes, streaming order, tokens, origins, rate and size limits, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.chain import Assistant
+from assistant.config import load_settings
+from assistant.web.api import create_app
+from assistant.web.security import RateLimiter
+from tests.conftest import free_port
+
+ADMIN = "admin-secret-123"
+WIDGET = "widget-token-abc"
+WIKI = "http://wiki.example"
+QUESTION = "Did Russia offer Iran military help?"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _settings(data_dir, **server):
+    overrides = {"server.admin_token": ADMIN, "server.widget_tokens": {WIDGET: [WIKI]},
+                 "server.rate_limit_per_minute": 1000}
+    overrides.update({f"server.{k}": v for k, v in server.items()})
+    return load_settings(data_dir=str(data_dir), **overrides)
+
+
+@pytest.fixture(scope="module")
+def api_data_dir(corpus_data_dir, tmp_path_factory):
+    """A writable copy of the session's corpus store (these tests ingest and delete)."""
+    target = tmp_path_factory.mktemp("api") / "data"
+    shutil.copytree(corpus_data_dir, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def api_assistant(api_data_dir):
+    return Assistant(_settings(api_data_dir))
+
+
+@pytest.fixture(scope="module")
+def client(api_assistant):
+    with TestClient(create_app(api_assistant.settings, api_assistant)) as c:
+        yield c
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_openapi_schema_has_the_routes(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert {"/api/ask", "/api/ask/stream", "/api/articles", "/api/articles/{article_id}", "/healthz"} <= set(paths)
+    assert set(paths["/api/articles"]) == {"get", "post"} and "delete" in paths["/api/articles/{article_id}"]
+    cit = schema["components"]["schemas"]["CitationOut"]["properties"]
+    assert {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end",
+            "supported"} <= set(cit)
+    assert "429" in paths["/api/ask"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/healthz").json()["chunks"] > 0
+
+
+def test_ask_returns_cited_answer(client):
+    r = client.post("/api/ask", json={"question": QUESTION})
+    assert r.status_code == 200
+    data = r.json()
+    assert set(data) == {"answer", "refused", "citations", "support", "unsupported", "notice"}
+    assert data["refused"] is False and "[1]" in data["answer"]
+    c = data["citations"][0]
+    assert c["title"] == "Russia snubs Iran as Kremlin refuses military help"
+    assert c["n"] == 1 and c["end"] - c["start"] == len(c["quote"]) and c["quote"] in c["passage"]
+    assert c["url"].startswith("https://")
+
+
+def test_ask_accepts_history_and_filters(client):
+    r = client.post("/api/ask", json={"question": "What about China?",
+                                      "history": [{"question": QUESTION, "answer": "No [1]"}],
+                                      "filters": {"date_from": "2025-06-01", "sources": ["Newsroom Wire"]}})
+    assert r.status_code == 200 and r.json()["answer"]
+    bad = client.post("/api/ask", json={"question": QUESTION, "filters": {"date_from": "June"}})
+    assert bad.status_code == 422 and "date_from" in bad.json()["error"]
+
+
+def test_stream_sends_deltas_then_citations_then_done(client):
+    with client.stream("POST", "/api/ask/stream", json={"question": QUESTION}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(r.read().decode())
+    kinds = [k for k, _ in events]
+    assert kinds[-2:] == ["citations", "done"] and kinds.count("citations") == 1
+    assert kinds[:-2] and set(kinds[:-2]) == {"delta"}
+    streamed = "".join(d["text"] for k, d in events if k == "delta")
+    final = events[-2][1]
+    assert streamed.strip() and final["citations"] and final["answer"]
+    assert final == client.post("/api/ask", json={"question": QUESTION}).json()
+
+
+def test_admin_routes_need_the_admin_token(client):
+    article = {"title": "Harbour reopens", "body": "The harbour at Port Vell reopened on Monday after repairs."}
+    assert client.post("/api/articles", json=article).status_code == 401
+    assert client.post("/api/articles", json=article, headers={"Authorization": "Bearer nope"}).status_code == 401
+    r = client.post("/api/articles", json=article, headers={"Authorization": f"Bearer {WIDGET}"})
+    assert r.status_code == 403 and r.json()["error"]
+    assert client.delete("/api/articles/abc").status_code == 401
+    assert client.delete("/api/articles/abc", headers={"X-Widget-Token": WIDGET}).status_code == 403
+    r = client.post("/api/articles", json=article, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 200 and r.json()["added"] == 1
+    aid = r.json()["ids"][0]
+    listed = {a["id"]: a for a in client.get("/api/articles", params={"limit": 500}).json()["articles"]}
+    assert listed[aid]["title"] == "Harbour reopens" and listed[aid]["chunks"] >= 1
+    again = client.post("/api/articles", json=[article], headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert again["unchanged"] == 1 and again["added"] == 0
+    r = client.delete(f"/api/articles/{aid}", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 200 and r.json() == {"id": aid, "chunks": listed[aid]["chunks"]}
+    assert aid not in {a["id"] for a in client.get("/api/articles", params={"limit": 500}).json()["articles"]}
+    missing = client.delete(f"/api/articles/{aid}", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_bad_articles_are_reported(client):
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = client.post("/api/articles", json={"title": "No body here"}, headers=admin)
+    assert r.status_code == 400 and "missing body" in r.json()["error"]
+    r = client.post("/api/articles", json=[{"title": "Ok", "body": "Fine text about ferries in Oslo."},
+                                            {"title": "Empty", "body": ""}], headers=admin)
+    assert r.status_code == 200 and r.json()["added"] == 1 and "missing body" in r.json()["failed"][0]["reason"]
+    client.delete(f"/api/articles/{r.json()['ids'][0]}", headers=admin)
+    assert client.post("/api/articles", json={"articles": []}, headers=admin).status_code == 400
+
+
+def test_xss_title_comes_back_as_plain_text(client):
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = client.post("/api/articles", headers=admin, json={
+        "title": XSS, "body": "The Zanzibar clove harvest failed this year after unusually heavy rains, "
+                              "officials in Stone Town said on Tuesday."})
+    assert r.status_code == 200
+    aid = r.json()["ids"][0]
+    try:
+        listing = client.get("/api/articles", params={"limit": 500})
+        assert XSS in listing.text  # raw JSON text: neither escaped to &lt; nor stripped
+        answer = client.post("/api/ask", json={"question": "What happened to the Zanzibar clove harvest?"})
+        assert XSS in answer.text
+        assert answer.json()["citations"][0]["title"] == XSS
+        assert answer.headers["content-type"].startswith("application/json")
+    finally:
+        client.delete(f"/api/articles/{aid}", headers=admin)
+
+
+def test_widget_tokens_are_tied_to_origins(client):
+    q = {"question": QUESTION}
+    r = client.post("/api/ask", json=q, headers={"Authorization": "Bearer wrong", "Origin": WIKI})
+    assert r.status_code == 401 and r.json()["error"] == "unknown token"
+    r = client.post("/api/ask", json=q, headers={"Authorization": f"Bearer {WIDGET}", "Origin": WIKI})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == WIKI
+    r = client.post("/api/ask", json=q, headers={"X-Widget-Token": WIDGET, "Origin": "http://evil.example"})
+    assert r.status_code == 403 and "evil.example" in r.json()["error"]
+    assert "access-control-allow-origin" not in r.headers
+    # Preflights: allowed origin gets CORS headers, others do not.
+    pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    ok = client.options("/api/ask/stream", headers={"Origin": WIKI, **pre})
+    assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == WIKI
+    assert "authorization" in ok.headers["access-control-allow-headers"]
+    no = client.options("/api/ask/stream", headers={"Origin": "http://evil.example", **pre})
+    assert no.status_code == 403 and "access-control-allow-origin" not in no.headers
+    # Widget tokens only ask; no token is fine without an Origin (curl) but not from another site.
+    assert client.get("/api/articles", headers={"X-Widget-Token": WIDGET}).status_code == 403
+    assert client.post("/api/ask", json=q, headers={"Origin": WIKI}).status_code == 401
+    assert client.post("/api/ask", json=q, headers={"Origin": "http://testserver"}).status_code == 200
+
+
+def test_rate_limit_answers_429_with_retry_after(api_assistant):
+    settings = _settings(api_assistant.settings.data_dir, rate_limit_per_minute=2)
+    with TestClient(create_app(settings, api_assistant)) as c:
+        h = {"X-Widget-Token": WIDGET, "Origin": WIKI}
+        assert c.get("/api/nowhere").status_code == 404
+        assert c.post("/api/ask", json={"question": QUESTION}, headers=h).status_code == 200
+        r = c.post("/api/ask", json={"question": QUESTION}, headers=h)
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["retry-after"]) <= 60 and r.json()["error"]
+        assert r.headers["access-control-allow-origin"] == WIKI  # the widget can read the message
+        # The admin is not throttled.
+        assert c.get("/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+def test_rate_limiter_window_slides():
+    limiter = RateLimiter(2, window=60)
+    assert limiter.hit(["ip:a", "token:t"], now=0) == 0
+    assert limiter.hit(["ip:b", "token:t"], now=10) == 0
+    assert limiter.hit(["ip:c", "token:t"], now=20) == pytest.approx(40)  # the token is spent
+    assert limiter.hit(["ip:c"], now=20) == 0  # another IP without the token is not
+    assert limiter.hit(["ip:a", "token:t"], now=60.5) == 0  # the first hit left the window
+
+
+def test_oversized_bodies_get_413(api_assistant):
+    settings = _settings(api_assistant.settings.data_dir, max_request_kb=1, max_upload_mb=0.01)
+    with TestClient(create_app(settings, api_assistant)) as c:
+        r = c.post("/api/ask", json={"question": "x" * 1500})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+
+        def chunks():  # no Content-Length: the guard counts bytes as they arrive
+            yield b'{"question": "'
+            for _ in range(10):
+                yield b"y" * 200
+            yield b'"}'
+
+        r = c.post("/api/ask", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]
+        big = [{"title": f"t{i}", "body": "z" * 1000} for i in range(20)]
+        r = c.post("/api/articles", json=big, headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 413
+
+
+def test_errors_are_json_without_tracebacks(client):
+    for r in (client.post("/api/ask", json={"question": ""}),
+              client.post("/api/ask", content=b"{not json", headers={"Content-Type": "application/json"}),
+              client.post("/api/ask", json={"question": "   "}),
+              client.post("/api/ask", json={"question": "q" * 3000}),
+              client.get("/api/nothing-here")):
+        assert r.status_code in (400, 404, 422)
+        body = r.json()
+        assert body["error"] and "Traceback" not in r.text
+    assert client.post("/api/ask", json={"question": "   "}).status_code == 400
+
+
+def test_unreachable_store_is_503(tmp_path):
+    settings = load_settings(data_dir=str(tmp_path), **{"store.host": "127.0.0.1", "store.port": free_port()})
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/api/ask", json={"question": QUESTION})
+        assert r.status_code == 503 and r.json()["error"] and r.json()["hint"]
+        assert c.post("/api/ask/stream", json={"question": QUESTION}).status_code == 503
+
+
+def test_tokens_never_logged(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer secret-wrong-token"})
+    client.post("/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": WIDGET, "Origin": "http://x.y"})
+    client.post("/api/articles", json={"title": "a", "body": "b"}, headers={"Authorization": f"Bearer {WIDGET}"})
+    assert caplog.records  # refusals are logged...
+    assert "secret-wrong-token" not in caplog.text and WIDGET not in caplog.text  # ...without the tokens
+
+
+def test_widget_tokens_parse_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ASSISTANT_SERVER__WIDGET_TOKENS", '{"tok": ["https://wiki.example"]}')
+    monkeypatch.setenv("ASSISTANT_SERVER__ADMIN_TOKEN", "adm")
+    s = load_settings(data_dir=str(tmp_path))
+    assert s.server.widget_tokens == {"tok": ["https://wiki.example"]} and s.server.admin_token == "adm"
+
+
+def test_widget_js_is_served(client):
+    r = client.get("/widget.js")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+    assert "attachShadow" in r.text and "innerHTML" not in r.text
