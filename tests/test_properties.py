@@ -173,5 +173,6 @@ def test_chunks_map_back_fit_the_limit_and_cover_every_character(chunker, title,
 
 def test_decode_text_boms():
     """The byte-order marks decode_text promises to honour."""
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                     (codecs.BOM_UTF16_BE, "utf-16-be")):
         assert decode_text(bom + "Привет, мир".encode(enc)) == "Привет, мир"
