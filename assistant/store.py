@@ -254,6 +254,19 @@ class Store:
         got = self._call("read", self.collection().get, where={"article_id": article_id}, include=[])
         return list(got["ids"])
 
+    def chunk_ids_by_article(self, article_ids: list[str]) -> dict[str, list[str]]:
+        """The stored chunk ids of each of these articles, in one query."""
+        out: dict[str, list[str]] = {aid: [] for aid in article_ids}
+        if not article_ids:
+            return out
+        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
+                         include=[])
+        for cid in got["ids"]:
+            aid = cid.rsplit(":", 1)[0]
+            if aid in out:
+                out[aid].append(cid)
+        return out
+
     def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]]) -> None:
         """Upsert whole articles (article, chunks, chunk texts hashes, embeddings, old chunk ids).
 
