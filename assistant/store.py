@@ -223,7 +223,7 @@ class Store:
                 raise StoreError(
                     f"collection {name!r} was built with embedding model {built_with!r}, "
                     f"but the configured model is {self.embedder.name!r}",
-                    "set embedding.model back, or use another --data-dir / store.collection and re-ingest",
+                    "set embedding.model and embedding.backend back, or use another --data-dir / store.collection and re-ingest",
                 )
             self._collection = col
         return self._collection
