@@ -113,6 +113,33 @@ def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
     return target
 
 
+def _batch_encoder(tokenizer, max_length: int):
+    """texts -> int64 arrays padded to the longest, truncated at max_length, special tokens added.
+
+    For a fast tokenizer: a private copy of its Rust tokenizer with truncation and padding set once, so
+    concurrent requests never race on the shared tokenizer's per-call settings (and skip its Python layer).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or tokenizer.pad_token is None:
+        def encode_slow(texts: list[str]) -> dict[str, np.ndarray]:
+            enc = tokenizer(texts, padding=True, truncation="longest_first", max_length=max_length,
+                            return_tensors="np")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+        return encode_slow
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_str(backend.to_str())
+    raw.enable_truncation(max_length=max_length, strategy="longest_first")
+    raw.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
+
+    def encode(texts: list[str]) -> dict[str, np.ndarray]:
+        encs = raw.encode_batch(texts, add_special_tokens=True)
+        return {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64)}
+    return encode
+
+
 class _DropRecordsFilter(logging.Filter):
     def __init__(self, text: str):
         super().__init__()
@@ -134,6 +161,7 @@ class OnnxEncoder:
         self.model_path = Path(model_path)
         self.max_seq_length, self.dimension, self.pooling = _model_config(self.model_path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+        self._encoder = _batch_encoder(self.tokenizer, self.max_seq_length)
         self.onnx_path = build(self.model_path, backend, Path(cache_dir))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -148,9 +176,8 @@ class OnnxEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation="longest_first",
-                                 max_length=self.max_seq_length, return_tensors="np")
-            feed = {k: enc[k].astype(np.int64) for k in _INPUTS if k in self._inputs and k in enc}
+            enc = self._encoder([texts[i] for i in idx])
+            feed = {k: enc[k] for k in _INPUTS if k in self._inputs and k in enc}
             if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
                 feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
             tokens = self.session.run(None, feed)[0]

@@ -115,3 +115,12 @@ def test_export_is_cached_and_reused(onnx_cache, onnx_embedder, int8_embedder):
 def test_unknown_backend_is_a_config_error():
     with pytest.raises(ConfigError):
         Embedder(EmbeddingSettings(backend="tensorrt"))
+
+
+def test_concurrent_embeds_match_sequential(onnx_embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = [onnx_embedder.embed([t]) for t in TEXTS]
+    with ThreadPoolExecutor(4) as pool:  # the web server embeds questions from several threads at once
+        together = list(pool.map(lambda t: onnx_embedder.embed([t]), TEXTS))
+    np.testing.assert_allclose(np.vstack(together), np.vstack(alone), atol=1e-5)
