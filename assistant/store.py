@@ -92,8 +92,8 @@ class Embedder:
                     except Exception as e:  # noqa: BLE001 - any export/load failure is a config problem
                         raise ConfigError(
                             f"cannot run embedding model {self.path!r} on ONNX ({self.backend}): {e}",
-                            "set embedding.backend to torch, or embedding.model to a sentence-transformers "
-                            "folder with mean or CLS pooling",
+                            "install the onnx extra (pip install onnx), or set embedding.backend to torch; "
+                            "embedding.model must be a sentence-transformers folder with mean or CLS pooling",
                         ) from e
         return self._onnx
 

@@ -120,7 +120,7 @@ def stage_embedder(args) -> dict:
     from assistant.store import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
-    emb = Embedder.shared(settings.embedding)
+    emb = Embedder.shared(settings.embedding, settings.data_dir / "cache")  # as Store picks it
     chunker = Chunker(emb.tokenizer, emb.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)
     texts = []
