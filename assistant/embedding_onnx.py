@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "onnx-int8")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_RECIPE = "opset17-fused-perchannel-v1"  # part of the cache key: a changed recipe re-exports
 
 
 def _model_config(model_path: Path) -> tuple[int, int, str]:
@@ -48,7 +49,7 @@ def _model_config(model_path: Path) -> tuple[int, int, str]:
 def cache_key(model_path: Path, backend: str) -> str:
     """A folder name for this model + backend; changes when the weights file changes."""
     real = model_path.resolve()
-    stamp = [str(real), backend]
+    stamp = [str(real), backend, _RECIPE]
     for f in sorted(real.glob("*.safetensors")) + sorted(real.glob("*.bin")):
         st = f.stat()
         stamp.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
@@ -85,6 +86,28 @@ def export_onnx(model_path: Path, out: Path) -> None:
                           output_names=["token_embeddings"], dynamic_axes=dyn, opset_version=17, dynamo=False)
 
 
+def _fuse(model_path: Path, src: Path, out: Path) -> Path:
+    """BERT operator fusion (Attention, SkipLayerNorm, BiasGelu) by onnxruntime's transformer optimizer.
+
+    Same vectors (cosine 1.0), measured ~3% faster in fp32 and ~14% in int8 on MiniLM here; an
+    architecture it does not recognize keeps the plain export.
+    """
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        cfg = json.loads((model_path / "config.json").read_text())
+        model = optimize_model(str(src), model_type="bert", num_heads=int(cfg["num_attention_heads"]),
+                               hidden_size=int(cfg["hidden_size"]), opt_level=1)
+        if not model.get_fused_operator_statistics().get("Attention"):
+            log.info("no attention fusion for %s; using the plain export", model_path)
+            return src
+        model.save_model_to_file(str(out))
+        return out
+    except Exception as e:  # noqa: BLE001 - the plain export is always correct, fusion only faster
+        log.warning("ONNX fusion failed for %s (%s); using the plain export", model_path, e)
+        return src
+
+
 def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
     """The cached .onnx file for this model + backend, exported (and quantized) on first use."""
     folder = cache_dir / cache_key(model_path, backend)
@@ -96,19 +119,21 @@ def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(model_path, fp32)
-        result = fp32
+        result = _fuse(model_path, fp32, Path(tmp) / "fused.onnx")
         if backend == "onnx-int8":
+            import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            result = Path(tmp) / "int8.onnx"
             # Per-channel weights: per-tensor int8 drops cosine to fp32 to ~0.87-0.95 on news chunks,
             # per-channel keeps it >= 0.98 (measured on the realtimeqa-news corpus).
             hush = _DropRecordsFilter("pre-processing before quantization")
             logging.getLogger().addFilter(hush)  # onnxruntime logs this advice on the root logger
             try:
-                quantize_dynamic(str(fp32), str(result), weight_type=QuantType.QInt8, per_channel=True)
+                quantize_dynamic(str(result), str(Path(tmp) / "int8.onnx"), weight_type=QuantType.QInt8,
+                                 per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             finally:
                 logging.getLogger().removeFilter(hush)
+            result = Path(tmp) / "int8.onnx"
         os.replace(result, target)  # atomic: a reader never sees a half-written model
     return target
 
