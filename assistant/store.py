@@ -7,36 +7,53 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from assistant.config import EmbeddingSettings, Settings
+from assistant.config import EmbeddingSettings, Settings, default_data_dir
 from assistant.errors import ConfigError, StoreError
 from assistant.models import Article, Chunk, Passage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-_embedders: dict[tuple[str, str], Embedder] = {}
+BACKENDS = ("torch", "onnx", "onnx-int8")
+_embedders: dict[tuple[str, ...], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
 class Embedder:
-    """A local sentence-transformers model; loaded lazily, offline, once per process."""
+    """A local sentence-transformers model; loaded lazily, offline, once per process.
 
-    def __init__(self, settings: EmbeddingSettings):
+    embedding.backend picks the runtime: torch (sentence-transformers), or the same model exported to
+    ONNX (fp32: the same vectors up to float noise; int8: quantized, recorded under another name).
+    """
+
+    def __init__(self, settings: EmbeddingSettings, cache_dir: str | Path | None = None):
         self.settings = settings
-        self.path, self.name = _resolve_model(settings.model)
+        self.backend = settings.backend
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown embedding backend {self.backend!r}",
+                              f"set embedding.backend to one of {', '.join(BACKENDS)}")
+        self.path, base_name = _resolve_model(settings.model)
+        # int8 vectors differ from fp32 ones: a store built with one must never be queried with the other.
+        self.name = base_name + "+int8" if self.backend == "onnx-int8" else base_name
+        self.cache_dir = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
         self._model = None
+        self._onnx = None
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, settings: EmbeddingSettings) -> Embedder:
-        key = (settings.model, settings.device)
+    def shared(cls, settings: EmbeddingSettings, cache_dir: str | Path | None = None) -> Embedder:
+        """One embedder per model, device and backend in this process."""
+        key: tuple[str, ...] = (settings.model, settings.device, settings.backend)
+        if settings.backend != "torch":
+            key += (str(cache_dir),)
         with _embedders_lock:
             if key not in _embedders:
-                _embedders[key] = cls(settings)
+                _embedders[key] = cls(settings, cache_dir)
             return _embedders[key]
 
     @property
@@ -61,23 +78,48 @@ class Embedder:
         return self._model
 
     @property
+    def onnx(self):
+        """The onnxruntime encoder (exported and cached on first use)."""
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    from assistant.embedding_onnx import OnnxEncoder
+
+                    try:
+                        self._onnx = OnnxEncoder(self.path, self.backend, self.cache_dir / "onnx")
+                    except Exception as e:  # noqa: BLE001 - any export/load failure is a config problem
+                        raise ConfigError(
+                            f"cannot run embedding model {self.path!r} on ONNX ({self.backend}): {e}",
+                            "install the onnx extra (pip install onnx), or set embedding.backend to torch; "
+                            "embedding.model must be a sentence-transformers folder with mean or CLS pooling",
+                        ) from e
+        return self._onnx
+
+    @property
     def tokenizer(self):
-        return self.model.tokenizer
+        return self.model.tokenizer if self.backend == "torch" else self.onnx.tokenizer
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length) if self.backend == "torch" else self.onnx.max_seq_length
 
     @property
     def dimension(self) -> int:
+        if self.backend != "torch":
+            return self.onnx.dimension
         return int(self.model.get_sentence_embedding_dimension())
 
     def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit-normalized embeddings, one row per text."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        batch_size = batch_size or self.settings.batch_size
+        if self.backend != "torch":
+            return self.onnx.encode(texts, batch_size)
         return self.model.encode(
-            texts, batch_size=batch_size or self.settings.batch_size, normalize_embeddings=True,
+            texts, batch_size=batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
         ).astype(np.float32)
 
@@ -125,7 +167,7 @@ class Store:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
-        self.embedder = embedder or Embedder.shared(settings.embedding)
+        self.embedder = embedder or Embedder.shared(settings.embedding, settings.data_dir / "cache")
         self._client = None
         self._collection = None
         self._stamp: int | None = None  # embedded store files' mtime when this process last read/wrote them
@@ -184,7 +226,7 @@ class Store:
                 raise StoreError(
                     f"collection {name!r} was built with embedding model {built_with!r}, "
                     f"but the configured model is {self.embedder.name!r}",
-                    "set embedding.model back, or use another --data-dir / store.collection and re-ingest",
+                    "set embedding.model and embedding.backend back, or use another --data-dir / store.collection and re-ingest",
                 )
             self._collection = col
             self._stamp = self._files_stamp()
@@ -261,6 +303,19 @@ class Store:
     def chunk_ids(self, article_id: str) -> list[str]:
         got = self._call("read", self.collection().get, where={"article_id": article_id}, include=[])
         return list(got["ids"])
+
+    def chunk_ids_by_article(self, article_ids: list[str]) -> dict[str, list[str]]:
+        """The stored chunk ids of each of these articles, in one query."""
+        out: dict[str, list[str]] = {aid: [] for aid in article_ids}
+        if not article_ids:
+            return out
+        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
+                         include=[])
+        for cid in got["ids"]:
+            aid = cid.rsplit(":", 1)[0]
+            if aid in out:
+                out[aid].append(cid)
+        return out
 
     def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]],
               article_meta: dict[str, dict[str, Any]] | None = None) -> None:

@@ -120,7 +120,7 @@ def stage_embedder(args) -> dict:
     from assistant.store import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
-    emb = Embedder.shared(settings.embedding)
+    emb = Embedder.shared(settings.embedding, settings.data_dir / "cache")  # as Store picks it
     chunker = Chunker(emb.tokenizer, emb.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)
     texts = []
@@ -134,6 +134,45 @@ def stage_embedder(args) -> dict:
     s = time.perf_counter() - t0
     return {"texts": len(texts), "tokens": tokens, "seconds": s, "tokens_per_s": tokens / s,
             "batch_size": settings.embedding.batch_size}
+
+
+def stage_backends(args) -> dict:
+    """torch vs onnx vs onnx-int8 in one process on the same chunk texts, in alternating rounds (a shared,
+    loaded machine drifts: interleaving gives each backend the same conditions); tokens/s and ratios."""
+    from assistant.chunking import Chunker
+    from assistant.config import EmbeddingSettings, load_settings
+    from assistant.store import Embedder
+
+    settings = load_settings(data_dir=args.data_dir)
+    names = ("torch", "onnx", "onnx-int8")
+    embs = {b: Embedder(EmbeddingSettings(**{**settings.embedding.model_dump(), "backend": b}),
+                        Path(args.data_dir) / "cache") for b in names}
+    ref = embs["torch"]
+    chunker = Chunker(ref.tokenizer, ref.max_seq_length, settings.chunking.chunk_tokens,
+                      settings.chunking.overlap_tokens)
+    texts = []
+    for a in load_articles(args.articles):
+        title = chunker.embed_title(a.title)
+        texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
+    tokens = sum(min(len(i), ref.max_seq_length) for i in ref.tokenizer(texts)["input_ids"])
+    vecs = {}
+    for b, e in embs.items():  # load (and export, first time) outside the timing
+        vecs[b] = e.embed(texts[:64])
+    cos = {b: float((vecs["torch"] * vecs[b]).sum(axis=1).min()) for b in names[1:]}
+    times: dict[str, list[float]] = {b: [] for b in names}
+    for r in range(args.rounds):
+        for b in names[r % 3:] + names[:r % 3]:  # rotate the order each round
+            t = time.perf_counter()
+            embs[b].embed(texts)
+            times[b].append(time.perf_counter() - t)
+    tps = {b: tokens / statistics.median(times[b]) for b in names}
+    return {"texts": len(texts), "tokens": tokens, "rounds": args.rounds,
+            "batch_size": settings.embedding.batch_size,
+            "seconds": {b: [round(x, 2) for x in times[b]] for b in names},
+            "tokens_per_s": {b: round(v) for b, v in tps.items()},
+            "onnx_vs_torch": round(tps["onnx"] / tps["torch"], 3),
+            "int8_vs_torch": round(tps["onnx-int8"] / tps["torch"], 3),
+            "min_cosine_vs_torch": {b: round(v, 5) for b, v in cos.items()}}
 
 
 def stage_query(args) -> dict:
@@ -298,15 +337,20 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--synthetic-questions", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of the backend comparison")
+    ap.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
+                    help="embedding.backend for our pipeline's stages (default: the configured one)")
     ap.add_argument("--keep", help="keep the stores in this folder (re-used by later runs)")
     args = ap.parse_args()
     if args.stage:
         fn = {"ours": stage_ours, "naive": stage_naive, "embedder": stage_embedder, "query": stage_query,
-              "synthetic": stage_synthetic}[args.stage]
+              "synthetic": stage_synthetic, "backends": stage_backends}[args.stage]
         print(json.dumps(fn(args)))
         return
 
     quick = args.quick
+    if args.backend:
+        os.environ["ASSISTANT_EMBEDDING__BACKEND"] = args.backend  # inherited by the stage subprocesses
     n_articles = 30 if quick else None
     work = Path(args.keep or tempfile.mkdtemp(prefix="assistant-bench-"))
     shutil.rmtree(work / "ours", ignore_errors=True)
@@ -319,6 +363,7 @@ def main() -> None:
     query = stage("query", queries=60 if quick else 156, data_dir=str(work / "ours"))
     out.update(ours=ours, naive=naive, embedder=emb, query=query)
     if not quick:
+        out["backends"] = stage("backends", articles=40, rounds=args.rounds, data_dir=str(work / "backends"))
         big = work / "big"
         shutil.rmtree(big, ignore_errors=True)
         shutil.copytree(work / "ours", big)
@@ -339,6 +384,10 @@ def main() -> None:
         "load_errors": sum(r["errors"] for r in out["load"]),
         "load_p95_ms": round(max(r["p95_ms"] for r in out["load"]), 1),
     }
+    if "backends" in out:
+        summary.update(onnx_vs_torch=out["backends"]["onnx_vs_torch"],
+                       int8_vs_torch=out["backends"]["int8_vs_torch"])
+    summary["backend"] = os.environ.get("ASSISTANT_EMBEDDING__BACKEND", "torch")
     out["seconds"] = round(time.perf_counter() - t0, 1)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""The ONNX embedder backends give the torch model's vectors (fp32) or close ones (int8), under the right name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.config import EmbeddingSettings
+from assistant.errors import ConfigError, StoreError
+from assistant.store import Embedder, Store
+
+from conftest import CORPUS
+
+LONG = (CORPUS / "russia-snubs-iran.md").read_text(encoding="utf-8")
+TEXTS = [
+    "Did Russia offer Iran military help?",
+    "hello",
+    "Ceasefire",
+    "China calls for a ceasefire in the Middle East as talks stall in Doha.",
+    "Le président a annoncé de nouvelles mesures économiques mardi soir.",
+    "Der Kreml bestreitet, Waffen an den Iran geliefert zu haben.",
+    "Прекращение огня вступило в силу в полночь.",
+    "Shares fell 3.2% to $41.07 on Tuesday, the lowest since 2019 (NYSE: XYZ).",
+    "BREAKING:\n\nofficials    said   the   storm\twould make landfall by 5 p.m. ET",
+    LONG,  # a whole article: far beyond 256 word pieces, truncated
+    ("The minister said the talks would continue. " * 80).strip(),  # long and repetitive
+    LONG[len(LONG) // 2:],
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def torch_embedder():
+    return Embedder.shared(EmbeddingSettings())
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_cache):
+    return Embedder(EmbeddingSettings(backend="onnx"), onnx_cache)
+
+
+@pytest.fixture(scope="module")
+def int8_embedder(onnx_cache):
+    return Embedder(EmbeddingSettings(backend="onnx-int8"), onnx_cache)
+
+
+def test_long_texts_are_really_truncated(onnx_embedder):
+    n = len(onnx_embedder.tokenizer(LONG)["input_ids"])
+    assert n > 2 * onnx_embedder.max_seq_length == 512
+
+
+def test_onnx_fp32_matches_torch(torch_embedder, onnx_embedder):
+    ref = torch_embedder.embed(TEXTS)
+    got = onnx_embedder.embed(TEXTS)
+    assert got.shape == ref.shape == (len(TEXTS), 384)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cos = (ref * got).sum(axis=1)
+    assert cos.min() >= 0.999, cos
+
+
+def test_onnx_int8_is_close_to_torch(torch_embedder, int8_embedder):
+    ref = torch_embedder.embed(TEXTS)
+    got = int8_embedder.embed(TEXTS)
+    cos = (ref * got).sum(axis=1)
+    assert cos.min() >= 0.98, cos
+    assert cos.min() < 0.99999  # really quantized: not the fp32 model under another name
+
+
+def test_mixed_length_batch_equals_one_by_one(onnx_embedder, int8_embedder):
+    together = onnx_embedder.embed(TEXTS, batch_size=5)
+    alone = np.vstack([onnx_embedder.embed([t]) for t in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+    # int8 quantizes activations with one dynamic range per batch tensor, so a text's vector depends a
+    # little on its batch neighbours: close, not equal (a query embedded alone still finds its chunk).
+    together = int8_embedder.embed(TEXTS, batch_size=5)
+    alone = np.vstack([int8_embedder.embed([t]) for t in TEXTS])
+    assert (together * alone).sum(axis=1).min() >= 0.97
+
+
+def test_recorded_model_name_rule(torch_embedder, onnx_embedder, int8_embedder):
+    assert onnx_embedder.name == torch_embedder.name
+    assert int8_embedder.name == torch_embedder.name + "+int8"
+
+
+def test_int8_store_refuses_fp32_queries(make_settings, torch_embedder, int8_embedder, onnx_embedder):
+    settings = make_settings(**{"embedding.backend": "onnx-int8"})
+    Store(settings, embedder=int8_embedder).collection()
+    with pytest.raises(StoreError, match=r"\+int8"):
+        Store(settings, embedder=torch_embedder).collection()
+    with pytest.raises(StoreError):
+        Store(settings, embedder=onnx_embedder).collection()
+    assert Store(settings, embedder=int8_embedder).count() == 0  # the int8 embedder itself is accepted
+
+
+def test_export_is_cached_and_reused(onnx_cache, onnx_embedder, int8_embedder):
+    from assistant.embedding_onnx import OnnxEncoder
+
+    for emb in (onnx_embedder, int8_embedder):
+        path = emb.onnx.onnx_path
+        assert path.is_relative_to(onnx_cache) and path.is_file()
+        before = path.stat()
+        again = OnnxEncoder(emb.path, emb.backend, path.parent.parent)
+        assert again.onnx_path == path
+        after = path.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert not [p for p in path.parent.iterdir() if p.name.startswith(".build-")]
+    assert onnx_embedder.onnx.onnx_path != int8_embedder.onnx.onnx_path
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError):
+        Embedder(EmbeddingSettings(backend="tensorrt"))
+
+
+def test_concurrent_embeds_match_sequential(onnx_embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = [onnx_embedder.embed([t]) for t in TEXTS]
+    with ThreadPoolExecutor(4) as pool:  # the web server embeds questions from several threads at once
+        together = list(pool.map(lambda t: onnx_embedder.embed([t]), TEXTS))
+    np.testing.assert_allclose(np.vstack(together), np.vstack(alone), atol=1e-5)
