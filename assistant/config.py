@@ -56,12 +56,25 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, description="Weight of the BM25 ranking in fusion.")
+    diversify: bool = Field(True, description="Cap passages per article in the top k (multi-article coverage).")
     per_article: int = Field(2, description="At most this many passages per article (diversity).")
-    rerank: bool = Field(True, description="Rerank fused candidates with the built-in sentence scorer.")
+    rerank: bool = Field(True, description="Rerank fused candidates (built-in scorer or a CrossEncoder).")
     reranker: str = Field("builtin", description="'builtin', or a local path to a sentence-transformers CrossEncoder.")
     rerank_top: int = Field(30, description="How many fused candidates the reranker rescores.")
+    rerank_dense: float = Field(0.5, description="Built-in reranker: weight of the chunk's dense similarity.")
+    rerank_terms: float = Field(0.35, description="Built-in reranker: weight of IDF-weighted coverage of the "
+                                "question's key terms (names, numbers, rare words).")
+    rerank_fused: float = Field(0.15, description="Built-in reranker: weight of the first-stage (fused) score.")
     time_aware: bool = Field(True, description="Parse 'this week', 'in January' etc. into a date window.")
+    time_mode: str = Field("boost", description="'boost' favours passages inside the question's date window; "
+                           "'filter' drops the others (news often reports an event days later: boost is safer).")
+    time_weight: float = Field(0.1, description="Score added inside the date window (and half of it taken off "
+                               "outside) when time_mode is 'boost'.")
+    source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to CNN'); "
+                                 "explicit --source filters are hard filters.")
     dedupe: bool = Field(True, description="Collapse near-duplicate passages (syndicated copies).")
+    dedupe_similarity: float = Field(0.8, description="Word-shingle Jaccard similarity above which two passages "
+                                     "are one story.")
 
 
 class AnswerSettings(_Section):

@@ -76,13 +76,19 @@ def normalized(text: str) -> str:
 
 
 class Retriever:
-    """The retrieval pipeline over one store and its keyword index."""
+    """The retrieval pipeline over one store and its keyword index.
+
+    Stages, each switchable in RetrievalSettings: dense + BM25 candidates fused by weighted RRF
+    (`hybrid`), a date-window / named-outlet prior (`time_aware`, `source_weight`), near-duplicate
+    collapse (`dedupe`), second-stage reranking (`rerank`), per-article caps (`diversify`).
+    """
 
     def __init__(self, store: Store, lexical: LexicalIndex, settings: RetrievalSettings):
         self.store = store
         self.lexical = lexical
         self.settings = settings
         self._known_sources: list[str] | None = None
+        self._cross_encoder = None
 
     def known_sources(self) -> list[str]:
         if self._known_sources is None:
@@ -95,86 +101,134 @@ class Retriever:
         k = k or s.k
         today = date.fromisoformat(filters.today) if filters.today else date.today()
         window = parse_time_window(question, today) if s.time_aware else None
-        sources = list(filters.sources) or parse_sources(question, self.known_sources())
+        sources = list(filters.sources)  # a user's choice is a hard filter
+        named = [] if sources else parse_sources(question, self.known_sources())  # the question's: a boost
         d_from, d_to = _date_int(filters.date_from), _date_int(filters.date_to)
+        if window and s.time_mode == "filter":
+            w_from, w_to = window.as_ints()
+            d_from, d_to = max(d_from or 0, w_from), min(d_to or 99991231, w_to)
 
-        where = _where(d_from, d_to, sources)
         qvec = self.store.embedder.embed([question])[0]
-        dense = self.store.dense_search(qvec, s.dense_k, where)
+        candidates = self.candidates(question, qvec, d_from, d_to, sources)
+        prior = {p.chunk_id: self.prior(p, window, named) for p in candidates}
+        for p in candidates:
+            p.score += prior[p.chunk_id]
+        candidates.sort(key=lambda p: p.score, reverse=True)
+        if s.dedupe:
+            candidates = collapse_duplicates(candidates, s.dedupe_similarity)
+        if s.rerank:
+            top = candidates[: s.rerank_top]
+            candidates = self.rerank(question, qvec, top, prior) + candidates[s.rerank_top:]
+        passages = diversify(candidates, k, s.per_article if s.diversify else k)
+        return Retrieval(passages, self.confidence(question, qvec, passages), window, qvec)
+
+    def candidates(self, question: str, qvec: np.ndarray, d_from: int | None, d_to: int | None,
+                   sources: list[str]) -> list[Passage]:
+        """First stage: dense and (when hybrid) BM25 candidates, fused; score normalized to 0..1."""
+        s = self.settings
+        dense = self.store.dense_search(qvec, s.dense_k, _where(d_from, d_to, sources))
         by_id = {p.chunk_id: p for p in dense}
         rankings, weights = [[p.chunk_id for p in dense]], [s.dense_weight]
         if s.hybrid:
-            mask = self.lexical.mask(d_from, d_to, sources)
-            lex = self.lexical.search(question, s.lexical_k, mask)
+            lex = self.lexical.search(question, s.lexical_k, self.lexical.mask(d_from, d_to, sources))
             rankings.append([cid for cid, _ in lex])
             weights.append(s.lexical_weight)
         fused = rrf(rankings, weights, s.rrf_k)
-        order = sorted(fused, key=fused.get, reverse=True)
-        missing = [cid for cid in order[: s.rerank_top * 2] if cid not in by_id]
-        by_id.update(self.store.get_passages(missing))
-        candidates = [by_id[c] for c in order if c in by_id]
-        for p in candidates:
-            p.score = fused[p.chunk_id]
-        if s.dedupe:
-            candidates = collapse_duplicates(candidates)
-        if s.rerank:
-            candidates = self.rerank(question, qvec, candidates[: s.rerank_top], window) + candidates[s.rerank_top:]
-        passages = diversify(candidates, k, s.per_article)
-        return Retrieval(passages, self.confidence(question, qvec, passages), window, qvec)
+        best = sum(w for w in weights) / (s.rrf_k + 1) or 1.0  # ranked first everywhere
+        order = sorted(fused, key=fused.get, reverse=True)[: max(s.rerank_top * 2, 20)]
+        by_id.update(self.store.get_passages([cid for cid in order if cid not in by_id]))
+        out = [by_id[c] for c in order if c in by_id]
+        for p in out:
+            p.score = fused[p.chunk_id] / best
+        return out
+
+    def prior(self, p: Passage, window: TimeWindow | None, named_sources: list[str]) -> float:
+        """Score for matching the question's date window and named outlets (0 when it names neither)."""
+        s = self.settings
+        score = 0.0
+        if window and s.time_mode == "boost" and p.published_at:
+            w_from, w_to = window.as_ints()
+            score += s.time_weight if w_from <= _date_int(p.published_at) <= w_to else -s.time_weight / 2
+        if named_sources and p.source and any(n.lower() in p.source.lower() for n in named_sources):
+            score += s.source_weight
+        return score
 
     def rerank(self, question: str, qvec: np.ndarray, passages: list[Passage],
-               window: TimeWindow | None) -> list[Passage]:
-        """Built-in reranker: dense similarity, coverage of the question's key terms, date window."""
+               prior: dict[str, float] | None = None) -> list[Passage]:
+        """Second stage: a CrossEncoder by local path, or the built-in scorer (see `builtin_scores`)."""
         if not passages:
             return passages
-        vectors = self.store.vectors([p.chunk_id for p in passages])
-        sims = [float(vectors[p.chunk_id] @ qvec) if p.chunk_id in vectors else 0.0 for p in passages]
-        terms = key_terms(question)
-        w_from, w_to = window.as_ints() if window else (None, None)
-        max_fused = max(p.score for p in passages) or 1.0
-        for p, sim in zip(passages, sims):
-            coverage = term_coverage(terms, p.title + " " + p.text)
-            in_window = 0.0
-            if window and p.published_at:
-                d = _date_int(p.published_at)
-                in_window = 1.0 if w_from <= d <= w_to else -0.5
-            p.score = float(0.5 * sim + 0.35 * coverage + 0.15 * p.score / max_fused + 0.1 * in_window)
+        s = self.settings
+        prior = prior or {}
+        if s.reranker != "builtin":
+            if self._cross_encoder is None:
+                from assistant.store import load_cross_encoder
+
+                self._cross_encoder = load_cross_encoder(s.reranker)
+            raw = self._cross_encoder.predict([(question, f"{p.title}\n{p.text}") for p in passages])
+            relevance = [1.0 / (1.0 + math.exp(-float(x))) for x in raw]
+        else:
+            relevance = self.builtin_scores(question, qvec, passages)
+        for p, r in zip(passages, relevance):
+            first_stage = p.score - prior.get(p.chunk_id, 0.0)
+            p.score = float(r + s.rerank_fused * first_stage + prior.get(p.chunk_id, 0.0))
         return sorted(passages, key=lambda p: p.score, reverse=True)
+
+    def builtin_scores(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> list[float]:
+        """Offline relevance: chunk-vector similarity plus IDF-weighted coverage of the question's key terms."""
+        s = self.settings
+        vectors = self.store.vectors([p.chunk_id for p in passages])
+        terms = key_terms(question)
+        idf = self.lexical.idf(terms) if terms else {}
+        out = []
+        for p in passages:
+            sim = float(vectors[p.chunk_id] @ qvec) if p.chunk_id in vectors else 0.0
+            out.append(s.rerank_dense * sim + s.rerank_terms * term_coverage(terms, p.title + " " + p.text, idf))
+        return out
 
     def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> float:
         """How well the best passages match: dense similarity and key-term coverage (0..1)."""
         if not passages:
             return 0.0
         terms = key_terms(question)
+        idf = self.lexical.idf(terms) if terms else {}
         vectors = self.store.vectors([p.chunk_id for p in passages[:3]])
         sim = max((float(v @ qvec) for v in vectors.values()), default=0.0)
-        coverage = max(term_coverage(terms, p.title + " " + p.text) for p in passages[:3])
+        coverage = max(term_coverage(terms, p.title + " " + p.text, idf) for p in passages[:3])
         return max(0.0, min(1.0, 0.6 * sim + 0.4 * coverage))
 
 
-def term_coverage(terms: list[str], text: str) -> float:
-    """Share of key terms present in the text (longer, rarer-looking terms weigh more)."""
+def term_coverage(terms: list[str], text: str, idf: dict[str, float] | None = None) -> float:
+    """Weighted share of key terms present in the text: rare terms (high IDF) and numbers weigh more.
+
+    Without IDF (no index), longer terms weigh more, as a proxy for rarity.
+    """
     if not terms:
         return 0.0
     have = set(tokenize(text))
-    weights = [math.log(2 + len(t)) * (1.5 if t.isdigit() else 1.0) for t in terms]
-    return sum(w for t, w in zip(terms, weights) if t in have) / sum(weights)
+    weights = [(idf.get(t, 1.0) if idf else math.log(2 + len(t))) * (1.5 if t.isdigit() else 1.0) for t in terms]
+    total = sum(weights)
+    return sum(w for t, w in zip(terms, weights) if t in have) / total if total else 0.0
 
 
-def collapse_duplicates(passages: list[Passage]) -> list[Passage]:
-    """Keep the first of passages with the same normalized text; record the copies' sources on it."""
-    seen: dict[str, Passage] = {}
-    out = []
+def shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    """Word n-grams of the normalized text (the unit of near-duplicate detection)."""
+    words = normalized(text).split()
+    return {tuple(words[i:i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def collapse_duplicates(passages: list[Passage], similarity: float = 0.8) -> list[Passage]:
+    """Keep the first of near-identical passages (shingle Jaccard >= similarity); record copies' sources on it."""
+    kept: list[tuple[Passage, set]] = []
     for p in passages:
-        key = normalized(p.text)[:400]
-        first = seen.get(key)
+        sh = shingles(p.text)
+        first = next((q for q, qsh in kept if len(sh & qsh) >= similarity * len(sh | qsh)), None)
         if first is None:
-            seen[key] = p
-            out.append(p)
-        elif first.article_id != p.article_id:
+            kept.append((p, sh))
+        elif first.article_id != p.article_id and all(c["article_id"] != p.article_id for c in first.also_in):
             first.also_in.append({"article_id": p.article_id, "title": p.title, "source": p.source,
                                   "published_at": p.published_at, "url": p.url})
-    return out
+    return [p for p, _ in kept]
 
 
 def diversify(passages: list[Passage], k: int, per_article: int) -> list[Passage]:

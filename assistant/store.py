@@ -79,6 +79,26 @@ class Embedder:
         ).astype(np.float32)
 
 
+_cross_encoders: dict[str, Any] = {}
+
+
+def load_cross_encoder(path: str):
+    """A sentence-transformers CrossEncoder from a local folder (reranking); loaded once per process."""
+    if path not in _cross_encoders:
+        if not os.path.isdir(path):
+            raise ConfigError(f"reranker {path!r} is not a local folder",
+                              "set retrieval.reranker to 'builtin' or to a local CrossEncoder model folder")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import CrossEncoder
+
+        try:
+            _cross_encoders[path] = CrossEncoder(path, device="cpu")
+        except Exception as e:  # noqa: BLE001 - any load failure is a config problem
+            raise ConfigError(f"cannot load reranker {path!r}: {e}",
+                              "set retrieval.reranker to 'builtin' or to a local CrossEncoder folder") from e
+    return _cross_encoders[path]
+
+
 def _resolve_model(model: str) -> tuple[str, str]:
     """(loadable path, name recorded in the collection) for a configured model."""
     if not model:
