@@ -116,11 +116,13 @@ class Retriever:
         candidates.sort(key=lambda p: p.score, reverse=True)
         if s.dedupe:
             candidates = collapse_duplicates(candidates, s.dedupe_similarity)
+        vectors: dict[str, np.ndarray] = {}  # fetched once, shared by reranker and confidence
         if s.rerank:
             top = candidates[: s.rerank_top]
-            candidates = self.rerank(question, qvec, top, prior) + candidates[s.rerank_top:]
+            vectors = self.store.vectors([p.chunk_id for p in top])
+            candidates = self.rerank(question, qvec, top, prior, vectors) + candidates[s.rerank_top:]
         passages = diversify(candidates, k, s.per_article if s.diversify else k)
-        return Retrieval(passages, self.confidence(question, qvec, passages), window, qvec)
+        return Retrieval(passages, self.confidence(question, qvec, passages, vectors), window, qvec)
 
     def candidates(self, question: str, qvec: np.ndarray, d_from: int | None, d_to: int | None,
                    sources: list[str]) -> list[Passage]:
@@ -154,7 +156,8 @@ class Retriever:
         return score
 
     def rerank(self, question: str, qvec: np.ndarray, passages: list[Passage],
-               prior: dict[str, float] | None = None) -> list[Passage]:
+               prior: dict[str, float] | None = None,
+               vectors: dict[str, np.ndarray] | None = None) -> list[Passage]:
         """Second stage: a CrossEncoder by local path, or the built-in scorer (see `builtin_scores`)."""
         if not passages:
             return passages
@@ -168,16 +171,22 @@ class Retriever:
             raw = self._cross_encoder.predict([(question, f"{p.title}\n{p.text}") for p in passages])
             relevance = [1.0 / (1.0 + math.exp(-float(x))) for x in raw]
         else:
-            relevance = self.builtin_scores(question, qvec, passages)
+            relevance = self.builtin_scores(question, qvec, passages, vectors)
         for p, r in zip(passages, relevance):
             first_stage = p.score - prior.get(p.chunk_id, 0.0)
             p.score = float(r + s.rerank_fused * first_stage + prior.get(p.chunk_id, 0.0))
         return sorted(passages, key=lambda p: p.score, reverse=True)
 
-    def builtin_scores(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> list[float]:
+    def builtin_scores(self, question: str, qvec: np.ndarray, passages: list[Passage],
+                       vectors: dict[str, np.ndarray] | None = None) -> list[float]:
         """Offline relevance: chunk-vector similarity plus IDF-weighted coverage of the question's key terms."""
         s = self.settings
-        vectors = self.store.vectors([p.chunk_id for p in passages])
+        if vectors is None or any(p.chunk_id not in vectors for p in passages):
+            vectors = self.store.vectors([p.chunk_id for p in passages])
+        foreign = [p for p in passages if p.chunk_id not in vectors]  # e.g. documents of another retriever
+        if foreign:
+            embedded = self.store.embedder.embed([f"{p.title}\n{p.text}" for p in foreign])
+            vectors = {**vectors, **{p.chunk_id: v for p, v in zip(foreign, embedded)}}
         terms = key_terms(question)
         idf = self.lexical.idf(terms) if terms else {}
         out = []
@@ -186,13 +195,17 @@ class Retriever:
             out.append(s.rerank_dense * sim + s.rerank_terms * term_coverage(terms, p.title + " " + p.text, idf))
         return out
 
-    def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> float:
+    def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage],
+                   vectors: dict[str, np.ndarray] | None = None) -> float:
         """How well the best passages match: dense similarity and key-term coverage (0..1)."""
         if not passages:
             return 0.0
         terms = key_terms(question)
         idf = self.lexical.idf(terms) if terms else {}
-        vectors = self.store.vectors([p.chunk_id for p in passages[:3]])
+        ids = [p.chunk_id for p in passages[:3]]
+        if vectors is None or any(i not in vectors for i in ids):
+            vectors = self.store.vectors(ids)
+        vectors = {i: vectors[i] for i in ids if i in vectors}
         sim = max((float(v @ qvec) for v in vectors.values()), default=0.0)
         coverage = max(term_coverage(terms, p.title + " " + p.text, idf) for p in passages[:3])
         return max(0.0, min(1.0, 0.6 * sim + 0.4 * coverage))
@@ -265,8 +278,49 @@ class NewsRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     retriever: Any
     filters: Any = None
+    k: int | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        result = self.retriever.retrieve(query, self.filters)
+        result = self.retriever.retrieve(query, self.filters, self.k)
         return [Document(page_content=p.text, metadata={"passage": p, "confidence": result.confidence})
                 for p in result.passages]
+
+
+def passage_of(doc: Document, i: int = 0) -> Passage:
+    """The Passage behind a Document: ours carry it; another retriever's documents get one built."""
+    if isinstance(doc.metadata.get("passage"), Passage):
+        return doc.metadata["passage"]
+    m = doc.metadata
+    url = m.get("url") or m.get("source")
+    return Passage(chunk_id=str(m.get("id") or f"doc:{i}:{hash(doc.page_content)}"),
+                   article_id=str(m.get("article_id") or url or f"doc:{i}"), text=doc.page_content, start=0,
+                   end=len(doc.page_content), title=m.get("title", ""), source=m.get("source"),
+                   published_at=m.get("published_at"), url=url)
+
+
+def stage_runnables(retriever: Retriever) -> dict[str, Any]:
+    """The second-stage steps as LangChain runnables over {"question", "documents"} -> documents.
+
+    They recompose with any LangChain retriever, e.g.
+    `{"question": RunnablePassthrough(), "documents": chroma.as_retriever()} | stages["rerank"]`.
+    """
+    from langchain_core.runnables import RunnableLambda
+
+    s = retriever.settings
+
+    def _passages(x: dict[str, Any]) -> list[Passage]:
+        return [passage_of(d, i) for i, d in enumerate(x["documents"])]
+
+    def _docs(passages: list[Passage]) -> list[Document]:
+        return [Document(page_content=p.text, metadata={"passage": p, "url": p.url, "title": p.title})
+                for p in passages]
+
+    def _rerank(x: dict[str, Any]) -> list[Document]:
+        qvec = retriever.store.embedder.embed([x["question"]])[0]
+        return _docs(retriever.rerank(x["question"], qvec, _passages(x)))
+
+    return {
+        "dedupe": RunnableLambda(lambda x: _docs(collapse_duplicates(_passages(x), s.dedupe_similarity))),
+        "rerank": RunnableLambda(_rerank),
+        "diversify": RunnableLambda(lambda x: _docs(diversify(_passages(x), x.get("k") or s.k, s.per_article))),
+    }

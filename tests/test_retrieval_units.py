@@ -93,3 +93,18 @@ def test_page_furniture_is_stripped():
     assert "Wielicki" in kept and "first concert in March" in kept and "Montgomery: The state" in kept
     for furniture in ("CNN —", "Crossword", "Related:", "newsletter", "Reach him", "– Jamie Holt"):
         assert furniture not in kept, furniture
+
+
+def test_rerank_runnable_recomposes_with_foreign_documents(corpus_assistant):
+    from langchain_core.documents import Document
+
+    from assistant.retrieval import stage_runnables
+
+    stages = stage_runnables(corpus_assistant.retriever)
+    docs = [Document(page_content="The bakery sold out of croissants by nine in the morning.",
+                     metadata={"url": "https://x.example/bakery", "title": "Bakery"}),
+            Document(page_content="The Kremlin said Russia would not send military help to Iran.",
+                     metadata={"url": "https://x.example/kremlin", "title": "Kremlin and Iran"})]
+    out = stages["rerank"].invoke({"question": "Did Russia offer Iran military help?", "documents": docs})
+    assert [d.metadata["url"] for d in out] == ["https://x.example/kremlin", "https://x.example/bakery"]
+    assert out[0].metadata["passage"].score > out[1].metadata["passage"].score
