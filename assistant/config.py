@@ -70,6 +70,9 @@ class RetrievalSettings(_Section):
                            "'filter' drops the others (news often reports an event days later: boost is safer).")
     time_weight: float = Field(0.1, description="Score added inside the date window (and half of it taken off "
                                "outside) when time_mode is 'boost'.")
+    recency_days: int = Field(0, description="When the question names no time, favour articles of the last N days "
+                              "before the day it is asked (0 = off).")
+    recency_weight: float = Field(0.05, description="Score added for such recent articles.")
     source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to CNN'); "
                                  "explicit --source filters are hard filters.")
     dedupe: bool = Field(True, description="Collapse near-duplicate passages (syndicated copies).")

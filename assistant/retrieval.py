@@ -110,7 +110,7 @@ class Retriever:
 
         qvec = self.store.embedder.embed([question])[0]
         candidates = self.candidates(question, qvec, d_from, d_to, sources)
-        prior = {p.chunk_id: self.prior(p, window, named) for p in candidates}
+        prior = {p.chunk_id: self.prior(p, window, named, today) for p in candidates}
         for p in candidates:
             p.score += prior[p.chunk_id]
         candidates.sort(key=lambda p: p.score, reverse=True)
@@ -144,13 +144,22 @@ class Retriever:
             p.score = fused[p.chunk_id] / best
         return out
 
-    def prior(self, p: Passage, window: TimeWindow | None, named_sources: list[str]) -> float:
-        """Score for matching the question's date window and named outlets (0 when it names neither)."""
+    def prior(self, p: Passage, window: TimeWindow | None, named_sources: list[str],
+              today: date | None = None) -> float:
+        """Score for matching the question's date window and named outlets (0 when it names neither);
+        without a window, an optional recency boost for articles of the last `recency_days` days."""
         s = self.settings
         score = 0.0
         if window and s.time_mode == "boost" and p.published_at:
             w_from, w_to = window.as_ints()
             score += s.time_weight if w_from <= _date_int(p.published_at) <= w_to else -s.time_weight / 2
+        elif not window and s.time_aware and s.recency_days > 0 and today and p.published_at:
+            try:
+                age = (today - date.fromisoformat(p.published_at[:10])).days
+            except ValueError:
+                age = -1
+            if 0 <= age <= s.recency_days:
+                score += s.recency_weight
         if named_sources and p.source and any(n.lower() in p.source.lower() for n in named_sources):
             score += s.source_weight
         return score

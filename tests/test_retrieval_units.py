@@ -108,3 +108,10 @@ def test_rerank_runnable_recomposes_with_foreign_documents(corpus_assistant):
     out = stages["rerank"].invoke({"question": "Did Russia offer Iran military help?", "documents": docs})
     assert [d.metadata["url"] for d in out] == ["https://x.example/kremlin", "https://x.example/bakery"]
     assert out[0].metadata["passage"].score > out[1].metadata["passage"].score
+
+
+def test_outlet_names_are_proper_nouns_not_phrases():
+    known = ["CNN", "The Week"]
+    assert parse_sources("What did the senate pass in the week before the recess?", known) == []
+    assert parse_sources("Which film, according to The Week, led the box office?", known) == ["The Week"]
+    assert parse_sources("What did CNN report about the fires? CNN said what?", known) == ["CNN"]
