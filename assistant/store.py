@@ -48,6 +48,11 @@ class Embedder:
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
 
+                    if self.settings.threads > 0:
+                        import torch
+
+                        torch.set_num_threads(self.settings.threads)
+
                     try:
                         self._model = SentenceTransformer(self.path, device=self.settings.device)
                     except Exception as e:  # noqa: BLE001 - any load failure is a config problem
