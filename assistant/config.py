@@ -40,8 +40,10 @@ class StoreSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    chunk_tokens: int = Field(160, description="Target chunk size in embedder word pieces (title included).")
-    overlap_tokens: int = Field(24, description="Overlap between neighbouring chunks, in word pieces.")
+    chunk_tokens: int = Field(254, description="Target chunk size in embedder word pieces (title included); capped at "
+                              "the embedder's limit (254 for all-MiniLM-L6-v2). Measured: 254 beat 160 by 6 points "
+                              "Hits@1 and 4.7 MRR@10 on the dev sample (bench/RESULTS.md).")
+    overlap_tokens: int = Field(32, description="Overlap between neighbouring chunks, in word pieces.")
 
 
 class IngestSettings(_Section):
