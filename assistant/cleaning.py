@@ -23,6 +23,20 @@ _FURNITURE = [
         r"^\d+\s+min(ute)?s?\s+read$",
         r"^(this (story|article) (was|has been) (updated|corrected|produced)).{0,200}$",
         r"^(contributing|contributed)\s*:",
+        # promos, author bios and contact lines that USA Today / CNN / The Week pages repeat
+        r"^need a break\? play the",
+        r"^(from )?usa today network and wire reports$",
+        r"^subscribe to\b",
+        r"\bsign up (here|for (our|the|cnn)|to get)\b",
+        r"^prefer to listen\?",
+        r"\breach (him|her|them) at\s+\S+@",
+        r"^(email|contact|follow)\b.{0,120}(@|\btwitter\b|\bon x\b)",
+        r"^we occasionally recommend interesting products",
+        r"\bis a usa today content partner\b",
+        r"\bmade possible in part by a grant\b",
+        r"^\(?(this story (was|has been) updated|this article (was|has been) updated).{0,80}\)?$",
+        r"^[–—−-]{1,2}\s*(?-i:[A-Z][\w.'’-]+(\s+[A-Z][\w.'’-]+){0,3})(,\s*usa today( network)?)?$",  # sign-off: "– Marina Pitofsky"
+        r"^(special (for|to) usa today|opinion contributor|usa today sports|the news journal|the motley fool)$",
     )
 ]
 # A byline of names only: "Aaron Morrison, Aisha I. Jefferson and Kim Chandler".

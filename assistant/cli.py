@@ -186,6 +186,52 @@ def stats(ctx, as_json) -> None:
             click.echo(f"{k}: {v}")
 
 
+@cli.command(name="eval")
+@click.option("--dataset", "dataset", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder holding corpus.json and queries.json.")
+@click.option("--engine", type=click.Choice(["extractive", "openai", "ollama"]), help="Answer engine.")
+@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write per-query results (JSON list) here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--sample", type=int, help="Smaller corpus: the evidence articles plus N others (stable pick).")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["naive", "bm25"]),
+              help="Also run a baseline (repeatable): naive (LangChain tutorial), bm25.")
+@_data_dir_option
+@click.pass_context
+def eval_(ctx, dataset, engine, limit, out, as_json, sample, baselines) -> None:
+    """Benchmark retrieval and answers on a dataset; caches its store under <data-dir>/eval/."""
+    from tqdm import tqdm
+
+    from assistant.eval import evaluate, format_table
+
+    settings = _settings(ctx, **{"answer.engine": engine})
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            label = {"embed": "Ingesting corpus"}.get(stage, stage)
+            unit = " articles" if stage == "embed" else (" chunks" if stage.endswith("ingest") else " questions")
+            bars[stage] = tqdm(desc=label, total=total, unit=unit, file=sys.stderr, disable=None)
+        bars[stage].n = done
+        bars[stage].refresh()
+
+    try:
+        report = evaluate(settings, dataset, limit, tuple(dict.fromkeys(baselines)), progress, sample)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump([r.to_json() for r in report.ours.results], f, ensure_ascii=False, indent=1)
+    if as_json:
+        click.echo(json.dumps(report.summary(), ensure_ascii=False))
+    else:
+        click.echo(format_table(report))
+
+
 def main() -> None:
     cli(prog_name="assistant")
 

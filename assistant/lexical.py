@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -143,6 +144,21 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """BM25 inverse document frequency of each (already tokenized) term; unseen terms get the maximum."""
+        self._ensure_loaded()
+        n = len(self.ids)
+        top = math.log(1 + (n + 0.5) / 0.5) if n else 1.0
+        if self._bm25 is None:
+            return {t: top for t in terms}
+        vocab, indptr = self._bm25.vocab_dict, self._bm25.scores["indptr"]
+        out = {}
+        for t in terms:
+            i = vocab.get(t)
+            df = int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 0
+            out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
 
     def mask(self, date_from: int | None = None, date_to: int | None = None,
              sources: list[str] | None = None) -> np.ndarray | None:

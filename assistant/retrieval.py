@@ -88,13 +88,19 @@ def normalized(text: str) -> str:
 
 
 class Retriever:
-    """The retrieval pipeline over one store and its keyword index."""
+    """The retrieval pipeline over one store and its keyword index.
+
+    Stages, each switchable in RetrievalSettings: dense + BM25 candidates fused by weighted RRF
+    (`hybrid`), a date-window / named-outlet prior (`time_aware`, `source_weight`), near-duplicate
+    collapse (`dedupe`), second-stage reranking (`rerank`), per-article caps (`diversify`).
+    """
 
     def __init__(self, store: Store, lexical: LexicalIndex, settings: RetrievalSettings):
         self.store = store
         self.lexical = lexical
         self.settings = settings
         self._known_sources: list[str] | None = None
+        self._cross_encoder = None
 
     def known_sources(self) -> list[str]:
         if self._known_sources is None:
@@ -107,70 +113,136 @@ class Retriever:
         k = k or s.k
         today = date.fromisoformat(filters.today) if filters.today else date.today()
         window = parse_time_window(question, today) if s.time_aware else None
-        sources = list(filters.sources) or parse_sources(question, self.known_sources())
+        sources = list(filters.sources)  # a user's choice is a hard filter
+        named = [] if sources else parse_sources(question, self.known_sources())  # the question's: a boost
         d_from, d_to = _date_int(filters.date_from), _date_int(filters.date_to)
+        if window and s.time_mode == "filter":
+            w_from, w_to = window.as_ints()
+            d_from, d_to = max(d_from or 0, w_from), min(d_to or 99991231, w_to)
 
-        where = _where(d_from, d_to, sources)
         qvec = self.store.embedder.embed([question])[0]
-        dense = self.store.dense_search(qvec, s.dense_k, where)
+        candidates = self.candidates(question, qvec, d_from, d_to, sources)
+        prior = {p.chunk_id: self.prior(p, window, named, today) for p in candidates}
+        for p in candidates:
+            p.score += prior[p.chunk_id]
+        candidates.sort(key=lambda p: p.score, reverse=True)
+        if s.dedupe:
+            candidates = collapse_duplicates(candidates, s.dedupe_similarity)
+        vectors: dict[str, np.ndarray] = {}  # fetched once, shared by reranker and confidence
+        if s.rerank:
+            top = candidates[: s.rerank_top]
+            vectors = self.store.vectors([p.chunk_id for p in top])
+            candidates = self.rerank(question, qvec, top, prior, vectors) + candidates[s.rerank_top:]
+        passages = diversify(candidates, k, s.per_article if s.diversify else k)
+        return Retrieval(passages, self.confidence(question, qvec, passages, vectors), window, qvec)
+
+    def candidates(self, question: str, qvec: np.ndarray, d_from: int | None, d_to: int | None,
+                   sources: list[str]) -> list[Passage]:
+        """First stage: dense and (when hybrid) BM25 candidates, fused; score normalized to 0..1."""
+        s = self.settings
+        dense = self.store.dense_search(qvec, s.dense_k, _where(d_from, d_to, sources))
         by_id = {p.chunk_id: p for p in dense}
         rankings, weights = [[p.chunk_id for p in dense]], [s.dense_weight]
         if s.hybrid:
-            mask = self.lexical.mask(d_from, d_to, sources)
-            lex = self.lexical.search(question, s.lexical_k, mask)
+            lex = self.lexical.search(question, s.lexical_k, self.lexical.mask(d_from, d_to, sources))
             rankings.append([cid for cid, _ in lex])
             weights.append(s.lexical_weight)
         fused = rrf(rankings, weights, s.rrf_k)
-        order = sorted(fused, key=fused.get, reverse=True)
-        missing = [cid for cid in order[: s.rerank_top * 2] if cid not in by_id]
-        by_id.update(self.store.get_passages(missing))
-        candidates = [by_id[c] for c in order if c in by_id]
-        for p in candidates:
-            p.score = fused[p.chunk_id]
-        if s.dedupe:
-            candidates = collapse_duplicates(candidates)
-        if s.rerank:
-            candidates = self.rerank(question, qvec, candidates[: s.rerank_top], window) + candidates[s.rerank_top:]
-        passages = diversify(candidates, k, s.per_article)
-        return Retrieval(passages, self.confidence(question, qvec, passages), window, qvec)
+        best = sum(w for w in weights) / (s.rrf_k + 1) or 1.0  # ranked first everywhere
+        order = sorted(fused, key=fused.get, reverse=True)[: max(s.rerank_top * 2, 20)]
+        by_id.update(self.store.get_passages([cid for cid in order if cid not in by_id]))
+        out = [by_id[c] for c in order if c in by_id]
+        for p in out:
+            p.score = fused[p.chunk_id] / best
+        return out
+
+    def prior(self, p: Passage, window: TimeWindow | None, named_sources: list[str],
+              today: date | None = None) -> float:
+        """Score for matching the question's date window and named outlets (0 when it names neither);
+        without a window, an optional recency boost for articles of the last `recency_days` days."""
+        s = self.settings
+        score = 0.0
+        if window and s.time_mode == "boost" and p.published_at:
+            w_from, w_to = window.as_ints()
+            score += s.time_weight if w_from <= _date_int(p.published_at) <= w_to else -s.time_weight / 2
+        elif not window and s.time_aware and s.recency_days > 0 and today and p.published_at:
+            try:
+                age = (today - date.fromisoformat(p.published_at[:10])).days
+            except ValueError:
+                age = -1
+            if 0 <= age <= s.recency_days:
+                score += s.recency_weight
+        if named_sources and p.source and any(n.lower() in p.source.lower() for n in named_sources):
+            score += s.source_weight
+        return score
 
     def rerank(self, question: str, qvec: np.ndarray, passages: list[Passage],
-               window: TimeWindow | None) -> list[Passage]:
-        """Built-in reranker: dense similarity, coverage of the question's key terms, date window."""
+               prior: dict[str, float] | None = None,
+               vectors: dict[str, np.ndarray] | None = None) -> list[Passage]:
+        """Second stage: a CrossEncoder by local path, or the built-in scorer (see `builtin_scores`)."""
         if not passages:
             return passages
-        vectors = self.store.vectors([p.chunk_id for p in passages])
-        sims = [float(vectors[p.chunk_id] @ qvec) if p.chunk_id in vectors else 0.0 for p in passages]
-        terms = key_terms(question)
-        w_from, w_to = window.as_ints() if window else (None, None)
-        max_fused = max(p.score for p in passages) or 1.0
-        for p, sim in zip(passages, sims):
-            coverage = term_coverage(terms, p.title + " " + p.text)
-            in_window = 0.0
-            if window and p.published_at:
-                d = _date_int(p.published_at)
-                in_window = 1.0 if w_from <= d <= w_to else -0.5
-            p.score = float(0.5 * sim + 0.35 * coverage + 0.15 * p.score / max_fused + 0.1 * in_window)
+        s = self.settings
+        prior = prior or {}
+        if s.reranker != "builtin":
+            if self._cross_encoder is None:
+                from assistant.store import load_cross_encoder
+
+                self._cross_encoder = load_cross_encoder(s.reranker)
+            raw = self._cross_encoder.predict([(question, f"{p.title}\n{p.text}") for p in passages])
+            relevance = [1.0 / (1.0 + math.exp(-float(x))) for x in raw]
+        else:
+            relevance = self.builtin_scores(question, qvec, passages, vectors)
+        for p, r in zip(passages, relevance):
+            first_stage = p.score - prior.get(p.chunk_id, 0.0)
+            p.score = float(r + s.rerank_fused * first_stage + prior.get(p.chunk_id, 0.0))
         return sorted(passages, key=lambda p: p.score, reverse=True)
 
-    def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> float:
+    def builtin_scores(self, question: str, qvec: np.ndarray, passages: list[Passage],
+                       vectors: dict[str, np.ndarray] | None = None) -> list[float]:
+        """Offline relevance: chunk-vector similarity plus IDF-weighted coverage of the question's key terms."""
+        s = self.settings
+        if vectors is None or any(p.chunk_id not in vectors for p in passages):
+            vectors = self.store.vectors([p.chunk_id for p in passages])
+        foreign = [p for p in passages if p.chunk_id not in vectors]  # e.g. documents of another retriever
+        if foreign:
+            embedded = self.store.embedder.embed([f"{p.title}\n{p.text}" for p in foreign])
+            vectors = {**vectors, **{p.chunk_id: v for p, v in zip(foreign, embedded)}}
+        terms = key_terms(question)
+        idf = self.lexical.idf(terms) if terms else {}
+        out = []
+        for p in passages:
+            sim = float(vectors[p.chunk_id] @ qvec) if p.chunk_id in vectors else 0.0
+            out.append(s.rerank_dense * sim + s.rerank_terms * term_coverage(terms, p.title + " " + p.text, idf))
+        return out
+
+    def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage],
+                   vectors: dict[str, np.ndarray] | None = None) -> float:
         """How well the best passages match: dense similarity and key-term coverage (0..1)."""
         if not passages:
             return 0.0
         terms = key_terms(question)
-        vectors = self.store.vectors([p.chunk_id for p in passages[:3]])
+        idf = self.lexical.idf(terms) if terms else {}
+        ids = [p.chunk_id for p in passages[:3]]
+        if vectors is None or any(i not in vectors for i in ids):
+            vectors = self.store.vectors(ids)
+        vectors = {i: vectors[i] for i in ids if i in vectors}
         sim = max((float(v @ qvec) for v in vectors.values()), default=0.0)
-        coverage = max(term_coverage(terms, p.title + " " + p.text) for p in passages[:3])
+        coverage = max(term_coverage(terms, p.title + " " + p.text, idf) for p in passages[:3])
         return max(0.0, min(1.0, 0.6 * sim + 0.4 * coverage))
 
 
-def term_coverage(terms: list[str], text: str) -> float:
-    """Share of key terms present in the text (longer, rarer-looking terms weigh more)."""
+def term_coverage(terms: list[str], text: str, idf: dict[str, float] | None = None) -> float:
+    """Weighted share of key terms present in the text: rare terms (high IDF) and numbers weigh more.
+
+    Without IDF (no index), longer terms weigh more, as a proxy for rarity.
+    """
     if not terms:
         return 0.0
     have = set(tokenize(text))
-    weights = [math.log(2 + len(t)) * (1.5 if t.isdigit() else 1.0) for t in terms]
-    return sum(w for t, w in zip(terms, weights) if t in have) / sum(weights)
+    weights = [(idf.get(t, 1.0) if idf else math.log(2 + len(t))) * (1.5 if t.isdigit() else 1.0) for t in terms]
+    total = sum(weights)
+    return sum(w for t, w in zip(terms, weights) if t in have) / total if total else 0.0
 
 
 def collapse_duplicates(passages: list[Passage], containment: float = 0.8) -> list[Passage]:
@@ -236,8 +308,49 @@ class NewsRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     retriever: Any
     filters: Any = None
+    k: int | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        result = self.retriever.retrieve(query, self.filters)
+        result = self.retriever.retrieve(query, self.filters, self.k)
         return [Document(page_content=p.text, metadata={"passage": p, "confidence": result.confidence})
                 for p in result.passages]
+
+
+def passage_of(doc: Document, i: int = 0) -> Passage:
+    """The Passage behind a Document: ours carry it; another retriever's documents get one built."""
+    if isinstance(doc.metadata.get("passage"), Passage):
+        return doc.metadata["passage"]
+    m = doc.metadata
+    url = m.get("url") or m.get("source")
+    return Passage(chunk_id=str(m.get("id") or f"doc:{i}:{hash(doc.page_content)}"),
+                   article_id=str(m.get("article_id") or url or f"doc:{i}"), text=doc.page_content, start=0,
+                   end=len(doc.page_content), title=m.get("title", ""), source=m.get("source"),
+                   published_at=m.get("published_at"), url=url)
+
+
+def stage_runnables(retriever: Retriever) -> dict[str, Any]:
+    """The second-stage steps as LangChain runnables over {"question", "documents"} -> documents.
+
+    They recompose with any LangChain retriever, e.g.
+    `{"question": RunnablePassthrough(), "documents": chroma.as_retriever()} | stages["rerank"]`.
+    """
+    from langchain_core.runnables import RunnableLambda
+
+    s = retriever.settings
+
+    def _passages(x: dict[str, Any]) -> list[Passage]:
+        return [passage_of(d, i) for i, d in enumerate(x["documents"])]
+
+    def _docs(passages: list[Passage]) -> list[Document]:
+        return [Document(page_content=p.text, metadata={"passage": p, "url": p.url, "title": p.title})
+                for p in passages]
+
+    def _rerank(x: dict[str, Any]) -> list[Document]:
+        qvec = retriever.store.embedder.embed([x["question"]])[0]
+        return _docs(retriever.rerank(x["question"], qvec, _passages(x)))
+
+    return {
+        "dedupe": RunnableLambda(lambda x: _docs(collapse_duplicates(_passages(x), s.dedupe_similarity))),
+        "rerank": RunnableLambda(_rerank),
+        "diversify": RunnableLambda(lambda x: _docs(diversify(_passages(x), x.get("k") or s.k, s.per_article))),
+    }

@@ -68,6 +68,11 @@ class Embedder:
 
                     hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
+                    if self.settings.threads > 0:
+                        import torch
+
+                        torch.set_num_threads(self.settings.threads)
+
                     try:
                         self._model = SentenceTransformer(self.path, device=self.settings.device)
                     except Exception as e:  # noqa: BLE001 - any load failure is a config problem
@@ -122,6 +127,26 @@ class Embedder:
             texts, batch_size=batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
         ).astype(np.float32)
+
+
+_cross_encoders: dict[str, Any] = {}
+
+
+def load_cross_encoder(path: str):
+    """A sentence-transformers CrossEncoder from a local folder (reranking); loaded once per process."""
+    if path not in _cross_encoders:
+        if not os.path.isdir(path):
+            raise ConfigError(f"reranker {path!r} is not a local folder",
+                              "set retrieval.reranker to 'builtin' or to a local CrossEncoder model folder")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import CrossEncoder
+
+        try:
+            _cross_encoders[path] = CrossEncoder(path, device="cpu")
+        except Exception as e:  # noqa: BLE001 - any load failure is a config problem
+            raise ConfigError(f"cannot load reranker {path!r}: {e}",
+                              "set retrieval.reranker to 'builtin' or to a local CrossEncoder folder") from e
+    return _cross_encoders[path]
 
 
 def _resolve_model(model: str) -> tuple[str, str]:

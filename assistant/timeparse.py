@@ -57,14 +57,20 @@ def parse_time_window(question: str, today: date) -> TimeWindow | None:
 
 
 def parse_sources(question: str, known_sources: list[str]) -> list[str]:
-    """Outlets a question names ("according to CNN", "USA Today reported"), matched to known sources."""
-    q = question.lower()
+    """Outlets a question names ("according to CNN", "USA Today reported"), matched to known sources.
+
+    The outlet's name must appear as written (outlets are proper nouns), so "this week" is not The Week.
+    """
     found = []
     for source in known_sources:
-        s = source.lower().strip()
-        if len(s) >= 2 and re.search(r"(according to|reported by|per|from|in|by|says|said)\s+(the\s+)?"
-                                     + re.escape(s) + r"\b", q):
-            found.append(source)
-        elif len(s) >= 2 and re.search(r"\b" + re.escape(s) + r"\s+(reported|reports|says|said)\b", q):
+        s = source.strip()
+        if len(s) < 2:
+            continue
+        name = re.escape(s)
+        if s.lower().startswith("the "):  # "according to the Week" / "The Week reported"
+            name = r"[Tt]he\s+" + re.escape(s[4:].strip())
+        cue_before = r"(?i:according to|reported by|per|from|in|by|says|said|on)\s+(?i:the\s+)?"
+        cue_after = r"\s+(?i:reported|reports|says|said|wrote|writes)\b"
+        if re.search(cue_before + name + r"\b", question) or re.search(r"(?<!\w)" + name + cue_after, question):
             found.append(source)
     return found
