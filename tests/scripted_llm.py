@@ -77,8 +77,8 @@ class ScriptedLLM:
                         self._json(reply.status, {"error": {"message": "scripted server error", "type": "server"}})
                         return
                     if reply.malformed:
-                        self._sse([b'data: {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [{"index": 0, "delta": {"content": "Partial'
-                                   b' answer"}, "finish_reason": null}]}', b"data: this is not json"])
+                        good = json.dumps(_chunk("m", {"content": "Partial answer"})).encode()
+                        self._sse([b"data: " + good, b"data: this is not json"])
                         return
                     reply = ""
                 model = body.get("model", "scripted")
