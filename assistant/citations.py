@@ -152,16 +152,20 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
         items += [(p, [n for n in nums if n in by_n]) for p in parts]
     if not items:
         return Support(0.0)
-    quotes = sorted({c.quote for c in cited.citations})
-    vectors = embed([s for s, _ in items] + quotes)
-    qvec = dict(zip(quotes, vectors[len(items):]))
+    # A sentence may paraphrase any sentence of the passage it cites, not only the quote picked for display.
+    units = {c.n: [c.quote] + [m.group().strip() for m in _SENTENCE.finditer(c.passage or "")
+                               if len(m.group().strip()) > 15] for c in cited.citations}
+    texts = sorted({t for ts in units.values() for t in ts})
+    vectors = embed([s for s, _ in items] + texts)
+    tvec = dict(zip(texts, vectors[len(items):]))
     supported_n: set[int] = set()
     result = Support(0.0)
     for (sentence, nums), svec in zip(items, vectors[: len(items)]):
         best = 0.0
         for n in nums:
             c = by_n[n]
-            score, numbers_ok = pair_score(sentence, float(svec @ qvec[c.quote]), c.passage or c.quote)
+            sim = max(float(svec @ tvec[t]) for t in units[n])
+            score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
             if numbers_ok and score >= threshold:
                 supported_n.add(n)
             best = max(best, score if numbers_ok else min(score, threshold - 0.01))
