@@ -117,7 +117,8 @@ def anchors(sentence: str) -> tuple[set[str], set[str]]:
     s = sentence.strip().lstrip("\"“‘'([ ")
     numbers = {n.replace(",", "") for n in _NUMBER.findall(s)}
     names = {m.group().lower() for m in _NAME.finditer(s)
-             if m.start() > 0 and m.group().lower() not in _COMMON and not re.search(r"[.!?][\"”’]?\s*$", s[:m.start()])}
+             if m.start() > 0 and m.group().lower() not in _COMMON
+             and not re.search(r"[.!?][\"”’]?\s*$", s[:m.start()])}
     return names, numbers
 
 

@@ -17,6 +17,7 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError, EngineError
 from assistant.ingest import Ingestor
 from assistant.prompts import PROMPTS_DIR, load_prompt
+from assistant.web.app import sources_html
 from tests.conftest import CORPUS, free_port
 
 QUESTION = "Did Russia offer Iran military help?"
@@ -102,6 +103,8 @@ def test_sentence_its_passage_does_not_support_is_marked(chat_assistant, llm):
     assert answer.unsupported == ["Russia sent 300 tanks and Wagner troops to Isfahan"]
     assert answer.citations[0].supported is True  # the first sentence is backed by the same passage
     assert answer.support < 0.8
+    panel = sources_html(answer)  # the Gradio sources panel marks it
+    assert 'class="unsupported-note"' in panel and "Russia sent 300 tanks and Wagner troops to Isfahan" in panel
 
 
 def test_weak_retrieval_refuses_without_asking_the_model(chat_assistant, llm):
