@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"ingesting {args.dataset / 'corpus.json'} into {args.data_dir} (once)", file=sys.stderr)
         Ingestor(settings).ingest_paths([args.dataset / "corpus.json"])
         assistant = Assistant(settings)
-    queries = json.loads((args.dataset / "queries.json").read_text())[: args.limit or None]
+    queries = json.loads((args.dataset / "queries.json").read_text())[:: args.every][: args.limit or None]
     embed = assistant.store.embedder.embed
     rows = []
     t0 = time.time()
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> dict:
                          "supported": sum(1 for *_, s in support.sentences if s >= 0.5) if support else 0,
                          "hit": any(norm(a) in norm(cited.text) for a in q["answers"])}
         rows.append(row)
+        print(f"{len(rows)}/{len(queries)} conf={row['confidence']:.2f} hit={row['extractive']['hit']} "
+              f"null={row['null']} {q['query'][:60]}", file=sys.stderr)
     seconds = time.time() - t0
     report = {"queries": len(rows), "answerable": sum(not r["null"] for r in rows),
               "unanswerable": sum(r["null"] for r in rows), "seconds_per_query": round(seconds / len(rows), 3),
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--thresholds", default="0.35",
                         type=lambda s: [float(x) for x in s.split(",")], help="answer.min_confidence values")
     parser.add_argument("--limit", type=int, default=0, help="only the first N queries")
+    parser.add_argument("--every", type=int, default=1, help="only every K-th query (a quicker, spread sample)")
     parser.add_argument("--rows", help="write per-query rows (answers, confidence) to this JSON file")
     print(json.dumps(run(parser.parse_args()), indent=1))
 
