@@ -67,7 +67,7 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
-    min_confidence: float = Field(0.35, description="Below this retrieval confidence the assistant says "
+    min_confidence: float = Field(0.45, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question.")
 
 
