@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
-from assistant.citations import cite
+from assistant.citations import check_support, cite
 from assistant.config import Settings
 from assistant.engines import get_engine
 from assistant.engines.base import Engine
@@ -84,7 +84,7 @@ class Assistant:
                 lambda x: self.condense(x["question"], x.get("history"))))
             | RunnablePassthrough.assign(retrieval=RunnableLambda(
                 lambda x: self.retriever.retrieve(x["standalone"], Filters.from_dict(x.get("filters")))))
-            | RunnableLambda(lambda x: self._final(self._answer_events(x["question"], x["retrieval"],
+            | RunnableLambda(lambda x: self._final(self._answer_events(x["standalone"], x["retrieval"],
                                                                     x.get("history"))))
         )
 
@@ -104,16 +104,27 @@ class Assistant:
 
     def stream(self, question: str, history: list[tuple[str, str]] | None = None,
                filters: dict[str, Any] | None = None) -> Iterator[Event]:
-        """Text deltas as they come, then one 'answer' event with the citations."""
+        """Text deltas as they come, maybe a 'notice' (e.g. model server down), then one 'answer' event."""
         question = check_question(question)
         history = [(str(q), str(a)) for q, a in (history or [])][-6:]
         if self.store.count() == 0:
             yield Event("delta", EMPTY_STORE)
             yield Event("answer", answer=Answer(EMPTY_STORE, True, notice="empty store"))
             return
-        standalone = self.condense(question, history)
+        engine, notice = self.engine, None
+        standalone = standalone_question(question, history)
+        condense = getattr(engine, "condense", None)
+        if history and condense is not None:
+            try:
+                standalone = condense(question, history)
+            except EngineError as e:
+                # The server just failed; do not make the journalist wait for it a second time.
+                notice = f"{e.message}; showing the extractive answer instead"
+                log.warning(notice)
+                engine = self.extractive
+                yield Event("notice", notice)
         retrieval = self.retriever.retrieve(standalone, Filters.from_dict(filters))
-        yield from self._answer_events(standalone, retrieval, history)
+        yield from self._answer_events(standalone, retrieval, history, engine, notice)
 
     def answer_retrieval(self, question: str, retrieval: Retrieval) -> Answer:
         """Answer from passages already retrieved (the eval harness retrieves once for both uses)."""
@@ -128,13 +139,14 @@ class Assistant:
         assert answer is not None
         return answer
 
-    def _answer_events(self, question: str, retrieval: Retrieval,
-                       history: list[tuple[str, str]] | None) -> Iterator[Event]:
+    def _answer_events(self, question: str, retrieval: Retrieval, history: list[tuple[str, str]] | None,
+                       engine: Engine | None = None, notice: str | None = None) -> Iterator[Event]:
         passages = retrieval.passages
         if not tokenize(question) or retrieval.confidence < self.settings.answer.min_confidence:
-            yield from self._refusal(passages)
+            # Weak evidence: refuse before any model is asked, so it cannot answer from memory.
+            yield from self._refusal(passages, notice)
             return
-        engine, notice = self.engine, None
+        engine = engine or self.engine
         text = ""
         try:
             for delta in engine.stream(question, passages, history):
@@ -143,38 +155,60 @@ class Assistant:
         except EngineError as e:
             notice = f"{e.message}; showing the extractive answer instead"
             log.warning(notice)
-            yield Event("delta", f"\n\n[{notice}]\n\n" if text else "")
+            yield Event("notice", notice)
             engine, text = self.extractive, ""
             for delta in engine.stream(question, passages, history):
                 text += delta
                 yield Event("delta", delta)
         if not text.strip():
-            yield from self._refusal(passages)
+            yield from self._refusal(passages, notice)
             return
         answer = self._cited(text, passages, engine)
-        answer.notice = notice
+        answer.notice = "; ".join(x for x in (notice, answer.notice) if x) or None
         yield Event("answer", answer=answer)
 
     def _cited(self, text: str, passages: list[Passage], engine: Engine) -> Answer:
+        """Map [n] to citations, drop bogus ones, check each sentence against its sources."""
         cited = cite(text, passages)
-        if engine.generative and is_refusal(cited.text):
-            return Answer(cited.text, True, [], passages)
-        answer = Answer(cited.text, not cited.citations, cited.citations, passages)
+        flags = []
         if cited.bogus:
-            answer.unsupported.append(f"removed citations to passages that do not exist: {sorted(set(cited.bogus))}")
+            flags.append(f"removed citations to passages that do not exist: "
+                         f"{', '.join(f'[{n}]' for n in sorted(set(cited.bogus)))}")
+        if engine.generative and is_refusal(cited.text):
+            return self._refusal_answer(passages, "the model said the passages do not answer the question")
+        if not cited.citations:
+            if engine.generative:  # uncited model text is never shown as an answer
+                return self._refusal_answer(passages, "the model's reply cited no passage, so it is not shown")
+            return Answer(cited.text, True, [], passages)
+        support = check_support(cited, self.store.embedder.embed)
+        answer = Answer(cited.text, False, cited.citations, passages, support=round(support.score, 3),
+                        unsupported=support.unsupported)
+        if support.unsupported:
+            flags.append(f"{len(support.unsupported)} sentence(s) not supported by the passages they cite")
+        answer.notice = "; ".join(flags) or None
         return answer
 
-    def _refusal(self, passages: list[Passage]) -> Iterator[Event]:
+    def _refusal_answer(self, passages: list[Passage], notice: str | None = None) -> Answer:
         text = NOT_COVERED
         if passages:
             nearest = "; ".join(f"“{p.title}” ({', '.join(x for x in (p.source, p.published_at) if x)})"
                                 for p in passages[:3])
             text += f" The nearest articles: {nearest}."
-        yield Event("delta", text)
-        yield Event("answer", answer=Answer(text, True, [], passages))
+        return Answer(text, True, [], passages, notice=notice)
+
+    def _refusal(self, passages: list[Passage], notice: str | None = None) -> Iterator[Event]:
+        answer = self._refusal_answer(passages, notice)
+        yield Event("delta", answer.answer)
+        yield Event("answer", answer=answer)
+
+
+_REFUSAL = re.compile(
+    r"\b(do(es)?\s+not|don't|doesn't|cannot|can't|can\s+not|unable\s+to|no\s+information|not\s+enough|"
+    r"insufficient|none\s+of\s+the\s+passages|nothing\s+in\s+the\s+passages)\b.{0,60}?"
+    r"\b(answer|cover|contain|mention|provide|say|address|information|determine|tell|know|find)", re.I | re.S)
 
 
 def is_refusal(text: str) -> bool:
-    """Whether a model's reply says the passages do not answer the question."""
-    return bool(re.search(r"\b(do(es)? not|don't|cannot|can't|unable to)\b.{0,40}\b(answer|cover|contain|"
-                          r"mention|provide|say|address)", text[:300], re.I)) and "[" not in text[:300]
+    """Whether a model's reply says the passages do not answer the question (and cites nothing)."""
+    head = text.strip()[:300]
+    return bool(_REFUSAL.search(head)) and not re.search(r"\[\d+\]", head)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from assistant.lexical import tokenize
 from assistant.models import Citation, Passage
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"'”’)]*|$)")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NAME = re.compile(r"\b[A-Z][\w'’-]+")
+_COMMON = {"the", "a", "an", "it", "he", "she", "they", "we", "i", "this", "that", "these", "those", "but", "and",
+           "in", "on", "at", "as", "for", "his", "her", "their", "its", "there", "when", "while", "after"}
+SUPPORT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -93,3 +101,79 @@ def cite(text: str, passages: list[Passage]) -> Cited:
 def _last_sentence(seg: str) -> str:
     parts = [m.group() for m in _SENTENCE.finditer(seg) if m.group().strip()]
     return parts[-1] if parts else seg
+
+
+@dataclass
+class Support:
+    """The citation check: support score (0..1) and the answer sentences their sources do not back."""
+
+    score: float
+    unsupported: list[str] = field(default_factory=list)
+    sentences: list[tuple[str, list[int], float]] = field(default_factory=list)  # (sentence, [n], score)
+
+
+def anchors(sentence: str) -> tuple[set[str], set[str]]:
+    """Names (capitalised words not opening the sentence) and numbers a supporting passage must contain."""
+    s = sentence.strip().lstrip("\"“‘'([ ")
+    numbers = {n.replace(",", "") for n in _NUMBER.findall(s)}
+    names = {m.group().lower() for m in _NAME.finditer(s)
+             if m.start() > 0 and m.group().lower() not in _COMMON
+             and not re.search(r"[.!?][\"”’]?\s*$", s[:m.start()])}
+    return names, numbers
+
+
+def pair_score(sentence: str, similarity: float, passage: str) -> tuple[float, bool]:
+    """How well one passage backs one sentence, and whether every number in the sentence is in it.
+
+    Embedding similarity to the cited quote, blended with the share of the sentence's names found in the
+    passage (a sentence naming people or places the passage never mentions is not supported by it).
+    """
+    names, numbers = anchors(sentence)
+    text = passage.lower().replace(",", "")
+    numbers_ok = all(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text) for n in numbers)
+    if not names:
+        return max(0.0, min(1.0, similarity)), numbers_ok
+    have = sum(1 for n in names if n in text) / len(names)
+    return max(0.0, min(1.0, 0.6 * similarity + 0.4 * have)), numbers_ok
+
+
+def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
+                  threshold: float = SUPPORT_THRESHOLD) -> Support:
+    """Check every answer sentence against the passages it cites; sets each Citation.supported.
+
+    A sentence is supported when some cited passage scores >= threshold for it and contains its numbers;
+    a sentence without a (valid) citation is unsupported. The score is the mean over sentences.
+    """
+    by_n = {c.n: c for c in cited.citations}
+    items: list[tuple[str, list[int]]] = []
+    for seg, nums in cited.segments:
+        parts = [m.group().strip() for m in _SENTENCE.finditer(_MARKER.sub("", seg))]
+        parts = [p.lstrip(".!?;,:)]”\" ").strip() for p in parts]
+        parts = [p for p in parts if len(re.findall(r"\w+", p)) >= 3]
+        items += [(p, [n for n in nums if n in by_n]) for p in parts]
+    if not items:
+        return Support(0.0)
+    # A sentence may paraphrase any sentence of the passage it cites, not only the quote picked for display.
+    units = {c.n: [c.quote] + [m.group().strip() for m in _SENTENCE.finditer(c.passage or "")
+                               if len(m.group().strip()) > 15] for c in cited.citations}
+    texts = sorted({t for ts in units.values() for t in ts})
+    vectors = embed([s for s, _ in items] + texts)
+    tvec = dict(zip(texts, vectors[len(items):]))
+    supported_n: set[int] = set()
+    result = Support(0.0)
+    for (sentence, nums), svec in zip(items, vectors[: len(items)]):
+        best = 0.0
+        for n in nums:
+            c = by_n[n]
+            sim = max(float(svec @ tvec[t]) for t in units[n])
+            score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
+            if numbers_ok and score >= threshold:
+                supported_n.add(n)
+            best = max(best, score if numbers_ok else min(score, threshold - 0.01))
+        result.sentences.append((sentence, nums, best))
+        if best < threshold:
+            result.unsupported.append(sentence)
+    for c in cited.citations:
+        c.supported = c.n in supported_n
+    result.score = float(sum(s for _, _, s in result.sentences) / len(result.sentences))
+    return result

@@ -127,20 +127,36 @@ def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> N
     if as_json:
         click.echo(json.dumps(assistant.ask(question, filters=filters).to_json(), ensure_ascii=False))
         return
-    answer = None
+    answer, streamed, shown = None, "", []
+    live = settings.answer.engine != "extractive"  # the generative engine's text is printed as it arrives
     for ev in assistant.stream(question, filters=filters):
         if ev.kind == "answer":
             answer = ev.answer
-        elif not settings.answer.engine == "extractive":
+        elif ev.kind == "notice":
+            if streamed:
+                click.echo()
+            click.echo(f"note: {ev.text}", err=True)
+            shown.append(ev.text)
+            streamed = ""
+        elif live:
             click.echo(ev.text, nl=False)
+            streamed += ev.text
     if answer is None:
         return
-    if settings.answer.engine == "extractive" or not answer.answer:
-        click.echo(answer.answer)
-    else:
+    if streamed.strip() and streamed.strip() != answer.answer:
+        # Renumbered citations, or a reply the checks turned into a refusal: show the final form too.
+        click.echo("\n\n" + answer.answer)
+    elif streamed.strip():
         click.echo()
-    if answer.notice:
-        click.echo(f"note: {answer.notice}", err=True)
+    else:
+        click.echo(answer.answer)
+    notice = answer.notice or ""
+    for text in shown:
+        notice = notice.replace(text, "")
+    if notice.strip("; "):
+        click.echo(f"note: {notice.strip('; ')}", err=True)
+    for sentence in answer.unsupported:
+        click.echo(f"unsupported by its sources: {sentence}", err=True)
     if answer.citations:
         click.echo("\nSources:")
         for c in answer.citations:

@@ -93,7 +93,7 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
-    min_confidence: float = Field(0.35, description="Below this retrieval confidence the assistant says "
+    min_confidence: float = Field(0.45, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question.")
 
 
@@ -105,6 +105,9 @@ class LLMSettings(_Section):
     temperature: float = Field(0.1, description="Sampling temperature.")
     timeout: float = Field(60.0, description="Seconds before a model call is abandoned.")
     max_tokens: int = Field(512, description="Most tokens in a generated answer.")
+    max_retries: int = Field(1, description="Retries of a failed model call (OpenAI-compatible client).")
+    prompts_dir: str = Field("", description="Folder of prompt files (answer_system.md, answer_user.md, "
+                             "condense.md); empty = the project's prompts/.")
 
 
 class ServerSettings(_Section):

@@ -85,3 +85,35 @@ def chroma_server(tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def scripted_llm_server():
+    """One scripted OpenAI-compatible server for the session (see tests/scripted_llm.py)."""
+    from scripted_llm import ScriptedLLM
+
+    server = ScriptedLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm(scripted_llm_server):
+    """The scripted server with an empty queue and history for this test."""
+    scripted_llm_server.reset()
+    yield scripted_llm_server
+    scripted_llm_server.reset()
+
+
+@pytest.fixture
+def chat_assistant(corpus_assistant, corpus_data_dir, llm):
+    """An Assistant over the corpus whose answer engine is the scripted server (openai engine)."""
+    from assistant.chain import Assistant
+    from assistant.config import load_settings
+
+    def make(**overrides):
+        values = {"answer.engine": "openai", "llm.base_url": llm.base_url, "llm.timeout": 5.0,
+                  "llm.max_retries": 0, **overrides}
+        return Assistant(load_settings(data_dir=str(corpus_data_dir), **values), store=corpus_assistant.store)
+
+    return make

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +21,18 @@ _STANCE = re.compile(r"\b(not|no|never|refused|refuses|declined|declines|rejecte
                      r"denies|won't|will not|did not|didn't|agreed|agrees|confirmed|confirms|approved|"
                      r"only|instead)\b", re.I)
 _ATTRIBUTION = re.compile(r"\b(said|says|told|according to|stated|added|wrote|announced)\b", re.I)
+_PRONOUN_LEAD = re.compile(r"^(he|she|it|they|this|that|these|those|the move|the decision)\b", re.I)
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w'’.-]*[\w]")
+_NUMBER = re.compile(r"\d")
+_DATE = re.compile(r"\b(\d{4}|january|february|march|april|may|june|july|august|september|october|november|"
+                   r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|"
+                   r"last (week|month|year))\b", re.I)
+_ANSWER_TYPES = (  # question opening -> what an answering sentence contains beyond the question's words
+    (re.compile(r"^(how many|how much|what (percentage|share|number|amount)|how (old|long|far|big))\b", re.I),
+     "number"),
+    (re.compile(r"^(when|what (year|month|day|date))\b", re.I), "date"),
+    (re.compile(r"^(who|whom|whose|which|where|what|name)\b", re.I), "name"),
+)
 
 
 @dataclass
@@ -31,6 +44,8 @@ class Pick:
     end: int
     text: str
     score: float
+    article_id: str = ""
+    terms: set[str] = field(default_factory=set)
 
 
 def passage_sentences(p: Passage) -> list[tuple[int, int]]:
@@ -43,18 +58,56 @@ def sentence_text(p: Passage, start: int, end: int) -> str:
     return p.text[start - p.start:end - p.start]
 
 
+_SUFFIX = re.compile(r"(ing|ed|ly|es|s)$")
+
+
+def stem(term: str) -> str:
+    """A crude stem (suffix cut, then a 6-letter prefix) so 'military'/'militarily', 'offer'/'offered' meet."""
+    if len(term) <= 4 or term[0].isdigit():
+        return term
+    return _SUFFIX.sub("", term)[:6]
+
+
 def term_overlap(question_terms: set[str], text: str) -> float:
     if not question_terms:
         return 0.0
     return len(question_terms & set(tokenize(text))) / len(question_terms)
 
 
+def answer_type(question: str) -> str | None:
+    """What kind of fact the question asks for: 'number', 'date', 'name', 'stance' (yes/no) or None."""
+    q = question.strip()
+    for pattern, kind in _ANSWER_TYPES:
+        if pattern.match(q):
+            return kind
+    return "stance" if _YES_NO.match(q) else None
+
+
+def has_answer_type(kind: str | None, text: str, question_stems: set[str]) -> bool:
+    """Whether a sentence holds the kind of fact asked for, beyond repeating the question."""
+    if kind == "number":
+        return bool(_NUMBER.search(text))
+    if kind == "date":
+        return bool(_DATE.search(text))
+    if kind == "name":
+        return any(stem(t) not in question_stems for m in _NAME.finditer(text) for t in tokenize(m.group()))
+    if kind == "stance":
+        return bool(_STANCE.search(text))
+    return False
+
+
 class ExtractiveEngine(Engine):
-    """Scores every sentence of the top passages against the question and quotes the best ones.
+    """Scores every sentence of the retrieved passages against the question and quotes the best ones.
+
+    A sentence scores by meaning (embedding similarity to the question), by the question's words it contains
+    (rare words weigh more), by whether it holds the kind of fact asked for (a name for "who", a number for
+    "how many", a verdict for yes/no questions), and by its passage's rank. The picks then favour new
+    information from other articles over near-repeats.
 
     Args:
         embed: text -> unit vectors (the store's embedder), for sentence-to-question similarity.
-        max_sentences: most sentences in an answer.
+        max_sentences: most sentences in an answer (1-5).
+        min_sentence_score: below this the best sentence is not an answer, and the engine says nothing.
     """
 
     name = "extractive"
@@ -62,59 +115,110 @@ class ExtractiveEngine(Engine):
 
     def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3):
         self.embed = embed
-        self.max_sentences = max_sentences
+        self.max_sentences = max(1, min(5, max_sentences))
         self.min_sentence_score = min_sentence_score
+
+    def candidates(self, passages: list[Passage]) -> list[Pick]:
+        """Each sentence once (overlapping passages share sentences), with the context it needs."""
+        seen: set[tuple[str, int]] = set()
+        cands: list[Pick] = []
+        for i, p in enumerate(passages):
+            spans = passage_sentences(p)
+            for j, (s, e) in enumerate(spans):
+                if (p.article_id, s) in seen:
+                    continue
+                seen.add((p.article_id, s))
+                s, e = self._context(spans, j, p)
+                cands.append(Pick(i, s, e, sentence_text(p, s, e), 0.0, p.article_id))
+        return cands
+
+    @staticmethod
+    def _context(spans: list[tuple[int, int]], j: int, p: Passage) -> tuple[int, int]:
+        """Span of sentence j, widened to a neighbour that names the speaker or the subject.
+
+        A quote keeps its attribution ("..." followed by 'said Nikita Smagin'), and a sentence opening with
+        'He'/'It' keeps the previous sentence that says who or what that is; the span stays verbatim.
+        """
+        s, e = spans[j]
+        text = sentence_text(p, s, e)
+        if _QUOTE_OPEN.match(text) and not _ATTRIBUTION.search(text):
+            if j + 1 < len(spans):
+                nxt = sentence_text(p, *spans[j + 1])
+                if _ATTRIBUTION.search(nxt) and len(nxt) < 200:
+                    return s, spans[j + 1][1]
+            if j > 0:
+                prev = sentence_text(p, *spans[j - 1])
+                if _ATTRIBUTION.search(prev) and len(prev) < 250:
+                    return spans[j - 1][0], e
+        if _PRONOUN_LEAD.match(text) and j > 0:
+            prev = sentence_text(p, *spans[j - 1])
+            if len(prev) < 250:
+                return spans[j - 1][0], e
+        return s, e
+
+    def score(self, question: str, cands: list[Pick], vectors: np.ndarray) -> None:
+        """Set each candidate's score (about 0..1)."""
+        # A follow-up arrives as "And China? (previous question)": its own words are the focus.
+        m = re.match(r"^(.*?\S)\s*\((.+)\)$", question.strip())
+        focus = {stem(t) for t in tokenize(m.group(1))} if m else set()
+        qterms = set(tokenize(question))
+        qstems = {stem(t) for t in qterms}
+        for c in cands:
+            c.terms = {stem(t) for t in tokenize(c.text)}
+        # Words every candidate shares (the story's topic) say little about which sentence answers.
+        n = len(cands)
+        idf = {t: math.log(1 + n / (1 + sum(1 for c in cands if t in c.terms))) for t in qstems}
+        total = sum(idf.values()) or 1.0
+        kind = answer_type(question)
+        sims = vectors[1:] @ vectors[0]
+        for c, sim in zip(cands, sims):
+            coverage = sum(w for t, w in idf.items() if t in c.terms) / total
+            fits = 0.08 if has_answer_type(kind, c.text, qstems) else 0.0
+            rank_prior = 1.0 / (1 + 0.15 * c.passage)
+            length = 0.9 if len(c.text) < 40 else 1.0  # fragments ("He declined.") rarely answer alone
+            off_focus = 0.6 if focus and not focus & c.terms else 1.0
+            c.score = float((0.65 * sim + 0.25 * coverage + fits) * (0.92 + 0.08 * rank_prior) * length * off_focus)
 
     def select(self, question: str, passages: list[Passage]) -> list[Pick]:
         """The sentences that best answer the question, best first, without near-duplicates."""
-        cands: list[Pick] = []
-        for i, p in enumerate(passages):
-            for s, e in passage_sentences(p):
-                cands.append(Pick(i, s, e, sentence_text(p, s, e), 0.0))
+        cands = self.candidates(passages)
         if not cands:
             return []
         vectors = self.embed([question] + [c.text for c in cands])
-        sims = vectors[1:] @ vectors[0]
-        qterms = set(tokenize(question))
-        yes_no = bool(_YES_NO.match(question.strip()))
-        for c, sim in zip(cands, sims):
-            rank_prior = 1.0 / (1 + 0.15 * c.passage)
-            stance = 0.08 if yes_no and _STANCE.search(c.text) else 0.0  # yes/no questions want a verdict
-            c.score = float(0.7 * sim + 0.3 * term_overlap(qterms, c.text) + stance) * (0.85 + 0.15 * rank_prior)
-        cands.sort(key=lambda c: c.score, reverse=True)
-        best = cands[0].score
+        self.score(question, cands, vectors)
+        cvec = {id(c): v for c, v in zip(cands, vectors[1:])}
+        best = max(c.score for c in cands)
+        if best < self.min_sentence_score:
+            return []
+        floor = max(self.min_sentence_score, 0.75 * best)
         picks: list[Pick] = []
-        used_tokens: list[set[str]] = []
-        per_passage: dict[int, int] = {}
-        for c in cands:
-            if len(picks) >= self.max_sentences or c.score < max(self.min_sentence_score, 0.72 * best):
-                break
-            toks = set(tokenize(c.text))
-            if any(len(toks & u) / max(1, len(toks | u)) > 0.6 for u in used_tokens):
-                continue  # near-duplicate of a picked sentence (syndicated copy, overlap)
-            if per_passage.get(c.passage, 0) >= 2:
-                continue
-            picks.append(self._with_attribution(c, passages[c.passage]))
-            used_tokens.append(toks)
-            per_passage[c.passage] = per_passage.get(c.passage, 0) + 1
-        return picks
+        pool = [c for c in cands if c.score >= floor]
+        while pool and len(picks) < self.max_sentences:
+            def gain(c: Pick) -> float:
+                if not picks:
+                    return c.score
+                redundancy = max(float(cvec[id(c)] @ cvec[id(p)]) for p in picks)
+                new_terms = len(c.terms - set().union(*(p.terms for p in picks))) / (len(c.terms) or 1)
+                other_article = 0.03 if all(p.article_id != c.article_id for p in picks) else 0.0
+                return c.score - 0.15 * max(0.0, redundancy - 0.5) + 0.05 * new_terms + other_article
 
-    @staticmethod
-    def _with_attribution(c: Pick, p: Passage) -> Pick:
-        """A quote without its speaker gets the neighbouring sentence that names who said it."""
-        if not _QUOTE_OPEN.match(c.text) or _ATTRIBUTION.search(c.text):
-            return c
-        spans = passage_sentences(p)
-        idx = next((i for i, (s, _) in enumerate(spans) if s == c.start), None)
-        if idx is not None and idx + 1 < len(spans):
-            s, e = spans[idx + 1]
-            nxt = sentence_text(p, s, e)
-            if _ATTRIBUTION.search(nxt) and len(nxt) < 200:
-                return Pick(c.passage, c.start, e, sentence_text(p, c.start, e), c.score)
-        return c
+            c = max(pool, key=gain)
+            pool.remove(c)
+            if any(_near_duplicate(c, p, float(cvec[id(c)] @ cvec[id(p)])) for p in picks):
+                continue
+            picks.append(c)
+        return picks
 
     def stream(self, question: str, passages: list[Passage],
                history: list[tuple[str, str]] | None = None) -> Iterator[str]:
         picks = self.select(question, passages)
         for i, pick in enumerate(picks):
             yield ("" if i == 0 else " ") + f"{pick.text} [{pick.passage + 1}]"
+
+
+def _near_duplicate(a: Pick, b: Pick, similarity: float) -> bool:
+    """Same sentence twice (syndicated copies, overlapping spans) or nearly the same words."""
+    if a.article_id == b.article_id and a.start < b.end and b.start < a.end:
+        return True
+    jaccard = len(a.terms & b.terms) / max(1, len(a.terms | b.terms))
+    return jaccard > 0.6 or similarity > 0.9

@@ -30,6 +30,8 @@ CSS = """
 .source-card .title { font-weight: 600; unicode-bidi: plaintext; }
 .sources-empty { color: var(--body-text-color-subdued); }
 #chat .message-content { unicode-bidi: plaintext; text-align: start; }
+.source-card.unsupported { border-color: #f59e0b; }
+.unsupported-note { border-left: 3px solid #f59e0b; padding: 4px 10px; margin-bottom: 10px; font-size: 0.9em; }
 """
 
 
@@ -52,11 +54,22 @@ def citation_card(c: Citation, passage: Passage | None) -> str:
                 + html.escape(passage.text[b:]))
     else:
         body = "<mark>" + html.escape(c.quote) + "</mark>"
+    flag = " unsupported" if c.supported is False else ""
+    note = " · does not support the sentence citing it" if c.supported is False else ""
     # dir="auto": each title and passage takes its direction from its own text (Arabic, Persian are RTL)
-    return (f'<div class="source-card" data-n="{c.n}">'
+    return (f'<div class="source-card{flag}" data-n="{c.n}">'
             f'<div class="title" dir="auto">[{c.n}] {_title(c.title, c.url)}</div>'
-            f'<div class="meta" dir="auto">{_meta(c.source, c.published_at)}</div>'
+            f'<div class="meta" dir="auto">{_meta(c.source, c.published_at)}{note}</div>'
             f'<div class="passage" dir="auto">{body}</div></div>')
+
+def support_html(answer: Answer) -> str:
+    """The citation check's verdict: sentences the cited passages do not back, and the support score."""
+    if not answer.unsupported:
+        return ""
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in answer.unsupported)
+    score = f" (support {answer.support:.2f})" if answer.support is not None else ""
+    return (f'<div class="unsupported-note">⚠️ Not supported by the passages they cite{score}:'
+            f"<ul>{items}</ul></div>")
 
 
 def sources_html(answer: Answer) -> str:
@@ -70,7 +83,7 @@ def sources_html(answer: Answer) -> str:
             passage = next((p for p in by_article.get(c.article_id, []) if p.start <= c.start and c.end <= p.end),
                            None)
             cards.append(citation_card(c, passage))
-        return "".join(cards)
+        return support_html(answer) + "".join(cards)
     if answer.passages:
         cards = [f'<div class="source-card"><div class="title" dir="auto">{_title(p.title, p.url)}</div>'
                  f'<div class="meta" dir="auto">nearest passage · {_meta(p.source, p.published_at)}</div>'
@@ -94,8 +107,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     text += ev.text
                     history[-1]["content"] = text
                     yield history, '<p class="sources-empty">Searching the articles…</p>', ""
+                elif ev.kind == "notice":  # e.g. the model server is down: the extractive answer follows
+                    text = ""
+                    history[-1]["content"] = f"⚠️ {ev.text}"
+                    yield history, '<p class="sources-empty">Searching the articles…</p>', ""
                 elif ev.answer is not None:
-                    history[-1]["content"] = ev.answer.answer
+                    shown = ev.answer.notice and ev.answer.notice != "empty store"
+                    notice = f"\n\n⚠️ {ev.answer.notice}" if shown else ""
+                    history[-1]["content"] = ev.answer.answer + notice
                     yield history, sources_html(ev.answer), ""
         except AssistantError as e:
             history[-1]["content"] = f"⚠️ {e}"
