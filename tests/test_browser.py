@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.browser
 
@@ -100,11 +100,7 @@ def site(corpus_data_dir, tmp_path_factory):
                "wrong_token": f"http://127.0.0.1:{wiki_port}/wrong-token.html",
                "other": f"http://127.0.0.1:{other_port}/wiki.html", "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 15)
         wiki.shutdown()
         other.shutdown()
 
