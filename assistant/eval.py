@@ -130,6 +130,8 @@ def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) 
         "chunking": settings.chunking.model_dump(),
         "clean": settings.ingest.clean,
         "embedding": settings.embedding.model,
+        # other backends make other vectors (the torch key stays as it was, so cached stores stay valid)
+        **({"backend": settings.embedding.backend} if settings.embedding.backend != "torch" else {}),
         # the cleaning and chunking code itself: a new rule must not reuse chunks cut by the old one
         "code": hashlib.sha1((inspect.getsource(cleaning) + inspect.getsource(chunking)).encode()).hexdigest(),
     }

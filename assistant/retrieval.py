@@ -213,7 +213,10 @@ class Retriever:
         out = []
         for p in passages:
             sim = float(vectors[p.chunk_id] @ qvec) if p.chunk_id in vectors else 0.0
-            out.append(s.rerank_dense * sim + s.rerank_terms * term_coverage(terms, p.title + " " + p.text, idf))
+            score = s.rerank_dense * sim + s.rerank_terms * term_coverage(terms, p.title + " " + p.text, idf)
+            if s.rerank_window:
+                score += s.rerank_window * window_coverage(terms, p, idf, s.rerank_window_sentences)
+            out.append(score)
         return out
 
     def confidence(self, question: str, qvec: np.ndarray, passages: list[Passage],
@@ -243,6 +246,26 @@ def term_coverage(terms: list[str], text: str, idf: dict[str, float] | None = No
     weights = [(idf.get(t, 1.0) if idf else math.log(2 + len(t))) * (1.5 if t.isdigit() else 1.0) for t in terms]
     total = sum(weights)
     return sum(w for t, w in zip(terms, weights) if t in have) / total if total else 0.0
+
+
+def sentence_texts(p: Passage) -> list[str]:
+    """The passage's sentences (from the chunk's sentence offsets), or the whole text when it has none."""
+    spans = [(max(0, a - p.start), min(len(p.text), b - p.start)) for a, b in p.sentences]
+    out = [p.text[a:b] for a, b in spans if b > a]
+    return out or [p.text]
+
+
+def window_coverage(terms: list[str], p: Passage, idf: dict[str, float] | None = None, width: int = 2) -> float:
+    """Best term coverage of any `width` consecutive sentences of the passage (title excluded).
+
+    Whole-chunk coverage cannot tell apart the chunks of one article (they share its title and topic); the
+    chunk holding the answer usually has one spot where the question's names and numbers meet.
+    """
+    if not terms:
+        return 0.0
+    sents = sentence_texts(p)
+    width = max(1, min(width, len(sents)))
+    return max(term_coverage(terms, " ".join(sents[i:i + width]), idf) for i in range(len(sents) - width + 1))
 
 
 def collapse_duplicates(passages: list[Passage], containment: float = 0.8) -> list[Passage]:

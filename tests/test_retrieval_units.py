@@ -7,7 +7,7 @@ from datetime import date
 
 from assistant.cleaning import content_regions
 from assistant.models import Passage
-from assistant.retrieval import collapse_duplicates, diversify, rrf, term_coverage
+from assistant.retrieval import collapse_duplicates, diversify, rrf, term_coverage, window_coverage
 from assistant.timeparse import parse_sources, parse_time_window
 
 
@@ -77,6 +77,22 @@ def test_term_coverage_weighs_rare_terms_by_idf():
     assert term_coverage(terms, "Avalon harbor", idf) > term_coverage(terms, "the city", idf)
     assert term_coverage(terms, "Avalon city", idf) == 1.0
     assert term_coverage([], "anything") == 0.0
+
+
+def test_window_coverage_finds_the_chunk_where_the_terms_meet():
+    """Two chunks of one article hold the same words; only one has them in one sentence."""
+    terms = ["ioc", "president", "elected"]
+    together = "The vote took place in Greece. Kirsty Coventry was elected IOC president on Thursday."
+    apart = "The IOC met in Greece. Its president is chosen by members. Members elected a board in 2021."
+    a, b = passage("a:0", "a", together), passage("a:1", "a", apart)
+    for p in (a, b):  # sentence offsets as the chunker stores them (absolute in the body; here start == 0)
+        cuts = [0] + [i + 2 for i, ch in enumerate(p.text) if ch == "." and i + 2 < len(p.text)] + [len(p.text)]
+        p.sentences = list(zip(cuts, cuts[1:]))
+    assert term_coverage(terms, together) == term_coverage(terms, apart) == 1.0  # whole chunk: a tie
+    assert window_coverage(terms, a, width=1) == 1.0
+    assert window_coverage(terms, b, width=1) < 0.5
+    assert window_coverage(terms, b, width=3) == 1.0  # a window of every sentence is the whole chunk
+    assert window_coverage([], a) == 0.0
 
 
 def test_page_furniture_is_stripped():
