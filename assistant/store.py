@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.config import EmbeddingSettings, Settings, default_data_dir
+from assistant.config import EmbeddingSettings, Settings, default_cache_dir
 from assistant.errors import ConfigError, StoreError
 from assistant.models import Article, Chunk, Passage
 
@@ -40,7 +40,7 @@ class Embedder:
         self.path, base_name = _resolve_model(settings.model)
         # int8 vectors differ from fp32 ones: a store built with one must never be queried with the other.
         self.name = base_name + "+int8" if self.backend == "onnx-int8" else base_name
-        self.cache_dir = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
+        self.cache_dir = Path(cache_dir or settings.cache_dir or default_cache_dir())
         self._model = None
         self._onnx = None
         self._lock = threading.Lock()
@@ -50,7 +50,7 @@ class Embedder:
         """One embedder per model, device and backend in this process."""
         key: tuple[str, ...] = (settings.model, settings.device, settings.backend)
         if settings.backend != "torch":
-            key += (str(cache_dir),)
+            key += (str(cache_dir or settings.cache_dir),)
         with _embedders_lock:
             if key not in _embedders:
                 _embedders[key] = cls(settings, cache_dir)
@@ -97,8 +97,9 @@ class Embedder:
                     except Exception as e:  # noqa: BLE001 - any export/load failure is a config problem
                         raise ConfigError(
                             f"cannot run embedding model {self.path!r} on ONNX ({self.backend}): {e}",
-                            "install the onnx extra (pip install onnx), or set embedding.backend to torch; "
-                            "embedding.model must be a sentence-transformers folder with mean or CLS pooling",
+                            "check that onnx and onnxruntime are installed and embedding.cache_dir is writable, or "
+                            "set embedding.backend to torch; embedding.model must be a sentence-transformers folder "
+                            "with mean or CLS pooling",
                         ) from e
         return self._onnx
 
@@ -192,7 +193,7 @@ class Store:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
-        self.embedder = embedder or Embedder.shared(settings.embedding, settings.data_dir / "cache")
+        self.embedder = embedder or Embedder.shared(settings.embedding)
         self._client = None
         self._collection = None
         self._stamp: int | None = None  # embedded store files' mtime when this process last read/wrote them

@@ -120,7 +120,7 @@ def stage_embedder(args) -> dict:
     from assistant.store import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
-    emb = Embedder.shared(settings.embedding, settings.data_dir / "cache")  # as Store picks it
+    emb = Embedder.shared(settings.embedding)  # as Store picks it
     chunker = Chunker(emb.tokenizer, emb.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)
     texts = []
@@ -145,8 +145,7 @@ def stage_backends(args) -> dict:
 
     settings = load_settings(data_dir=args.data_dir)
     names = ("torch", "onnx", "onnx-int8")
-    embs = {b: Embedder(EmbeddingSettings(**{**settings.embedding.model_dump(), "backend": b}),
-                        Path(args.data_dir) / "cache") for b in names}
+    embs = {b: Embedder(EmbeddingSettings(**{**settings.embedding.model_dump(), "backend": b})) for b in names}
     ref = embs["torch"]
     chunker = Chunker(ref.tokenizer, ref.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)

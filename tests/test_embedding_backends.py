@@ -35,7 +35,7 @@ def onnx_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def torch_embedder():
-    return Embedder.shared(EmbeddingSettings())
+    return Embedder.shared(EmbeddingSettings(backend="torch"))
 
 
 @pytest.fixture(scope="module")
