@@ -69,12 +69,12 @@ class Assistant:
         self.lexical = LexicalIndex(lexical_path(settings))
         self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
         self._engine = engine
-        self.extractive = get_engine("extractive", settings, self.store.embedder.embed)
+        self.extractive = get_engine("extractive", settings, self.store.embedder.embed_memo)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = get_engine(self.settings.answer.engine, self.settings, self.store.embedder.embed)
+            self._engine = get_engine(self.settings.answer.engine, self.settings, self.store.embedder.embed_memo)
         return self._engine
 
     def runnable(self):
@@ -180,7 +180,7 @@ class Assistant:
             if engine.generative:  # uncited model text is never shown as an answer
                 return self._refusal_answer(passages, "the model's reply cited no passage, so it is not shown")
             return Answer(cited.text, True, [], passages)
-        support = check_support(cited, self.store.embedder.embed)
+        support = check_support(cited, self.store.embedder.embed_memo)
         answer = Answer(cited.text, False, cited.citations, passages, support=round(support.score, 3),
                         unsupported=support.unsupported)
         if support.unsupported:

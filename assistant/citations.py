@@ -153,19 +153,28 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
         items += [(p, [n for n in nums if n in by_n]) for p in parts]
     if not items:
         return Support(0.0)
+    # A sentence quoted verbatim from a passage it cites is backed by it (similarity 1, no embedding needed:
+    # the extractive engine's replies); only paraphrases are embedded and compared.
+    def _flat(t: str) -> str:
+        return " ".join(t.split())
+
+    verbatim = [{n for n in nums if _flat(s) in _flat(by_n[n].passage or by_n[n].quote)} for s, nums in items]
+    paraphrased = [i for i, (_, nums) in enumerate(items) if set(nums) - verbatim[i]]
     # A sentence may paraphrase any sentence of the passage it cites, not only the quote picked for display.
+    need = {n for i in paraphrased for n in items[i][1]}
     units = {c.n: [c.quote] + [m.group().strip() for m in _SENTENCE.finditer(c.passage or "")
-                               if len(m.group().strip()) > 15] for c in cited.citations}
+                               if len(m.group().strip()) > 15] for c in cited.citations if c.n in need}
     texts = sorted({t for ts in units.values() for t in ts})
-    vectors = embed([s for s, _ in items] + texts)
-    tvec = dict(zip(texts, vectors[len(items):]))
+    vectors = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else None
+    svecs = {i: vectors[j] for j, i in enumerate(paraphrased)} if paraphrased else {}
+    tvec = dict(zip(texts, vectors[len(paraphrased):])) if paraphrased else {}
     supported_n: set[int] = set()
     result = Support(0.0)
-    for (sentence, nums), svec in zip(items, vectors[: len(items)]):
+    for i, (sentence, nums) in enumerate(items):
         best = 0.0
         for n in nums:
             c = by_n[n]
-            sim = max(float(svec @ tvec[t]) for t in units[n])
+            sim = 1.0 if n in verbatim[i] else max(float(svecs[i] @ tvec[t]) for t in units[n])
             score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
             if numbers_ok and score >= threshold:
                 supported_n.add(n)

@@ -120,7 +120,7 @@ class Retriever:
             w_from, w_to = window.as_ints()
             d_from, d_to = max(d_from or 0, w_from), min(d_to or 99991231, w_to)
 
-        qvec = self.store.embedder.embed([question])[0]
+        qvec = self.store.embedder.embed_memo([question])[0]
         candidates = self.candidates(question, qvec, d_from, d_to, sources)
         prior = {p.chunk_id: self.prior(p, window, named, today) for p in candidates}
         for p in candidates:

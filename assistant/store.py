@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class Embedder:
         self._model = None
         self._onnx = None
         self._lock = threading.Lock()
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def shared(cls, settings: EmbeddingSettings, cache_dir: str | Path | None = None) -> Embedder:
@@ -116,6 +119,32 @@ class Embedder:
         if self.backend != "torch":
             return self.onnx.dimension
         return int(self.model.get_sentence_embedding_dimension())
+
+    MEMO_SIZE = 50_000  # vectors of 1.5 KB: at most about 75 MB
+
+    def embed_memo(self, texts: list[str]) -> np.ndarray:
+        """`embed` with a per-process LRU memo, for query-time text (questions, passage sentences): answering
+        scores a passage's sentences, then the citation check compares the reply with them again, and
+        popular articles come back question after question. Ingest does not use it (chunks are seen once)."""
+        with self._memo_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing:
+            fresh = self.embed(missing)
+            with self._memo_lock:
+                for t, v in zip(missing, fresh):
+                    self._memo[t] = v
+                while len(self._memo) > self.MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        with self._memo_lock:
+            for i, t in enumerate(texts):
+                v = self._memo.get(t)
+                if v is None:  # evicted by a concurrent caller in between: embed it again
+                    v = self.embed([t])[0]
+                else:
+                    self._memo.move_to_end(t)
+                out[i] = v
+        return out
 
     def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit-normalized embeddings, one row per text."""

@@ -6,7 +6,8 @@ unanswerable questions, the false-refusal rate and the answer accuracy on answer
 Every question is retrieved and answered once with the threshold at 0 (the engine may still decline when no
 sentence scores at all); a question is then counted as refused at threshold t when its retrieval
 confidence is below t, which is exactly what the chain does. Also prints the separation (AUC) of the
-confidence between answerable and null questions.
+confidence between answerable and null questions, and where answerable questions are lost: gold answer in
+none of the passages the engine reads (retrieval) or in them but not in the reply (sentence selection).
 """
 
 from __future__ import annotations
@@ -48,14 +49,19 @@ def main() -> None:
     settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"min_confidence": 0.0})})
     assistant = Assistant(settings)
     rows = []  # (is_null, confidence, engine_refused, correct)
+    in_passages = 0
     for q in dataset.queries:
         retrieval = assistant.retriever.retrieve(q.query, Filters(today=q.question_date))
         answer = assistant.answer_retrieval(q.query, retrieval)
         correct = not q.is_null and not answer.refused and contains_answer(answer.answer, q.answers)
         rows.append((q.is_null, retrieval.confidence, answer.refused, correct))
+        in_passages += not q.is_null and any(contains_answer(p.text, q.answers) for p in retrieval.passages)
     answerable = [r for r in rows if not r[0]]
     nulls = [r for r in rows if r[0]]
     print(f"{len(answerable)} answerable, {len(nulls)} null questions; configured min_confidence {configured}")
+    k = settings.retrieval.k
+    print(f"gold answer in the {k} passages answered from: {in_passages / len(answerable):.3f}; "
+          f"in the reply (no threshold): {sum(r[3] for r in answerable) / len(answerable):.3f}")
     print(f"confidence AUC (answerable above null): {auc([r[1] for r in answerable], [r[1] for r in nulls]):.3f}")
     print(f"{'min_confidence':>14} {'refusal_rate':>12} {'false_refusal':>13} {'answer_accuracy':>15}")
     for t in sorted(set(THRESHOLDS) | {configured}):

@@ -98,3 +98,40 @@ def test_answer_type_of_a_question(question, kind):
 def test_stem_meets_word_forms():
     assert stem("military") == stem("militarily") and stem("offer") == stem("offered")
     assert stem("2025") == "2025"
+
+
+def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
+    """With a pool, the engine embeds the question plus at most `pool` sentences, and the seed answer holds."""
+    from assistant.engines.extractive import ExtractiveEngine
+
+    embedded: list[int] = []
+
+    def counting_embed(texts):
+        embedded.append(len(texts))
+        return corpus_assistant.store.embedder.embed(texts)
+
+    retrieval = corpus_assistant.retriever.retrieve(QUESTION)
+    everything = ExtractiveEngine(counting_embed, 4, pool=0)
+    everything.select(QUESTION, retrieval.passages)
+    n_all = embedded[-1] - 1
+    pooled = ExtractiveEngine(counting_embed, 4, pool=5)
+    picks = pooled.select(QUESTION, retrieval.passages)
+    assert n_all > 5 and embedded[-1] == 1 + 5
+    text = " ".join(p.text for p in picks)
+    assert "will not intervene militarily" in text or "BRICS is not a military alliance" in text, text
+
+
+def test_embed_memo_returns_the_embedders_vectors_and_forgets_the_oldest(corpus_assistant):
+    import numpy as np
+
+    emb = corpus_assistant.store.embedder
+    texts = ["Peskov spoke on Tuesday.", "BRICS is not a military alliance.", "Peskov spoke on Tuesday."]
+    np.testing.assert_allclose(emb.embed_memo(texts), emb.embed(texts), atol=1e-6)
+    assert "BRICS is not a military alliance." in emb._memo
+    old = emb.MEMO_SIZE
+    try:
+        emb.MEMO_SIZE = 2
+        emb.embed_memo(["one more sentence here", "and another one"])
+        assert len(emb._memo) == 2 and "Peskov spoke on Tuesday." not in emb._memo
+    finally:
+        emb.MEMO_SIZE = old

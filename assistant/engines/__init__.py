@@ -16,7 +16,7 @@ def get_engine(name: str, settings: Settings, embed: Callable) -> Engine:
     if name == "extractive":
         from assistant.engines.extractive import ExtractiveEngine
 
-        return ExtractiveEngine(embed, settings.answer.max_sentences)
+        return ExtractiveEngine(embed, settings.answer.max_sentences, pool=settings.answer.sentence_pool)
     if name in ("openai", "ollama"):
         from assistant.engines.chat import ChatEngine
 

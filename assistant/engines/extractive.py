@@ -46,6 +46,8 @@ class Pick:
     score: float
     article_id: str = ""
     terms: set[str] = field(default_factory=set)
+    words: float = 0.0  # word-level part of the score
+    factor: float = 1.0  # passage rank, length and follow-up focus multiplier
 
 
 def passage_sentences(p: Passage) -> list[tuple[int, int]]:
@@ -108,13 +110,15 @@ class ExtractiveEngine(Engine):
         embed: text -> unit vectors (the store's embedder), for sentence-to-question similarity.
         max_sentences: most sentences in an answer (1-5).
         min_sentence_score: below this the best sentence is not an answer, and the engine says nothing.
+        pool: embed only this many sentences, those sharing the most of the question's words (0 = all).
     """
 
     name = "extractive"
     generative = False
 
-    def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3):
+    def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3, pool: int = 0):
         self.embed = embed
+        self.pool = pool
         self.max_sentences = max(1, min(5, max_sentences))
         self.min_sentence_score = min_sentence_score
 
@@ -156,8 +160,8 @@ class ExtractiveEngine(Engine):
                 return spans[j - 1][0], e
         return s, e
 
-    def score(self, question: str, cands: list[Pick], vectors: np.ndarray) -> None:
-        """Set each candidate's score (about 0..1)."""
+    def lexical(self, question: str, cands: list[Pick]) -> None:
+        """Set each candidate's word-level features and `score` to its word-level part (no embedding)."""
         # A follow-up arrives as "And China? (previous question)": its own words are the focus.
         m = re.match(r"^(.*?\S)\s*\((.+)\)$", question.strip())
         focus = {stem(t) for t in tokenize(m.group(1))} if m else set()
@@ -170,22 +174,37 @@ class ExtractiveEngine(Engine):
         idf = {t: math.log(1 + n / (1 + sum(1 for c in cands if t in c.terms))) for t in qstems}
         total = sum(idf.values()) or 1.0
         kind = answer_type(question)
-        sims = vectors[1:] @ vectors[0]
-        for c, sim in zip(cands, sims):
+        for c in cands:
             coverage = sum(w for t, w in idf.items() if t in c.terms) / total
             fits = 0.08 if has_answer_type(kind, c.text, qstems) else 0.0
             rank_prior = 1.0 / (1 + 0.15 * c.passage)
             length = 0.9 if len(c.text) < 40 else 1.0  # fragments ("He declined.") rarely answer alone
             off_focus = 0.6 if focus and not focus & c.terms else 1.0
-            c.score = float((0.65 * sim + 0.25 * coverage + fits) * (0.92 + 0.08 * rank_prior) * length * off_focus)
+            c.words = 0.25 * coverage + fits
+            c.factor = (0.92 + 0.08 * rank_prior) * length * off_focus
+            c.score = c.words * c.factor
+
+    def score(self, question: str, cands: list[Pick], vectors: np.ndarray, lexical_done: bool = False) -> None:
+        """Set each candidate's score (about 0..1): meaning (vectors[0] is the question's) plus words."""
+        if not lexical_done:
+            self.lexical(question, cands)
+        sims = vectors[1:] @ vectors[0]
+        for c, sim in zip(cands, sims):
+            c.score = float((0.65 * sim + c.words) * c.factor)
 
     def select(self, question: str, passages: list[Passage]) -> list[Pick]:
         """The sentences that best answer the question, best first, without near-duplicates."""
         cands = self.candidates(passages)
         if not cands:
             return []
+        self.lexical(question, cands)
+        if self.pool and len(cands) > self.pool:
+            # Embedding every sentence is most of an answer's cost; the sentences sharing the fewest of the
+            # question's words (weighted as above) are rarely the answer, so they are not embedded.
+            keep = {id(c) for c in sorted(cands, key=lambda c: c.score, reverse=True)[: self.pool]}
+            cands = [c for c in cands if id(c) in keep]
         vectors = self.embed([question] + [c.text for c in cands])
-        self.score(question, cands, vectors)
+        self.score(question, cands, vectors, lexical_done=True)
         cvec = {id(c): v for c, v in zip(cands, vectors[1:])}
         best = max(c.score for c in cands)
         if best < self.min_sentence_score:
