@@ -177,7 +177,7 @@ class _DropRecordsFilter(logging.Filter):
 class OnnxEncoder:
     """Tokenize, run the exported transformer, pool and L2-normalize exactly as sentence-transformers does."""
 
-    def __init__(self, model_path: str | Path, backend: str, cache_dir: str | Path):
+    def __init__(self, model_path: str | Path, backend: str, cache_dir: str | Path, threads: int = 0):
         if backend not in BACKENDS:
             raise ValueError(f"unknown ONNX backend {backend!r}")
         import onnxruntime as ort
@@ -191,6 +191,12 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+        # A server runs many questions at once on few cores: idle worker threads must sleep, not spin
+        # (spinning burns the CPU the other requests need).
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      os.environ.get("ASSISTANT_ORT_SPINNING", "0"))
         self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 

@@ -96,7 +96,8 @@ class Embedder:
                     from assistant.embedding_onnx import OnnxEncoder
 
                     try:
-                        self._onnx = OnnxEncoder(self.path, self.backend, self.cache_dir / "onnx")
+                        self._onnx = OnnxEncoder(self.path, self.backend, self.cache_dir / "onnx",
+                                                 self.settings.threads)
                     except Exception as e:  # noqa: BLE001 - any export/load failure is a config problem
                         raise ConfigError(
                             f"cannot run embedding model {self.path!r} on ONNX ({self.backend}): {e}",

@@ -1,0 +1,57 @@
+"""Extractive engine: answer quality against CPU cost, by `answer.sentence_pool` (sentences embedded).
+
+    python bench/answer_cost.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR [--pools 0,8,12,16,24]
+
+Retrieval runs once per answerable question; then each pool size answers every question from the same
+passages. Prints the share of replies that contain a gold answer (no refusal threshold) and the CPU seconds
+per answer (process time: all threads of this process, what a server's cores pay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from assistant.config import load_settings  # noqa: E402
+from assistant.eval import contains_answer, ensure_store, load_dataset  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
+    ap.add_argument("--sample", type=int)
+    ap.add_argument("--pools", default="0,8,12,16,24")
+    args = ap.parse_args()
+
+    from assistant.chain import Assistant
+    from assistant.engines.extractive import ExtractiveEngine
+    from assistant.retrieval import Filters
+
+    settings = ensure_store(load_settings(data_dir=args.data_dir), load_dataset(args.dataset, args.sample))
+    dataset = load_dataset(args.dataset, args.sample)
+    assistant = Assistant(settings)
+    embed = assistant.store.embedder.embed  # no memo: every answer pays for its sentences
+    retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date)))
+                 for q in dataset.queries if not q.is_null]
+    print(f"{len(retrieved)} answerable questions, {settings.retrieval.k} passages each")
+    print(f"{'pool':>5} {'gold_in_reply':>13} {'cpu_s_per_answer':>16}")
+    for pool in (int(x) for x in args.pools.split(",")):
+        engine = ExtractiveEngine(embed, settings.answer.max_sentences, pool=pool)
+        engine.select("warm up the encoder", retrieved[0][1].passages)
+        t, got = time.process_time(), 0
+        for q, r in retrieved:
+            got += contains_answer(" ".join(p.text for p in engine.select(q.query, r.passages)), q.answers)
+        cpu = (time.process_time() - t) / len(retrieved)
+        print(f"{pool:5d} {got / len(retrieved):13.3f} {cpu:16.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
