@@ -41,8 +41,9 @@ class EmbeddingSettings(_Section):
                          "the model as '<name>+int8' and another backend needs a re-ingest into another data dir.")
     cache_dir: str = Field("", description="Where the ONNX export is cached (made once, about 10 s); empty = "
                            "$XDG_CACHE_HOME/newsroom-assistant or ~/.cache/newsroom-assistant.")
-    threads: int = Field(0, description="CPU threads of the embedder, torch or onnxruntime (0 = their default). "
-                         "1 keeps one-question latency low on a busy machine, where threads wait on each other.")
+    threads: int = Field(0, description="CPU threads of the embedder, torch or onnxruntime (0 = their default; "
+                         "`serve` makes 0 mean 1 thread per request, as it runs requests in parallel). 1 keeps "
+                         "one-question latency low on a busy machine, where threads wait on each other.")
 
 
 class StoreSettings(_Section):
@@ -107,11 +108,11 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
-    sentence_pool: int = Field(12, description="Extractive engine: embed only this many candidate sentences, those "
+    sentence_pool: int = Field(8, description="Extractive engine: embed only this many candidate sentences, those "
                                "sharing the most of the question's words (0 = every sentence of the passages). "
-                               "Measured on the dev archive: 12 keeps the gold answer in the reply as often within "
-                               "one question (0.608 vs 0.615) at a third of the CPU time per answer "
-                               "(bench/RESULTS.md).")
+                               "Measured on the dev archive: with 8 the reply holds the gold answer for one "
+                               "question fewer out of 130 than with all (0.600 vs 0.615) at a sixth of the CPU "
+                               "time per answer (bench/RESULTS.md, bench/answer_cost.py).")
     min_confidence: float = Field(0.45, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question.")
 

@@ -193,10 +193,6 @@ class OnnxEncoder:
         opts.log_severity_level = 3
         if threads > 0:
             opts.intra_op_num_threads = threads
-        # A server runs many questions at once on few cores: idle worker threads must sleep, not spin
-        # (spinning burns the CPU the other requests need).
-        opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                      os.environ.get("ASSISTANT_ORT_SPINNING", "0"))
         self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
