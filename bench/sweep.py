@@ -6,6 +6,11 @@
 Each argument is a JSON object of `retrieval` settings changed from the defaults. Retrieval only (no answers),
 on the cached eval store. Metrics are printed for the whole set and for its two halves (A = even-numbered
 questions, B = odd): a change chosen on A should also hold on B, or it is fitted to these questions.
+
+--diagnose adds, for each variant, where the misses are: the answerable questions split by whether an
+evidence article was published in the fortnight before the question (recent) or only earlier, the rank-1
+misses whose top passage is from a non-evidence article that holds the gold answer anyway, and the ceiling
+(questions for which some stored chunk of an evidence article holds the answer).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
     ap.add_argument("--sample", type=int)
+    ap.add_argument("--diagnose", action="store_true", help="print where the misses are (see above)")
     ap.add_argument("variants", nargs="*", default=["{}"])
     args = ap.parse_args()
 
@@ -47,6 +53,38 @@ def main() -> None:
             s = SystemRun(v, rs, run.seconds).summary
             p95 = f" {run.latency_p95_ms:7.1f}" if split == "all" else ""
             print(f"{v[:60]:60} {split:5} " + " ".join(f"{s[m]:8.3f}" for m in METRICS) + p95, flush=True)
+        if args.diagnose:
+            diagnose(settings, dataset, answerable)
+
+
+def diagnose(settings, dataset, answerable) -> None:
+    from datetime import date
+
+    from assistant.eval import SystemRun, contains_answer
+    from assistant.store import Store
+
+    published = {a.url: a.published_at for a in dataset.articles if a.url}
+
+    def recent(q) -> bool:
+        asked = date.fromisoformat(q.question_date) if q.question_date else None
+        days = [(asked - date.fromisoformat(published[u][:10])).days for u in q.evidence_urls
+                if asked and published.get(u)]
+        return any(-2 <= d <= 14 for d in days)
+
+    for name, group in (("evidence of the fortnight", [r for r in answerable if recent(r.query)]),
+                        ("evidence only older", [r for r in answerable if not recent(r.query)])):
+        s = SystemRun(name, group, 0.0).summary
+        print(f"  {name}: {len(group)} questions, " + ", ".join(f"{m} {s[m]:.3f}" for m in METRICS))
+    other = sum(1 for r in answerable if r.rank() != 1 and r.retrieved
+                and not set(r.retrieved[0]["urls"]) & set(r.query.evidence_urls)
+                and contains_answer(r.retrieved[0]["text"], r.query.answers))
+    print(f"  rank-1 misses whose top passage is from another article that holds the gold answer: {other}")
+    col = Store(settings).collection()
+    reachable = 0
+    for r in answerable:
+        got = col.get(where={"url": {"$in": r.query.evidence_urls}}, include=["documents"])
+        reachable += any(contains_answer(d, r.query.answers) for d in got["documents"])
+    print(f"  ceiling: {reachable} of {len(answerable)} questions have an evidence chunk holding the answer")
 
 
 if __name__ == "__main__":
