@@ -241,3 +241,21 @@ def test_missing_client_package_names_the_pip_package(make_settings, monkeypatch
     with pytest.raises(EngineError) as e:
         ChatEngine("ollama", make_settings())
     assert "langchain-ollama" in e.value.message and e.value.hint == "pip install langchain-ollama"
+
+
+def test_api_stream_says_the_model_server_failed_before_the_fallback_answer(chat_assistant, llm):
+    from fastapi.testclient import TestClient
+
+    from assistant.web.api import create_app
+    from tests.test_api import sse_events
+
+    assistant = chat_assistant(**_fault_settings("http 500", llm))
+    with TestClient(create_app(assistant.settings, assistant)) as client:
+        with client.stream("POST", "/api/ask/stream", json={"question": QUESTION}) as r:
+            assert r.status_code == 200
+            evs = sse_events(r.read().decode())
+    kinds = [k for k, _ in evs]
+    assert kinds[0] == "notice" and "returned HTTP 500" in evs[0][1]["notice"], evs[:2]
+    assert kinds[-2:] == ["citations", "done"] and "delta" in kinds
+    final = evs[-2][1]
+    assert not final["refused"] and final["citations"] and "returned HTTP 500" in final["notice"]

@@ -240,7 +240,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     @app.post("/api/ask/stream", responses={**ERRORS, 200: {
         "content": {"text/event-stream": {}},
         "description": "Server-Sent Events: `delta` {text}... then one `citations` (the AskOut object, whose "
-                       "`answer` replaces the streamed text) then `done`; `error` {error, hint} on failure."}},
+                       "`answer` replaces the streamed text) then `done`; `notice` {notice} when the model server "
+                       "failed and the extractive engine answers; `error` {error, hint} on failure."}},
         tags=["ask"])
     async def ask_stream(req: AskIn) -> StreamingResponse:
         """The answer as Server-Sent Events, text first, citations at the end."""
@@ -312,12 +313,14 @@ def _filters(req: AskIn) -> dict[str, Any] | None:
 
 
 async def _sse_events(first: Event | None, events: Iterator[Event]) -> AsyncIterator[str]:
-    """delta... citations done; an `error` event replaces the rest when answering fails midway."""
+    """[notice] delta... citations done; an `error` event replaces the rest when answering fails midway."""
     ev = first
     try:
         while ev is not None:
             if ev.kind == "delta" and ev.text:
                 yield _sse("delta", {"text": ev.text})
+            elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
+                yield _sse("notice", {"notice": ev.text})
             elif ev.kind == "answer" and ev.answer is not None:
                 yield _sse("citations", answer_out(ev.answer))
             ev = await run_in_threadpool(next, events, None)
