@@ -181,7 +181,7 @@ def serve(ctx, host, port) -> None:
     settings = _settings(ctx, **{"server.host": host, "server.port": port})
     if settings.embedding.threads == 0:
         # The server answers many questions at once: one embedder thread per request keeps the cores busy
-        # with requests instead of synchronizing threads (bench/RESULTS.md: 20 users, +26% throughput).
+        # with requests instead of synchronizing threads.
         settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"threads": 1})})
     app = create_app(settings)
     click.echo(f"Serving the assistant on http://{settings.server.host}:{settings.server.port}/", err=True)
