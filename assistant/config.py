@@ -110,8 +110,8 @@ class AnswerSettings(_Section):
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
     sentence_pool: int = Field(8, description="Extractive engine: embed only this many candidate sentences, those "
                                "sharing the most of the question's words (0 = every sentence of the passages). "
-                               "Measured on the dev archive: with 8 the reply holds the gold answer for one "
-                               "question fewer out of 130 than with all (0.600 vs 0.615) at a sixth of the CPU "
+                               "Measured on the dev archive: with 8 the reply holds the gold answer for two "
+                               "questions fewer out of 130 than with all (0.600 vs 0.615) at a sixth of the CPU "
                                "time per answer (bench/RESULTS.md, bench/answer_cost.py).")
     min_confidence: float = Field(0.45, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question.")
