@@ -177,7 +177,11 @@ def load_file(path: Path) -> tuple[list[Article], list[LoadFailure]]:
 
 
 def decode_text(raw: bytes) -> str:
-    """Decode file bytes (UTF-8/16 with BOM, else cp1251 or cp1252 by heuristic) to text with \\n newlines."""
+    """Decode file bytes (UTF-8/16 with BOM, else cp1251 or cp1252 by heuristic) to text with \\n newlines.
+
+    A byte-order mark always wins: a cp1251 file opening with "юя" or "яю" (the bytes of a UTF-16 BOM) is
+    misread as UTF-16; no Russian word starts so, and a BOM is the stronger evidence.
+    """
     for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if raw.startswith(bom):

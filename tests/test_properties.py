@@ -54,6 +54,8 @@ def test_decode_text_reads_cp1251_russian(text):
         assume(False)
     except UnicodeDecodeError:
         pass
+    # "юя"/"яю" in cp1251 are the bytes of a UTF-16 byte-order mark; the BOM wins by design
+    assume(not raw.startswith((codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)))
     assert decode_text(raw) == text
 
 
