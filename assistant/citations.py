@@ -38,11 +38,8 @@ def best_quote(segment: str, p: Passage) -> tuple[int, int]:
         return p.start + pos, p.start + pos + len(seg)
     seg_terms = set(tokenize(segment))
     best, best_score = (p.start, p.end), -1.0
-    for s, e in p.sentences:
-        s, e = max(s, p.start), min(e, p.end)
-        if e - s < 10:
-            continue
-        terms = set(tokenize(p.text[s - p.start:e - p.start]))
+    for s, e in p.sentence_spans(min_chars=10):
+        terms = set(tokenize(p.span_text(s, e)))
         score = len(seg_terms & terms) / (len(seg_terms) or 1) + 0.01 * min(len(terms), 30) / 30
         if score > best_score:
             best, best_score = (s, e), score
@@ -137,6 +134,10 @@ def pair_score(sentence: str, similarity: float, passage: str) -> tuple[float, b
     return max(0.0, min(1.0, 0.6 * similarity + 0.4 * have)), numbers_ok
 
 
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
 def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
                   threshold: float = SUPPORT_THRESHOLD) -> Support:
     """Check every answer sentence against the passages it cites; sets each Citation.supported.
@@ -155,9 +156,6 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
         return Support(0.0)
     # A sentence quoted verbatim from a passage it cites is backed by it (similarity 1, no embedding needed:
     # the extractive engine's replies); only paraphrases are embedded and compared.
-    def _flat(t: str) -> str:
-        return " ".join(t.split())
-
     verbatim = [{n for n in nums if _flat(s) in _flat(by_n[n].passage or by_n[n].quote)} for s, nums in items]
     paraphrased = [i for i, (_, nums) in enumerate(items) if set(nums) - verbatim[i]]
     # A sentence may paraphrase any sentence of the passage it cites, not only the quote picked for display.
@@ -165,9 +163,9 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     units = {c.n: [c.quote] + [m.group().strip() for m in _SENTENCE.finditer(c.passage or "")
                                if len(m.group().strip()) > 15] for c in cited.citations if c.n in need}
     texts = sorted({t for ts in units.values() for t in ts})
-    vectors = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else None
-    svecs = {i: vectors[j] for j, i in enumerate(paraphrased)} if paraphrased else {}
-    tvec = dict(zip(texts, vectors[len(paraphrased):])) if paraphrased else {}
+    vectors = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else []
+    svecs = dict(zip(paraphrased, vectors))
+    tvec = dict(zip(texts, vectors[len(paraphrased):]))
     supported_n: set[int] = set()
     result = Support(0.0)
     for i, (sentence, nums) in enumerate(items):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -50,6 +51,13 @@ def tokenize(text: str) -> list[str]:
             w = w[:-1]
         out.append(w)
     return out
+
+
+@functools.lru_cache(maxsize=20_000)
+def token_set(text: str) -> frozenset[str]:
+    """`tokenize` as a set, memoized: reranking and confidence look at the same passages and sentences again
+    within a question and across questions."""
+    return frozenset(tokenize(text))
 
 
 class LexicalIndex:

@@ -80,6 +80,15 @@ class Passage:
     score: float = 0.0
     also_in: list[dict[str, Any]] = field(default_factory=list)  # duplicate copies' sources
 
+    def sentence_spans(self, min_chars: int = 1) -> list[tuple[int, int]]:
+        """The chunk's sentences clipped to this passage (absolute body offsets), those of min_chars or more."""
+        spans = [(max(s, self.start), min(e, self.end)) for s, e in self.sentences if e > self.start and s < self.end]
+        return [(s, e) for s, e in spans if e - s >= min_chars]
+
+    def span_text(self, start: int, end: int) -> str:
+        """The passage text between two absolute body offsets."""
+        return self.text[start - self.start:end - self.start]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
 from assistant.errors import AssistantError
-from assistant.lexical import LexicalIndex, tokenize
+from assistant.lexical import LexicalIndex, token_set, tokenize
 from assistant.models import Passage
 from assistant.store import Store
 from assistant.timeparse import TimeWindow, parse_sources, parse_time_window
@@ -242,7 +242,7 @@ def term_coverage(terms: list[str], text: str, idf: dict[str, float] | None = No
     """
     if not terms:
         return 0.0
-    have = set(tokenize(text))
+    have = token_set(text)
     weights = [(idf.get(t, 1.0) if idf else math.log(2 + len(t))) * (1.5 if t.isdigit() else 1.0) for t in terms]
     total = sum(weights)
     return sum(w for t, w in zip(terms, weights) if t in have) / total if total else 0.0
@@ -250,9 +250,7 @@ def term_coverage(terms: list[str], text: str, idf: dict[str, float] | None = No
 
 def sentence_texts(p: Passage) -> list[str]:
     """The passage's sentences (from the chunk's sentence offsets), or the whole text when it has none."""
-    spans = [(max(0, a - p.start), min(len(p.text), b - p.start)) for a, b in p.sentences]
-    out = [p.text[a:b] for a, b in spans if b > a]
-    return out or [p.text]
+    return [p.span_text(s, e) for s, e in p.sentence_spans()] or [p.text]
 
 
 def window_coverage(terms: list[str], p: Passage, idf: dict[str, float] | None = None, width: int = 2) -> float:

@@ -128,24 +128,19 @@ class Embedder:
         scores a passage's sentences, then the citation check compares the reply with them again, and
         popular articles come back question after question. Ingest does not use it (chunks are seen once)."""
         with self._memo_lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        if missing:
-            fresh = self.embed(missing)
+            known = {t: self._memo[t] for t in dict.fromkeys(texts) if t in self._memo}
+            for t in known:
+                self._memo.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:  # embedded outside the lock: other requests keep reading the memo meanwhile
+            known.update(zip(missing, self.embed(missing)))
             with self._memo_lock:
-                for t, v in zip(missing, fresh):
-                    self._memo[t] = v
+                self._memo.update((t, known[t]) for t in missing)
                 while len(self._memo) > self.MEMO_SIZE:
                     self._memo.popitem(last=False)
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        with self._memo_lock:
-            for i, t in enumerate(texts):
-                v = self._memo.get(t)
-                if v is None:  # evicted by a concurrent caller in between: embed it again
-                    v = self.embed([t])[0]
-                else:
-                    self._memo.move_to_end(t)
-                out[i] = v
-        return out
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
 
     def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit-normalized embeddings, one row per text."""

@@ -35,8 +35,8 @@ def main() -> None:
     from assistant.engines.extractive import ExtractiveEngine
     from assistant.retrieval import Filters
 
-    settings = ensure_store(load_settings(data_dir=args.data_dir), load_dataset(args.dataset, args.sample))
     dataset = load_dataset(args.dataset, args.sample)
+    settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
     assistant = Assistant(settings)
     embed = assistant.store.embedder.embed  # no memo: every answer pays for its sentences
     retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date)))

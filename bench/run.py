@@ -113,20 +113,27 @@ def stage_naive(args) -> dict:
             "seconds": total, "peak_rss_mb": peak_rss_mb()}
 
 
+def chunk_texts(embedder, settings, n_articles: int | None) -> list[str]:
+    """The texts our pipeline embeds for the first N articles (title + chunk), cut by its own chunker."""
+    from assistant.chunking import Chunker
+
+    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking.chunk_tokens,
+                      settings.chunking.overlap_tokens)
+    texts = []
+    for a in load_articles(n_articles):
+        title = chunker.embed_title(a.title)
+        texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
+    return texts
+
+
 def stage_embedder(args) -> dict:
     """The embedder alone at the pipeline's batch shapes: tokens/s on this CPU."""
-    from assistant.chunking import Chunker
     from assistant.config import load_settings
     from assistant.store import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
     emb = Embedder.shared(settings.embedding)  # as Store picks it
-    chunker = Chunker(emb.tokenizer, emb.max_seq_length, settings.chunking.chunk_tokens,
-                      settings.chunking.overlap_tokens)
-    texts = []
-    for a in load_articles(args.articles):
-        title = chunker.embed_title(a.title)
-        texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
+    texts = chunk_texts(emb, settings, args.articles)
     emb.embed(texts[:64])
     tokens = sum(min(len(i), emb.max_seq_length) for i in emb.tokenizer(texts)["input_ids"])
     t0 = time.perf_counter()
@@ -139,7 +146,6 @@ def stage_embedder(args) -> dict:
 def stage_backends(args) -> dict:
     """torch vs onnx vs onnx-int8 in one process on the same chunk texts, in alternating rounds (a shared,
     loaded machine drifts: interleaving gives each backend the same conditions); tokens/s and ratios."""
-    from assistant.chunking import Chunker
     from assistant.config import EmbeddingSettings, load_settings
     from assistant.store import Embedder
 
@@ -147,12 +153,7 @@ def stage_backends(args) -> dict:
     names = ("torch", "onnx", "onnx-int8")
     embs = {b: Embedder(EmbeddingSettings(**{**settings.embedding.model_dump(), "backend": b})) for b in names}
     ref = embs["torch"]
-    chunker = Chunker(ref.tokenizer, ref.max_seq_length, settings.chunking.chunk_tokens,
-                      settings.chunking.overlap_tokens)
-    texts = []
-    for a in load_articles(args.articles):
-        title = chunker.embed_title(a.title)
-        texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
+    texts = chunk_texts(ref, settings, args.articles)
     tokens = sum(min(len(i), ref.max_seq_length) for i in ref.tokenizer(texts)["input_ids"])
     vecs = {}
     for b, e in embs.items():  # load (and export, first time) outside the timing

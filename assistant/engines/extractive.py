@@ -51,13 +51,8 @@ class Pick:
 
 
 def passage_sentences(p: Passage) -> list[tuple[int, int]]:
-    """Sentence spans of a passage, clipped to it (absolute article offsets)."""
-    spans = [(max(s, p.start), min(e, p.end)) for s, e in p.sentences if e > p.start and s < p.end]
-    return [(s, e) for s, e in spans if e - s >= 20] or [(p.start, p.end)]
-
-
-def sentence_text(p: Passage, start: int, end: int) -> str:
-    return p.text[start - p.start:end - p.start]
+    """Sentence spans of a passage long enough to answer (absolute article offsets); the whole passage if none."""
+    return p.sentence_spans(min_chars=20) or [(p.start, p.end)]
 
 
 _SUFFIX = re.compile(r"(ing|ed|ly|es|s)$")
@@ -133,7 +128,7 @@ class ExtractiveEngine(Engine):
                     continue
                 seen.add((p.article_id, s))
                 s, e = self._context(spans, j, p)
-                cands.append(Pick(i, s, e, sentence_text(p, s, e), 0.0, p.article_id))
+                cands.append(Pick(i, s, e, p.span_text(s, e), 0.0, p.article_id))
         return cands
 
     @staticmethod
@@ -144,18 +139,18 @@ class ExtractiveEngine(Engine):
         'He'/'It' keeps the previous sentence that says who or what that is; the span stays verbatim.
         """
         s, e = spans[j]
-        text = sentence_text(p, s, e)
+        text = p.span_text(s, e)
         if _QUOTE_OPEN.match(text) and not _ATTRIBUTION.search(text):
             if j + 1 < len(spans):
-                nxt = sentence_text(p, *spans[j + 1])
+                nxt = p.span_text(*spans[j + 1])
                 if _ATTRIBUTION.search(nxt) and len(nxt) < 200:
                     return s, spans[j + 1][1]
             if j > 0:
-                prev = sentence_text(p, *spans[j - 1])
+                prev = p.span_text(*spans[j - 1])
                 if _ATTRIBUTION.search(prev) and len(prev) < 250:
                     return spans[j - 1][0], e
         if _PRONOUN_LEAD.match(text) and j > 0:
-            prev = sentence_text(p, *spans[j - 1])
+            prev = p.span_text(*spans[j - 1])
             if len(prev) < 250:
                 return spans[j - 1][0], e
         return s, e
@@ -184,10 +179,10 @@ class ExtractiveEngine(Engine):
             c.factor = (0.92 + 0.08 * rank_prior) * length * off_focus
             c.score = c.words * c.factor
 
-    def score(self, question: str, cands: list[Pick], vectors: np.ndarray, lexical_done: bool = False) -> None:
-        """Set each candidate's score (about 0..1): meaning (vectors[0] is the question's) plus words."""
-        if not lexical_done:
-            self.lexical(question, cands)
+    @staticmethod
+    def score(cands: list[Pick], vectors: np.ndarray) -> None:
+        """Set each candidate's score (about 0..1): meaning (vectors[0] is the question's) plus the word-level
+        part `lexical` set."""
         sims = vectors[1:] @ vectors[0]
         for c, sim in zip(cands, sims):
             c.score = float((0.65 * sim + c.words) * c.factor)
@@ -204,7 +199,7 @@ class ExtractiveEngine(Engine):
             keep = {id(c) for c in sorted(cands, key=lambda c: c.score, reverse=True)[: self.pool]}
             cands = [c for c in cands if id(c) in keep]
         vectors = self.embed([question] + [c.text for c in cands])
-        self.score(question, cands, vectors, lexical_done=True)
+        self.score(cands, vectors)
         cvec = {id(c): v for c, v in zip(cands, vectors[1:])}
         best = max(c.score for c in cands)
         if best < self.min_sentence_score:
