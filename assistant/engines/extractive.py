@@ -35,6 +35,23 @@ _ANSWER_TYPES = (  # question opening -> what an answering sentence contains bey
 )
 
 
+@dataclass(frozen=True)
+class SentenceWeights:
+    """How a candidate sentence is scored (bench/answer_variants.py measures alternatives on a dev set).
+
+    score = (meaning * cosine(question, sentence) + words * weighted coverage of the question's words
+             + fits if it holds the kind of fact asked for) * (1 - rank + rank / (1 + rank_decay * passage))
+    and the answer keeps sentences scoring at least `floor` times the best one.
+    """
+
+    meaning: float = 0.65
+    words: float = 0.25
+    fits: float = 0.08
+    rank: float = 0.08
+    rank_decay: float = 0.15
+    floor: float = 0.75
+
+
 @dataclass
 class Pick:
     """A chosen sentence: passage index, absolute span in the article body, its score."""
@@ -111,8 +128,10 @@ class ExtractiveEngine(Engine):
     name = "extractive"
     generative = False
 
-    def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3, pool: int = 0):
+    def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3, pool: int = 0,
+                 weights: SentenceWeights = SentenceWeights()):
         self.embed = embed
+        self.weights = weights
         self.pool = pool
         self.max_sentences = max(1, min(5, max_sentences))
         self.min_sentence_score = min_sentence_score
@@ -169,23 +188,23 @@ class ExtractiveEngine(Engine):
         idf = {t: math.log(1 + n / (1 + sum(1 for c in cands if t in c.terms))) for t in qstems}
         total = sum(idf.values()) or 1.0
         kind = answer_type(question)
+        w = self.weights
         for c in cands:
-            coverage = sum(w for t, w in idf.items() if t in c.terms) / total
-            fits = 0.08 if has_answer_type(kind, c.text, qstems) else 0.0
-            rank_prior = 1.0 / (1 + 0.15 * c.passage)
+            coverage = sum(weight for t, weight in idf.items() if t in c.terms) / total
+            fits = w.fits if has_answer_type(kind, c.text, qstems) else 0.0
+            rank_prior = 1.0 / (1 + w.rank_decay * c.passage)
             length = 0.9 if len(c.text) < 40 else 1.0  # fragments ("He declined.") rarely answer alone
             off_focus = 0.6 if focus and not focus & c.terms else 1.0
-            c.words = 0.25 * coverage + fits
-            c.factor = (0.92 + 0.08 * rank_prior) * length * off_focus
+            c.words = w.words * coverage + fits
+            c.factor = (1 - w.rank + w.rank * rank_prior) * length * off_focus
             c.score = c.words * c.factor
 
-    @staticmethod
-    def score(cands: list[Pick], vectors: np.ndarray) -> None:
+    def score(self, cands: list[Pick], vectors: np.ndarray) -> None:
         """Set each candidate's score (about 0..1): meaning (vectors[0] is the question's) plus the word-level
         part `lexical` set."""
         sims = vectors[1:] @ vectors[0]
         for c, sim in zip(cands, sims):
-            c.score = float((0.65 * sim + c.words) * c.factor)
+            c.score = float((self.weights.meaning * sim + c.words) * c.factor)
 
     def select(self, question: str, passages: list[Passage]) -> list[Pick]:
         """The sentences that best answer the question, best first, without near-duplicates."""
@@ -204,7 +223,7 @@ class ExtractiveEngine(Engine):
         best = max(c.score for c in cands)
         if best < self.min_sentence_score:
             return []
-        floor = max(self.min_sentence_score, 0.75 * best)
+        floor = max(self.min_sentence_score, self.weights.floor * best)
         picks: list[Pick] = []
         pool = [c for c in cands if c.score >= floor]
         while pool and len(picks) < self.max_sentences:

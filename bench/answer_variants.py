@@ -1,0 +1,109 @@
+"""Extractive engine: how alternative sentence-scoring settings and refusal rules change the answers.
+
+    python bench/answer_variants.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR
+
+Retrieval runs once per question; each variant then answers every answerable question from the same
+passages. For each variant it prints the share of replies holding a gold answer (no refusal threshold), on all
+answerable questions and on two halves (odd / even positions), so that a change which helps only one half is
+seen as noise, plus the mean sentences and characters of a reply. A second table measures refusal rules on
+top of `answer.min_confidence`: refusal rate on the null questions, false refusals and answer accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from assistant.config import load_settings  # noqa: E402
+from assistant.eval import contains_answer, ensure_store, load_dataset  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
+    ap.add_argument("--sample", type=int)
+    args = ap.parse_args()
+
+    from assistant.chain import Assistant
+    from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
+    from assistant.retrieval import Filters
+
+    dataset = load_dataset(args.dataset, args.sample)
+    settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
+    assistant = Assistant(settings)
+    embed = assistant.store.embedder.embed_memo
+    retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date))) for q in dataset.queries]
+    answerable = [(q, r) for q, r in retrieved if not q.is_null]
+    a = settings.answer
+    w = SentenceWeights()
+
+    def engine(max_sentences: int = a.max_sentences, pool: int = a.sentence_pool, **weights) -> ExtractiveEngine:
+        return ExtractiveEngine(embed, max_sentences, pool=pool, weights=replace(w, **weights))
+
+    variants = {
+        "configured": engine(),
+        "max_sentences 5": engine(max_sentences=5),
+        "sentence_pool 12": engine(pool=12),
+        "sentence_pool 0 (all)": engine(pool=0),
+        f"passage rank {w.rank} -> 0.25": engine(rank=0.25),
+        f"passage rank 0.25, decay {w.rank_decay} -> 0.6": engine(rank=0.25, rank_decay=0.6),
+        f"word coverage {w.words} -> 0.15": engine(words=0.15),
+        f"word coverage {w.words} -> 0.35": engine(words=0.35),
+        f"fact-kind bonus {w.fits} -> 0": engine(fits=0.0),
+        f"fact-kind bonus {w.fits} -> 0.15": engine(fits=0.15),
+        f"floor {w.floor} -> 0.6": engine(floor=0.6),
+        f"floor {w.floor} -> 0.9": engine(floor=0.9),
+    }
+    n = len(answerable)
+    halves = ((n + 1) // 2, n // 2)
+    print(f"{n} answerable questions, {settings.retrieval.k} passages each; gold answer in the reply:")
+    print(f"{'variant':44s} {'all':>6} {'half A':>6} {'half B':>6} {'sents':>5} {'chars':>5}")
+    replies = {}
+    for name, eng in variants.items():
+        got, sentences, chars = [0, 0], 0, 0
+        for i, (q, r) in enumerate(answerable):
+            picks = eng.select(q.query, r.passages)
+            reply = " ".join(p.text for p in picks)
+            ok = contains_answer(reply, q.answers)
+            got[i % 2] += ok
+            sentences += len(picks)
+            chars += len(reply)
+            if name == "configured":
+                replies[q.query] = ok
+        print(f"{name:44s} {sum(got) / n:6.3f} {got[0] / halves[0]:6.3f} {got[1] / halves[1]:6.3f} "
+              f"{sentences / n:5.2f} {chars / n:5.0f}", flush=True)
+
+    def outside_window(r) -> bool:
+        """The question names a time ("this week", "on Saturday") and no passage is dated near it."""
+        if not r.window:
+            return False
+        start, end = r.window.start - timedelta(days=7), r.window.end + timedelta(days=2)
+        return not any(p.published_at is None or start <= date.fromisoformat(p.published_at[:10]) <= end
+                       for p in r.passages)
+
+    rules = {
+        f"retrieval confidence < {a.min_confidence} (configured)": lambda r: False,
+        "... or a named time with no passage dated near it": outside_window,
+    }
+    nulls = [r for q, r in retrieved if q.is_null]
+    print(f"\nrefusal rules ({len(nulls)} null questions, {n} answerable):")
+    print(f"{'rule':56s} {'refusal':>7} {'false':>6} {'accuracy':>8}")
+    for name, extra in rules.items():
+        refuses = lambda r: r.confidence < a.min_confidence or extra(r)  # noqa: E731
+        refused_null = sum(refuses(r) for r in nulls) / len(nulls)
+        false = sum(refuses(r) for _, r in answerable) / n
+        accuracy = sum(replies[q.query] and not refuses(r) for q, r in answerable) / n
+        print(f"{name:56s} {refused_null:7.3f} {false:6.3f} {accuracy:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
