@@ -19,3 +19,29 @@ def test_gradio_answers_with_sources(corpus_assistant):
         assert "[1]" in answer
         assert citations and citations[0]["title"] == "Russia snubs Iran as Kremlin refuses military help"
         assert citations[0]["quote"] in answer
+
+
+def test_gradio_routes_share_the_rate_and_size_limits(corpus_assistant):
+    """The chat page's own API (/gradio_api/*) cannot be used to get around the limits of /api/*."""
+    import httpx
+    from gradio_client import Client
+
+    from assistant.config import load_settings
+
+    settings = load_settings(data_dir=str(corpus_assistant.settings.data_dir),
+                             **{"server.rate_limit_per_minute": 3, "server.max_request_kb": 1})
+    app = create_app(settings, corpus_assistant)
+    with serve_in_thread(app) as url:
+        assert httpx.get(f"{url}/gradio_api/info").status_code == 200  # reading the page's API is free
+        big = httpx.post(f"{url}/gradio_api/call/ask", json={"data": ["x" * 2000]})
+        assert big.status_code == 413 and "limit" in big.json()["error"]  # counted as a question (1 of 3)
+
+        client = Client(f"{url}/", verbose=False)
+        answer, _ = client.predict("Did Russia offer Iran military help?", api_name="/ask")
+        assert "[1]" in answer  # 2 of 3
+        r = httpx.post(f"{url}/gradio_api/call/ask", json={"data": ["And China?"]})
+        assert r.status_code == 200 and r.json()["event_id"]
+        r = httpx.post(f"{url}/gradio_api/queue/join", json={"data": ["x", []], "fn_index": 0,
+                                                              "session_hash": "abc"})
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+        assert r.json()["error"] == "too many questions; slow down"

@@ -1,4 +1,8 @@
-"""The guard in front of /api/*: tokens, allowed origins (CORS + server-side check), rate limits, body size."""
+"""The guard in front of /api/*: tokens, allowed origins (CORS + server-side check), rate limits, body size.
+
+Gradio's own routes (/gradio_api/*, what the chat page and gradio_client call) get the same rate limit per IP
+on the routes that start a question, and the same body-size limit on every POST.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -23,6 +28,8 @@ log = logging.getLogger(__name__)
 ASK_PATHS = ("/api/ask", "/api/ask/stream")
 ARTICLES = "/api/articles"
 CORS_HEADERS = "authorization, content-type, x-widget-token"
+GRADIO = "/gradio_api/"
+GRADIO_EVENTS = re.compile(r"^/gradio_api/(queue/join|run/|api/|call/)")  # each POST starts one question
 
 
 def fingerprint(token: str) -> str:
@@ -79,12 +86,34 @@ def _error(status: int, message: str, hint: str | None = None, headers: dict[str
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _client(scope: Scope) -> str:
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """`receive` that stops a body without (or lying about) Content-Length once it passes `limit` bytes."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                # FastAPI re-raises HTTPException from body reading, so the JSON handler answers 413.
+                raise HTTPException(413, f"the request body is larger than {limit:,} bytes")
+        return message
+
+    return limited_receive
+
+
 class Guard:
     """ASGI middleware for /api/*: decides who may call what before the request reaches a route.
 
     Roles: the admin token may do everything; a widget token may only ask, and only from its allowed
     origins; no token is fine for same-origin or non-browser callers (the Gradio page, curl on the
-    server) but not for other websites. Everything outside /api/ (Gradio, /docs, /widget.js) passes.
+    server) but not for other websites. Gradio's POST routes get the rate limit (per IP, on the routes that
+    start a question) and the body limit; everything else outside /api/ (/docs, /widget.js) passes.
     """
 
     def __init__(self, app: ASGIApp, settings: ServerSettings):
@@ -99,7 +128,13 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(GRADIO):
+            await self._gradio(scope, receive, send, path)
+            return
+        if not (path == "/api" or path.startswith("/api/")):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -125,37 +160,17 @@ class Guard:
         if refusal is not None:
             await _error(*refusal, headers=cors)(scope, receive, send)
             return
-
         if role != "admin":
-            client = (scope.get("client") or ("unknown", 0))[0]
-            keys = [f"ip:{client}"] + ([f"token:{fingerprint(token)}"] if token else [])
-            wait = self.limiter.hit(keys)
-            if wait > 0:
-                log.info("rate limit hit on %s from %s (token %s)", path, client,
-                         fingerprint(token) if token else "-")
-                await _error(429, "too many questions; slow down",
-                             f"try again in {math.ceil(wait)} s",
-                             headers={**cors, "Retry-After": str(math.ceil(wait))})(scope, receive, send)
+            keys = [f"ip:{_client(scope)}"] + ([f"token:{fingerprint(token)}"] if token else [])
+            throttled = self._throttle(keys, path, token, cors)
+            if throttled is not None:
+                await throttled(scope, receive, send)
                 return
-
         limit = self.max_upload if (path == ARTICLES and method == "POST") else self.max_request
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await _error(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
-                         _size_hint(path), headers=cors)(scope, receive, send)
+        too_big = self._too_big(headers, limit, path, cors)
+        if too_big is not None:
+            await too_big(scope, receive, send)
             return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # FastAPI re-raises HTTPException from body reading, so the JSON handler answers 413.
-                    raise HTTPException(413, f"the request body is larger than {limit:,} bytes")
-            return message
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start" and cors:
@@ -167,7 +182,42 @@ class Guard:
                 message = {**message, "headers": raw}
             await send(message)
 
-        await self.app(scope, limited_receive, send_with_cors)
+        await self.app(scope, _limited(receive, limit), send_with_cors)
+
+    async def _gradio(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Gradio's routes: no tokens (the page is same-origin), but the same rate and size limits."""
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if GRADIO_EVENTS.match(path):
+            throttled = self._throttle([f"ip:{_client(scope)}"], path, None, {})
+            if throttled is not None:
+                await throttled(scope, receive, send)
+                return
+        too_big = self._too_big(Headers(scope=scope), self.max_request, path, {})
+        if too_big is not None:
+            await too_big(scope, receive, send)
+            return
+        await self.app(scope, _limited(receive, self.max_request), send)
+
+    def _throttle(self, keys: list[str], path: str, token: str | None, cors: dict[str, str]) -> Response | None:
+        """A 429 response when any key has spent its questions for the window, else None (the hit counts)."""
+        wait = self.limiter.hit(keys)
+        if wait <= 0:
+            return None
+        log.info("rate limit hit on %s from %s (token %s)", path, keys[0].removeprefix("ip:"),
+                 fingerprint(token) if token else "-")
+        return _error(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
+                      headers={**cors, "Retry-After": str(math.ceil(wait))})
+
+    @staticmethod
+    def _too_big(headers: Headers, limit: int, path: str, cors: dict[str, str]) -> Response | None:
+        """A 413 response when the declared body is over `limit`, else None (`_limited` counts the rest)."""
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _error(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
+                          _size_hint(path), headers=cors)
+        return None
 
     def _authorize(self, headers: Headers, path: str, method: str,
                    origin: str | None) -> tuple[str, str | None, tuple[int, str, str | None] | None]:
