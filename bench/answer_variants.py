@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
     ap.add_argument("--sample", type=int)
+    ap.add_argument("--lost", action="store_true", help="Also list the questions whose gold answer is in the "
+                    "passages but not in the configured reply, with the reply and the sentences holding it.")
     args = ap.parse_args()
 
     from assistant.chain import Assistant
@@ -103,6 +105,18 @@ def main() -> None:
         false = sum(refuses(r) for _, r in answerable) / n
         accuracy = sum(replies[q.query] and not refuses(r) for q, r in answerable) / n
         print(f"{name:56s} {refused_null:7.3f} {false:6.3f} {accuracy:8.3f}")
+
+    if args.lost:
+        eng = variants["configured"]
+        print("\nlost: gold answer in the passages, not in the reply")
+        for q, r in answerable:
+            if replies[q.query] or not any(contains_answer(p.text, q.answers) for p in r.passages):
+                continue
+            print(f"\nQ: {q.query}  |  gold: {q.answers}")
+            for pick in eng.select(q.query, r.passages):
+                print(f"  reply [{pick.passage + 1}] {pick.text[:160]}")
+            for c in [c for c in eng.candidates(r.passages) if contains_answer(c.text, q.answers)][:2]:
+                print(f"  holds [{c.passage + 1}] {c.text[:160]}")
 
 
 if __name__ == "__main__":
