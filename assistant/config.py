@@ -108,6 +108,11 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
+    sentence_floor: float = Field(0.75, ge=0.0, le=1.0, description=(
+        "Extractive engine: a sentence joins the answer only if it scores at least this share of the best one. "
+        "Lower gives longer answers that hold the fact more often and stray more: on the dev archive, "
+        "max_sentences 5 with a floor of 0.5 holds the gold answer in 0.63-0.65 of replies against 0.59-0.60, "
+        "with 950 characters against 730 (bench/RESULTS.md, bench/answer_variants.py)."))
     sentence_pool: int = Field(8, description="Extractive engine: embed only this many candidate sentences, those "
                                "sharing the most of the question's words (0 = every sentence of the passages). "
                                "Measured on the dev archive: with 8 the reply holds the gold answer for two "

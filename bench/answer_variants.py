@@ -46,7 +46,7 @@ def main() -> None:
     retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date))) for q in dataset.queries]
     answerable = [(q, r) for q, r in retrieved if not q.is_null]
     a = settings.answer
-    w = SentenceWeights()
+    w = SentenceWeights(floor=a.sentence_floor)
 
     def engine(max_sentences: int = a.max_sentences, pool: int = a.sentence_pool, **weights) -> ExtractiveEngine:
         return ExtractiveEngine(embed, max_sentences, pool=pool, weights=replace(w, **weights))
@@ -64,6 +64,8 @@ def main() -> None:
         f"fact-kind bonus {w.fits} -> 0.15": engine(fits=0.15),
         f"floor {w.floor} -> 0.6": engine(floor=0.6),
         f"floor {w.floor} -> 0.9": engine(floor=0.9),
+        "max_sentences 5, floor 0.5": engine(max_sentences=5, floor=0.5),
+        "max_sentences 5, floor 0.5, sentence_pool 12": engine(max_sentences=5, floor=0.5, pool=12),
     }
     n = len(answerable)
     halves = ((n + 1) // 2, n // 2)

@@ -121,6 +121,23 @@ def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
     assert "will not intervene militarily" in text or "BRICS is not a military alliance" in text, text
 
 
+def test_sentence_floor_sets_how_far_below_the_best_a_sentence_may_score(corpus_assistant):
+    """answer.sentence_floor reaches the engine: a floor of 1 keeps only the best sentence, a low one more."""
+    from assistant.engines import get_engine
+
+    retrieval = corpus_assistant.retriever.retrieve(QUESTION)
+    picks = {}
+    for floor in (1.0, 0.75, 0.3):
+        settings = load_settings(data_dir=str(corpus_assistant.settings.data_dir),
+                                 **{"answer.sentence_floor": floor, "answer.max_sentences": 5})
+        engine = get_engine("extractive", settings, corpus_assistant.store.embedder.embed)
+        picks[floor] = engine.select(QUESTION, retrieval.passages)
+        assert all(p.score >= floor * picks[floor][0].score - 1e-9 for p in picks[floor])
+    assert len(picks[1.0]) == 1
+    assert len(picks[1.0]) < len(picks[0.75]) <= len(picks[0.3]) <= 5
+    assert picks[0.3][0].text == picks[1.0][0].text  # the best sentence leads whatever the floor
+
+
 def test_embed_memo_returns_the_embedders_vectors_and_forgets_the_oldest(corpus_assistant):
     import numpy as np
 

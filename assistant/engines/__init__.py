@@ -14,9 +14,10 @@ ENGINES = ("extractive", "openai", "ollama")
 def get_engine(name: str, settings: Settings, embed: Callable) -> Engine:
     """The configured engine; `embed` is the store's embedder (the extractive engine scores with it)."""
     if name == "extractive":
-        from assistant.engines.extractive import ExtractiveEngine
+        from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
 
-        return ExtractiveEngine(embed, settings.answer.max_sentences, pool=settings.answer.sentence_pool)
+        return ExtractiveEngine(embed, settings.answer.max_sentences, pool=settings.answer.sentence_pool,
+                                weights=SentenceWeights(floor=settings.answer.sentence_floor))
     if name in ("openai", "ollama"):
         from assistant.engines.chat import ChatEngine
 
