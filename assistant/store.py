@@ -222,7 +222,7 @@ class Store:
         self._client = None
         self._collection = None
         self._stamp: int | None = None  # embedded store files' mtime when this process last read/wrote them
-        self._fresh_path: str | None = None  # the client this Store reopened itself, if any
+        self._fresh_client = None  # the client this Store reopened itself, if any
         self._reopens = 0
 
     @property
@@ -326,16 +326,15 @@ class Store:
         theirs, so the fresh one is registered under a path spelling of its own (the same folder).
         """
         import chromadb
-        from chromadb.api.shared_system_client import SharedSystemClient
 
-        old = self._fresh_path
+        old = self._fresh_client
         self._reopens += 1
         path = str(self.settings.data_dir / "chroma") + "/." * self._reopens
         self._client = chromadb.PersistentClient(path=path, settings=chromadb.Settings(anonymized_telemetry=False))
         self._collection = None
-        self._fresh_path = path
-        if old is not None:  # only the systems this Store created itself are stopped
-            SharedSystemClient._release_system(old)
+        self._fresh_client = self._client
+        if old is not None:  # only the clients this Store created itself are closed (their system stops)
+            old.close()
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """Every stored article's first-chunk metadata, keyed by article id."""

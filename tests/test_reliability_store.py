@@ -160,3 +160,34 @@ def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
     finally:
         server.kill()
         server.wait(30)
+
+
+def test_open_store_sees_ingests_made_by_another_process(tmp_path):
+    """A server keeps its Store open while `assistant ingest` runs beside it: each later question sees the
+    new articles (the embedded store is reopened when its files change), twice in a row."""
+    from assistant.chain import Assistant
+
+    data = tmp_path / "data"
+    first = tmp_path / "first.md"
+    first.write_text(ARTICLE, encoding="utf-8")
+    settings = load_settings(data_dir=str(data))
+    env = run_env()
+    res = subprocess.run(assistant_cmd("--data-dir", str(data), "ingest", str(first)), cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    server = Assistant(settings)
+    assert server.store.count() == 1
+    assert server.ask("When did the island ferry resume its timetable?").citations[0].title == \
+        "Ferry service resumes after storm"
+
+    for i, (title, fact) in enumerate([("Lighthouse keeper retires", "the lighthouse keeper retired on Monday"),
+                                       ("Harbour dredging begins", "dredging of the harbour began on Tuesday")]):
+        path = tmp_path / f"new{i}.md"
+        path.write_text(f"{title}\n\nOfficials said {fact} after forty years of service to the island.\n",
+                        encoding="utf-8")
+        res = subprocess.run(assistant_cmd("--data-dir", str(data), "ingest", str(path)), cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert server.store.count() == 2 + i
+        answer = server.ask(f"What happened when {fact.split(' on ')[0]}?")
+        assert not answer.refused and answer.citations[0].title == title, answer
