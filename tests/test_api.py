@@ -65,6 +65,13 @@ def test_openapi_schema_has_the_routes(client):
     cit = schema["components"]["schemas"]["CitationOut"]["properties"]
     assert {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end",
             "supported"} <= set(cit)
+    # The documented shapes are the answer's own fields, so neither can gain one the other lacks.
+    from dataclasses import fields
+
+    from assistant.models import Answer, Citation
+    assert set(cit) == {f.name for f in fields(Citation)}
+    internal = {"passages"}  # every retrieved passage, for the engines; the API sends the cited ones
+    assert set(schema["components"]["schemas"]["AskOut"]["properties"]) == {f.name for f in fields(Answer)} - internal
     assert "429" in paths["/api/ask"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").json()["chunks"] > 0
