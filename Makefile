@@ -35,5 +35,10 @@ test-deps: setup
 test: test-deps
 	$(BIN)/python -m pytest -q
 
+# ruff is not a project dependency: installed on demand into the venv (rules in pyproject.toml).
+lint: setup
+	@$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/pip install --quiet ruff
+	$(BIN)/python -m ruff check assistant tests bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -31,10 +31,10 @@ def main() -> None:
     if args.backend:
         os.environ["ASSISTANT_EMBEDDING__BACKEND"] = args.backend
     from pyinstrument import Profiler
+    from run import load_articles
 
     from assistant.config import load_settings
     from assistant.ingest import Ingestor
-    from run import load_articles
 
     articles = load_articles(args.articles)
     with tempfile.TemporaryDirectory(prefix="assistant-profile-") as d:

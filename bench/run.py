@@ -55,7 +55,6 @@ def stage_ours(args) -> dict:
     """Our ingest on the first N articles: wall time, time inside the embedder, re-ingest time."""
     from assistant.config import load_settings
     from assistant.ingest import Ingestor
-    from assistant.store import Embedder
 
     articles = load_articles(args.articles)
     settings = load_settings(data_dir=args.data_dir)

@@ -10,10 +10,10 @@ import functools
 import http.server
 import json
 import os
-import tempfile
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 

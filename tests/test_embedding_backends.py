@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CORPUS
 
 from assistant.config import EmbeddingSettings
 from assistant.errors import ConfigError, StoreError
 from assistant.store import Embedder, Store
-
-from conftest import CORPUS
 
 LONG = (CORPUS / "russia-snubs-iran.md").read_text(encoding="utf-8")
 TEXTS = [

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from assistant.eval import (
-    Query, QueryResult, citation_precision, contains_answer, distribution, first_hit_rank, hits_at, is_hit,
-    normalize, percentile, reciprocal_rank, summarize,
+    Query,
+    QueryResult,
+    citation_precision,
+    contains_answer,
+    distribution,
+    first_hit_rank,
+    hits_at,
+    is_hit,
+    normalize,
+    percentile,
+    reciprocal_rank,
+    summarize,
 )
 from assistant.models import Answer, Citation
 

@@ -16,8 +16,14 @@ import pytest
 
 from assistant.config import load_settings
 from tests.conftest import ROOT, free_port, wait_for_port
-from tests.test_reliability_crash import (check_store_consistent, expected_all, ingest_cmd, run_env,
-                                          start_and_wait_for, write_articles)
+from tests.test_reliability_crash import (
+    check_store_consistent,
+    expected_all,
+    ingest_cmd,
+    run_env,
+    start_and_wait_for,
+    write_articles,
+)
 
 ARTICLE = """Ferry service resumes after storm
 
