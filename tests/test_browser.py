@@ -233,7 +233,7 @@ def test_gradio_chat_answers_with_a_source_card(site, page):
     card = page.locator("#sources .source-card").first
     sync_api.expect(card).to_be_visible(timeout=60_000)
     assert "Russia snubs Iran as Kremlin refuses military help" in card.inner_text()
-    assert card.locator("mark").inner_text().strip()
+    assert card.locator("mark").first.inner_text().strip()
     sync_api.expect(page.locator("#chat")).to_contain_text("[1]")
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "chat.png"), full_page=True)

@@ -21,6 +21,33 @@ def test_gradio_answers_with_sources(corpus_assistant):
         assert citations[0]["quote"] in answer
 
 
+def test_sources_panel_shows_each_passage_once_with_all_its_quotes(corpus_assistant):
+    """Quotes from the same passage share one card: its numbers in the title, every quote highlighted."""
+    import re
+
+    from assistant.web.app import sources_html
+
+    answer = corpus_assistant.ask("Did Russia offer Iran military help?")
+    html = sources_html(answer)
+    cards = re.findall(r'<div class="source-card[^"]*" data-n="([\d ]+)">(.*?)</div></div>', html, re.S)
+    numbers = [int(n) for ns, _ in cards for n in ns.split()]
+    assert sorted(numbers) == [c.n for c in answer.citations]  # every citation on exactly one card
+    assert len(cards) < len(answer.citations)  # the seed answer quotes one passage more than once
+    by_n = {c.n: c for c in answer.citations}
+    for ns, body in cards:
+        marks = re.findall(r"<mark>(.*?)</mark>", body, re.S)
+        assert len(marks) == len(ns.split())
+        for n in ns.split():
+            assert f"[{n}]" in body
+            assert html_escape(by_n[int(n)].quote) in marks
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
 def test_gradio_routes_share_the_rate_and_size_limits(corpus_assistant):
     """The chat page's own API (/gradio_api/*) cannot be used to get around the limits of /api/*."""
     import httpx

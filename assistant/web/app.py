@@ -46,21 +46,32 @@ def _title(title: str, url: str | None) -> str:
     return t
 
 
-def citation_card(c: Citation, passage: Passage | None) -> str:
-    """One source card: title (linked), outlet and date, the passage with the quote highlighted."""
-    if passage is not None and passage.start <= c.start and c.end <= passage.end:
-        a, b = c.start - passage.start, c.end - passage.start
-        body = (html.escape(passage.text[:a]) + "<mark>" + html.escape(passage.text[a:b]) + "</mark>"
-                + html.escape(passage.text[b:]))
+def citation_card(cites: list[Citation], passage: Passage | None) -> str:
+    """One source card for the citations quoting one passage: their numbers, the title (linked), outlet and
+    date, and the passage with every quote highlighted (a quote alone when the passage is unknown)."""
+    c = cites[0]
+    spans = sorted((x.start - passage.start, x.end - passage.start) for x in cites) if passage is not None else []
+    if spans:
+        body, at = "", 0
+        for a, b in spans:
+            a = max(a, at)
+            if b <= a:  # a quote inside one already marked
+                continue
+            body += html.escape(passage.text[at:a]) + "<mark>" + html.escape(passage.text[a:b]) + "</mark>"
+            at = max(at, b)
+        body += html.escape(passage.text[at:])
     else:
         body = "<mark>" + html.escape(c.quote) + "</mark>"
-    flag = " unsupported" if c.supported is False else ""
-    note = " · does not support the sentence citing it" if c.supported is False else ""
+    numbers = " ".join(f"[{x.n}]" for x in cites)
+    bad = [x for x in cites if x.supported is False]
+    flag = " unsupported" if bad else ""
+    note = (f" · {' '.join(f'[{x.n}]' for x in bad)} does not support the sentence citing it" if bad else "")
     # dir="auto": each title and passage takes its direction from its own text (Arabic, Persian are RTL)
-    return (f'<div class="source-card{flag}" data-n="{c.n}">'
-            f'<div class="title" dir="auto">[{c.n}] {_title(c.title, c.url)}</div>'
+    return (f'<div class="source-card{flag}" data-n="{" ".join(str(x.n) for x in cites)}">'
+            f'<div class="title" dir="auto">{numbers} {_title(c.title, c.url)}</div>'
             f'<div class="meta" dir="auto">{_meta(c.source, c.published_at)}{note}</div>'
             f'<div class="passage" dir="auto">{body}</div></div>')
+
 
 def support_html(answer: Answer) -> str:
     """The citation check's verdict: sentences the cited passages do not back, and the support score."""
@@ -78,11 +89,14 @@ def sources_html(answer: Answer) -> str:
         by_article = {}
         for p in answer.passages:
             by_article.setdefault(p.article_id, []).append(p)
-        cards = []
+        # Quotes from one passage share a card, so the panel shows each passage once.
+        groups: dict[tuple, tuple[Passage | None, list[Citation]]] = {}
         for c in answer.citations:
             passage = next((p for p in by_article.get(c.article_id, []) if p.start <= c.start and c.end <= p.end),
                            None)
-            cards.append(citation_card(c, passage))
+            key = (c.article_id, passage.start, passage.end) if passage is not None else ("quote", c.n)
+            groups.setdefault(key, (passage, []))[1].append(c)
+        cards = [citation_card(cites, passage) for passage, cites in groups.values()]
         return support_html(answer) + "".join(cards)
     if answer.passages:
         cards = [f'<div class="source-card"><div class="title" dir="auto">{_title(p.title, p.url)}</div>'
