@@ -191,8 +191,11 @@ class Assistant:
     def _refusal_answer(self, passages: list[Passage], notice: str | None = None) -> Answer:
         text = NOT_COVERED
         if passages:
+            articles: dict[str, Passage] = {}
+            for p in passages:  # each article once, in rank order
+                articles.setdefault(p.article_id, p)
             nearest = "; ".join(f"“{p.title}” ({', '.join(x for x in (p.source, p.published_at) if x)})"
-                                for p in passages[:3])
+                                for p in list(articles.values())[:3])
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
 

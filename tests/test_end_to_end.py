@@ -44,6 +44,10 @@ def test_unanswerable_question_is_refused(corpus_assistant):
     assert answer.refused
     assert answer.citations == []
     assert "do not cover" in answer.answer
+    # the nearest articles are named once each, however many of their passages came back
+    titles = {p.title for p in answer.passages}
+    assert len({p.article_id for p in answer.passages}) < len(answer.passages)  # the case this checks
+    assert all(answer.answer.count(f"“{t}”") == 1 for t in titles)
 
 
 def test_reingest_is_idempotent_and_edits_replace_chunks(tmp_path, make_settings):
