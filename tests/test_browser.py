@@ -6,10 +6,12 @@ ports (other origins), one allowed by the widget token and one not.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,10 +75,10 @@ def _static_server(folder: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
     return server, port
 
 
-@pytest.fixture(scope="module")
-def site(corpus_data_dir, tmp_path_factory):
-    """The app (subprocess) plus an allowed wiki origin and a disallowed one; yields a dict of URLs."""
-    tmp = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def _serve_site(corpus_data_dir: Path, tmp: Path, **env_extra: str):
+    """`assistant -v serve` (subprocess) over a copy of the corpus store, plus a wiki origin its widget token
+    allows and one it does not; yields a dict of URLs. `env_extra` adds settings (ASSISTANT_...)."""
     data_dir = tmp / "data"
     shutil.copytree(corpus_data_dir, data_dir)
     pages = tmp / "pages"
@@ -89,7 +91,7 @@ def site(corpus_data_dir, tmp_path_factory):
     (pages / "wrong-token.html").write_text(WIKI_PAGE.format(app=app, token="not-a-token"), encoding="utf-8")
     env = dict(os.environ, HF_HUB_OFFLINE="1", ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
                ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [f"http://127.0.0.1:{wiki_port}"]}),
-               ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100")
+               ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100", **env_extra)
     log_path = tmp / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
@@ -103,6 +105,22 @@ def site(corpus_data_dir, tmp_path_factory):
         stop_process(proc, 15)
         wiki.shutdown()
         other.shutdown()
+
+
+@pytest.fixture(scope="module")
+def site(corpus_data_dir, tmp_path_factory):
+    """The app with its default (extractive) engine."""
+    with _serve_site(corpus_data_dir, tmp_path_factory.mktemp("browser")) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="module")
+def llm_site(corpus_data_dir, tmp_path_factory, scripted_llm_server):
+    """The app answering with the generative engine over the tests' scripted OpenAI-compatible server."""
+    with _serve_site(corpus_data_dir, tmp_path_factory.mktemp("browser-llm"), ASSISTANT_ANSWER__ENGINE="openai",
+                     ASSISTANT_LLM__BASE_URL=scripted_llm_server.base_url, ASSISTANT_LLM__TIMEOUT="10",
+                     ASSISTANT_LLM__MAX_RETRIES="0") as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +190,53 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
     sync_api.expect(launcher).to_be_focused()
     assert launcher.get_attribute("aria-expanded") == "false"
     assert page.dialogs == []
+
+
+def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, scripted_llm_server, corpus_assistant):
+    """Generative engine: the citation check's verdict reaches the widget (warning, score, flagged source)."""
+    from tests.test_generative import passage_number
+
+    llm = scripted_llm_server
+    llm.reset()
+    n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
+    china = passage_number(corpus_assistant, QUESTION, "China urged an immediate ceasefire")
+    llm.enqueue(f"Moscow will not intervene militarily on Iran's behalf [{n}]. "
+                f"Russia sent 300 tanks and Wagner troops to Isfahan [{china}].")
+    page.goto(llm_site["wiki"])
+    _watch_widget_events(page)
+    _ask_widget(page, QUESTION)
+    warn = page.locator("#nra-panel .warn")
+    sync_api.expect(warn).to_be_visible(timeout=60_000)
+    assert "Russia sent 300 tanks and Wagner troops to Isfahan" in warn.inner_text()
+    assert re.search(r"support 0\.\d\d", warn.inner_text()), warn.inner_text()
+    good, bad = page.locator("#nra-panel details[data-n='1']"), page.locator("#nra-panel details[data-n='2']")
+    assert good.get_attribute("class") is None and "does not support" not in good.inner_text()
+    assert bad.get_attribute("class") == "unsupported"
+    bad.locator("summary").click()
+    assert "does not support the sentence citing it" in bad.locator(".meta").inner_text()
+    assert "China calls for ceasefire" in bad.locator("summary").inner_text()
+    events = page.evaluate("window.__events")
+    assert events.count("delta") >= 2 and events[-2:] == ["citations", "done"]  # streamed, then the verdict
+    assert llm.history and llm.history[-1]["stream"] is True
+    assert page.dialogs == []
+
+
+def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(llm_site, page,
+                                                                             scripted_llm_server):
+    from scripted_llm import Fault
+
+    scripted_llm_server.reset()
+    scripted_llm_server.enqueue(Fault(status=500))
+    page.goto(llm_site["wiki"])
+    _watch_widget_events(page)
+    _ask_widget(page, QUESTION)
+    first = page.locator("#nra-panel details[data-n='1']")
+    sync_api.expect(first).to_be_attached(timeout=60_000)
+    events = page.evaluate("window.__events")
+    assert events[0] == "notice" and "error" not in events
+    text = page.locator("#nra-panel .turn").first.inner_text()
+    assert "extractive answer" in text  # the notice stays under the answer
+    assert "diplomatic condemnation" in page.locator("#nra-panel .a").first.inner_text()
 
 
 def test_widget_on_a_disallowed_origin_shows_a_clear_message(site, page):

@@ -43,6 +43,9 @@
     ".meta{color:#6b7280;font-size:12px;margin:4px 0}",
     "blockquote{margin:4px 0;padding-left:8px;border-left:3px solid #93c5fd;white-space:pre-wrap;unicode-bidi:plaintext}",
     "mark{background:#fde68a;color:inherit}",
+    ".warn{color:#92400e;background:#fffbeb;border:1px solid #fcd34d;border-radius:6px;padding:6px 8px;margin:6px 0}",
+    ".warn ul{margin:4px 0 0;padding-left:18px}",
+    "details.unsupported{border-color:#fcd34d;background:#fffbeb}",
     "form{display:flex;gap:8px;padding:10px 14px;border-top:1px solid #e5e7eb}",
     "textarea{flex:1;resize:none;height:42px;padding:8px;border:1px solid #9ca3af;border-radius:6px;font-size:14px}",
     ".send{border:0;border-radius:6px;background:#1d4ed8;color:#fff;padding:0 14px;font-weight:600;cursor:pointer}",
@@ -135,8 +138,12 @@
       data.citations.forEach(function (c) {
         var d = el("details", { "data-n": String(c.n) });
         d.append(el("summary", null, "[" + c.n + "] " + (c.title || "(untitled)")));
-        var meta = [c.source, c.published_at].filter(Boolean).join(" \u00b7 ");
-        if (meta) d.append(el("div", { class: "meta" }, meta));
+        var meta = [c.source, c.published_at].filter(Boolean);
+        if (c.supported === false) {
+          d.setAttribute("class", "unsupported");
+          meta.push("does not support the sentence citing it");
+        }
+        if (meta.length) d.append(el("div", { class: "meta" }, meta.join(" \u00b7 ")));
         var quote = el("blockquote");
         var passage = c.passage || "";
         var at = passage.indexOf(c.quote);
@@ -158,6 +165,16 @@
         list.append(li);
       });
       box.append(list);
+    }
+    // The citation check: claims the cited passages do not back (the generative engine's), and the score.
+    if (data.unsupported && data.unsupported.length) {
+      var warn = el("div", { class: "warn", role: "note" },
+        "\u26a0 Not supported by the passages they cite" +
+        (typeof data.support === "number" ? " (support " + data.support.toFixed(2) + ")" : "") + ":");
+      var ul = el("ul");
+      data.unsupported.forEach(function (claim) { ul.append(el("li", null, String(claim))); });
+      warn.append(ul);
+      box.insertBefore(warn, box.querySelector("ol"));
     }
     renderAnswer(answerNode, data.answer || "", items);
     if (data.refused) answerNode.classList.add("refused");
@@ -209,6 +226,8 @@
         text += data.text || "";
         answerNode.textContent = text;
         log.scrollTop = log.scrollHeight;
+      } else if (event === "notice") {  // e.g. the model server is down and the extractive engine answers
+        status.textContent = data.notice || "";
       } else if (event === "citations") {
         final = data;
         status.remove();
