@@ -147,6 +147,13 @@ def _watch_widget_events(page) -> None:
         document.addEventListener('newsroom-assistant', e => window.__events.push(e.detail.event)); }""")
 
 
+def _ask_on_wiki(page, url: str, question: str) -> None:
+    """Open the wiki page, record the widget's events (window.__events) and ask `question`."""
+    page.goto(url)
+    _watch_widget_events(page)
+    _ask_widget(page, question)
+
+
 def _ask_widget(page, question: str) -> None:
     page.get_by_role("button", name="Ask the newsroom").click()
     box = page.get_by_label("Your question")
@@ -156,9 +163,7 @@ def _ask_widget(page, question: str) -> None:
 
 
 def test_widget_streams_an_answer_and_expands_a_citation(site, page):
-    page.goto(site["wiki"])
-    _watch_widget_events(page)
-    _ask_widget(page, QUESTION)
+    _ask_on_wiki(page, site["wiki"], QUESTION)
     first = page.locator("#nra-panel details[data-n='1']")
     sync_api.expect(first).to_be_visible(timeout=60_000)
     events = page.evaluate("window.__events")
@@ -202,9 +207,7 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
     china = passage_number(corpus_assistant, QUESTION, "China urged an immediate ceasefire")
     llm.enqueue(f"Moscow will not intervene militarily on Iran's behalf [{n}]. "
                 f"Russia sent 300 tanks and Wagner troops to Isfahan [{china}].")
-    page.goto(llm_site["wiki"])
-    _watch_widget_events(page)
-    _ask_widget(page, QUESTION)
+    _ask_on_wiki(page, llm_site["wiki"], QUESTION)
     warn = page.locator("#nra-panel .warn")
     sync_api.expect(warn).to_be_visible(timeout=60_000)
     assert "Russia sent 300 tanks and Wagner troops to Isfahan" in warn.inner_text()
@@ -227,9 +230,7 @@ def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(ll
 
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))
-    page.goto(llm_site["wiki"])
-    _watch_widget_events(page)
-    _ask_widget(page, QUESTION)
+    _ask_on_wiki(page, llm_site["wiki"], QUESTION)
     first = page.locator("#nra-panel details[data-n='1']")
     sync_api.expect(first).to_be_attached(timeout=60_000)
     events = page.evaluate("window.__events")
