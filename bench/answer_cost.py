@@ -9,38 +9,22 @@ per answer (process time: all threads of this process, what a server's cores pay
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.eval import contains_answer, ensure_store, load_dataset  # noqa: E402
+from devset import parser, retrieve_all
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
-    ap.add_argument("--sample", type=int)
+    ap = parser(__doc__)
     ap.add_argument("--pools", default="0,8,12,16,24")
     args = ap.parse_args()
 
-    from assistant.chain import Assistant
     from assistant.engines.extractive import ExtractiveEngine
-    from assistant.retrieval import Filters
+    from assistant.eval import contains_answer
 
-    dataset = load_dataset(args.dataset, args.sample)
-    settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
-    assistant = Assistant(settings)
+    settings, assistant, retrieved = retrieve_all(args)
+    retrieved = [(q, r) for q, r in retrieved if not q.is_null]
     embed = assistant.store.embedder.embed  # no memo: every answer pays for its sentences
-    retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date)))
-                 for q in dataset.queries if not q.is_null]
     print(f"{len(retrieved)} answerable questions, {settings.retrieval.k} passages each")
     print(f"{'pool':>5} {'gold_in_reply':>13} {'cpu_s_per_answer':>16}")
     for pool in (int(x) for x in args.pools.split(",")):

@@ -11,39 +11,23 @@ top of `answer.min_confidence`: refusal rate on the null questions, false refusa
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.eval import contains_answer, ensure_store, load_dataset  # noqa: E402
+from devset import parser, retrieve_all
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
-    ap.add_argument("--sample", type=int)
+    ap = parser(__doc__)
     ap.add_argument("--lost", action="store_true", help="Also list the questions whose gold answer is in the "
                     "passages but not in the configured reply, with the reply and the sentences holding it.")
     args = ap.parse_args()
 
-    from assistant.chain import Assistant
     from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
-    from assistant.retrieval import Filters
+    from assistant.eval import contains_answer
 
-    dataset = load_dataset(args.dataset, args.sample)
-    settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
-    assistant = Assistant(settings)
+    settings, assistant, retrieved = retrieve_all(args)
     embed = assistant.store.embedder.embed_memo
-    retrieved = [(q, assistant.retriever.retrieve(q.query, Filters(today=q.question_date))) for q in dataset.queries]
     answerable = [(q, r) for q, r in retrieved if not q.is_null]
     a = settings.answer
     w = SentenceWeights(floor=a.sentence_floor)

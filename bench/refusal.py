@@ -12,17 +12,7 @@ none of the passages the engine reads (retrieval) or in them but not in the repl
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.eval import contains_answer, ensure_store, load_dataset  # noqa: E402
+from devset import parser, retrieve_all
 
 THRESHOLDS = (0.35, 0.40, 0.42, 0.45, 0.48, 0.50, 0.52, 0.55, 0.60)
 
@@ -33,25 +23,16 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
-    ap.add_argument("--sample", type=int)
-    args = ap.parse_args()
+    args = parser(__doc__).parse_args()
 
-    from assistant.chain import Assistant
-    from assistant.retrieval import Filters
+    from assistant.config import load_settings
+    from assistant.eval import contains_answer
 
-    base = load_settings(data_dir=args.data_dir)
-    dataset = load_dataset(args.dataset, args.sample)
-    settings = ensure_store(base, dataset)
-    configured = settings.answer.min_confidence
-    settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"min_confidence": 0.0})})
-    assistant = Assistant(settings)
+    configured = load_settings(data_dir=args.data_dir).answer.min_confidence
+    settings, assistant, retrieved = retrieve_all(args, min_confidence=0.0)
     rows = []  # (is_null, confidence, engine_refused, correct)
     in_passages = 0
-    for q in dataset.queries:
-        retrieval = assistant.retriever.retrieve(q.query, Filters(today=q.question_date))
+    for q, retrieval in retrieved:
         answer = assistant.answer_retrieval(q.query, retrieval)
         correct = not q.is_null and not answer.refused and contains_answer(answer.answer, q.answers)
         rows.append((q.is_null, retrieval.confidence, answer.refused, correct))
