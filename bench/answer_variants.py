@@ -19,6 +19,7 @@ from devset import parser, retrieve_all
 
 def main() -> None:
     ap = parser(__doc__)
+    ap.add_argument("--k", type=int, help="passages the engine reads (default: retrieval.k)")
     ap.add_argument("--lost", action="store_true", help="Also list the questions whose gold answer is in the "
                     "passages but not in the configured reply, with the reply and the sentences holding it.")
     args = ap.parse_args()
@@ -26,7 +27,7 @@ def main() -> None:
     from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
     from assistant.eval import contains_answer
 
-    settings, assistant, retrieved = retrieve_all(args)
+    settings, assistant, retrieved = retrieve_all(args, k=args.k)
     embed = assistant.store.embedder.embed_memo
     answerable = [(q, r) for q, r in retrieved if not q.is_null]
     a = settings.answer
@@ -53,7 +54,9 @@ def main() -> None:
     }
     n = len(answerable)
     halves = ((n + 1) // 2, n // 2)
-    print(f"{n} answerable questions, {settings.retrieval.k} passages each; gold answer in the reply:")
+    in_passages = sum(any(contains_answer(p.text, q.answers) for p in r.passages) for q, r in answerable) / n
+    print(f"{n} answerable questions, {settings.retrieval.k} passages each, gold answer in them: {in_passages:.3f}")
+    print("gold answer in the reply:")
     print(f"{'variant':44s} {'all':>6} {'half A':>6} {'half B':>6} {'sents':>5} {'chars':>5}")
     replies = {}
     for name, eng in variants.items():

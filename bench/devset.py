@@ -24,10 +24,11 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
-def retrieve_all(args: argparse.Namespace, min_confidence: float | None = None):
+def retrieve_all(args: argparse.Namespace, min_confidence: float | None = None, k: int | None = None):
     """(settings, assistant, [(query, retrieval)] for every question), the dataset's store built if missing.
 
-    `min_confidence` replaces the configured refusal threshold (0: the chain never refuses on retrieval).
+    `min_confidence` replaces the configured refusal threshold (0: the chain never refuses on retrieval);
+    `k` the number of passages retrieved for the answer engine.
     """
     from assistant.chain import Assistant
     from assistant.config import load_settings
@@ -35,7 +36,8 @@ def retrieve_all(args: argparse.Namespace, min_confidence: float | None = None):
     from assistant.retrieval import Filters
 
     dataset = load_dataset(args.dataset, args.sample)
-    settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
+    overrides = {"retrieval.k": k} if k else {}
+    settings = ensure_store(load_settings(data_dir=args.data_dir, **overrides), dataset)
     if min_confidence is not None:
         answer = settings.answer.model_copy(update={"min_confidence": min_confidence})
         settings = settings.model_copy(update={"answer": answer})
