@@ -164,7 +164,7 @@ def _ask_widget(page, question: str) -> None:
 
 def test_widget_streams_an_answer_and_expands_a_citation(site, page):
     _ask_on_wiki(page, site["wiki"], QUESTION)
-    first = page.locator("#nra-panel details[data-n='1']")
+    first = page.locator("#nra-panel details[data-n~='1']")
     sync_api.expect(first).to_be_visible(timeout=60_000)
     events = page.evaluate("window.__events")
     assert events[0] == "delta" and events[-2:] == ["citations", "done"] and "error" not in events
@@ -176,8 +176,18 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
     sync_api.expect(first).to_have_attribute("open", "")
     assert "Russia snubs Iran as Kremlin refuses military help" in first.locator("summary").inner_text()
     assert "Newsroom Wire · 2025-06-24" in first.locator(".meta").inner_text()
-    quote = first.locator("mark").inner_text()
-    assert quote and quote in answer.inner_text()
+    quotes = first.locator("mark").all_inner_texts()
+    assert quotes and all(q and q in answer.inner_text() for q in quotes)
+    # Quotes from one passage share its source: as many highlights as numbers in its summary.
+    numbers = first.get_attribute("data-n").split()
+    assert len(quotes) == len(numbers) and all(f"[{n}]" in first.locator("summary").inner_text() for n in numbers)
+    sources = page.locator("#nra-panel details")
+    cited = {b.strip("[]") for b in page.locator("#nra-panel .ref").all_inner_texts()}
+    assert sources.count() < len(cited)  # the seed answer quotes one passage twice
+    first.evaluate("d => { d.open = false; }")
+    page.locator("#nra-panel .ref", has_text=f"[{numbers[-1]}]").click()  # every number opens the shared source
+    sync_api.expect(first).to_have_attribute("open", "")
+    sync_api.expect(first.locator(f"mark[data-n='{numbers[-1]}']")).to_be_in_viewport()  # at its own quote
     link = first.get_by_role("link", name="Read the article")
     assert link.get_attribute("href").startswith("https://newsroom.example/")
     # The wiki's `button {display:none}` and colour rules do not reach inside the Shadow DOM.
@@ -212,7 +222,7 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
     sync_api.expect(warn).to_be_visible(timeout=60_000)
     assert "Russia sent 300 tanks and Wagner troops to Isfahan" in warn.inner_text()
     assert re.search(r"support 0\.\d\d", warn.inner_text()), warn.inner_text()
-    good, bad = page.locator("#nra-panel details[data-n='1']"), page.locator("#nra-panel details[data-n='2']")
+    good, bad = page.locator("#nra-panel details[data-n~='1']"), page.locator("#nra-panel details[data-n~='2']")
     assert good.get_attribute("class") is None and "does not support" not in good.inner_text()
     assert bad.get_attribute("class") == "unsupported"
     bad.locator("summary").click()
@@ -231,7 +241,7 @@ def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(ll
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))
     _ask_on_wiki(page, llm_site["wiki"], QUESTION)
-    first = page.locator("#nra-panel details[data-n='1']")
+    first = page.locator("#nra-panel details[data-n~='1']")
     sync_api.expect(first).to_be_attached(timeout=60_000)
     events = page.evaluate("window.__events")
     assert events[0] == "notice" and "error" not in events
@@ -266,7 +276,7 @@ def test_xss_title_renders_as_text(site, page):
     assert r.status_code == 200, r.text
     page.goto(site["wiki"])
     _ask_widget(page, "What happened to the Zanzibar clove harvest?")
-    first = page.locator("#nra-panel details[data-n='1']")
+    first = page.locator("#nra-panel details[data-n~='1']")
     sync_api.expect(first).to_be_visible(timeout=60_000)
     first.locator("summary").click()
     assert first.locator("summary").inner_text() == f"[1] {XSS}"

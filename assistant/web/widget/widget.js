@@ -126,40 +126,71 @@
       b.addEventListener("click", function () {
         target.open = true;
         target.querySelector("summary").focus();
+        var mark = target.querySelector('mark[data-n="' + m[1] + '"]');  // this number's quote in the passage
+        if (mark) mark.scrollIntoView({ block: "nearest" });
       });
       node.append(b);
     });
   }
 
+  // The passage with every quote of `cites` highlighted (quotes found by their text; a quote alone if absent).
+  function quoteBlock(passage, cites) {
+    var quote = el("blockquote");
+    var spans = [];
+    cites.forEach(function (c) {
+      var at = c.quote ? passage.indexOf(c.quote) : -1;
+      if (at >= 0) spans.push([at, at + c.quote.length, c.n]);
+    });
+    if (!spans.length) {
+      cites.forEach(function (c) { quote.append(el("mark", { "data-n": String(c.n) }, c.quote || "")); });
+      return quote;
+    }
+    spans.sort(function (a, b) { return a[0] - b[0]; });
+    var pos = 0;
+    spans.forEach(function (s) {
+      var a = Math.max(s[0], pos);
+      if (s[1] <= a) return;
+      quote.append(document.createTextNode(passage.slice(pos, a)),
+        el("mark", { "data-n": String(s[2]) }, passage.slice(a, s[1])));
+      pos = s[1];
+    });
+    quote.append(document.createTextNode(passage.slice(pos)));
+    return quote;
+  }
+
+  // One collapsible source per cited passage (quotes from the same passage share it), in citation order.
   function renderCitations(box, answerNode, data) {
     var items = {};
     if (data.citations && data.citations.length) {
       var list = el("ol", { "aria-label": "Sources" });
+      var groups = [];
+      var byPassage = {};
       data.citations.forEach(function (c) {
-        var d = el("details", { "data-n": String(c.n) });
-        d.append(el("summary", null, "[" + c.n + "] " + (c.title || "(untitled)")));
+        var key = c.passage ? c.article_id + "\u0000" + c.passage : "n" + c.n;
+        if (!byPassage[key]) { byPassage[key] = []; groups.push(byPassage[key]); }
+        byPassage[key].push(c);
+      });
+      groups.forEach(function (cites) {
+        var c = cites[0];
+        var numbers = cites.map(function (x) { return x.n; });
+        var d = el("details", { "data-n": numbers.join(" ") });
+        d.append(el("summary", null, numbers.map(function (n) { return "[" + n + "]"; }).join(" ") + " " +
+          (c.title || "(untitled)")));
         var meta = [c.source, c.published_at].filter(Boolean);
-        if (c.supported === false) {
+        var bad = cites.filter(function (x) { return x.supported === false; });
+        if (bad.length) {
           d.setAttribute("class", "unsupported");
-          meta.push("does not support the sentence citing it");
+          meta.push(bad.map(function (x) { return "[" + x.n + "]"; }).join(" ") +
+            " does not support the sentence citing it");
         }
         if (meta.length) d.append(el("div", { class: "meta" }, meta.join(" \u00b7 ")));
-        var quote = el("blockquote");
-        var passage = c.passage || "";
-        var at = passage.indexOf(c.quote);
-        if (at >= 0 && c.quote) {
-          quote.append(document.createTextNode(passage.slice(0, at)), el("mark", null, c.quote),
-            document.createTextNode(passage.slice(at + c.quote.length)));
-        } else {
-          quote.append(el("mark", null, c.quote || ""));
-        }
-        d.append(quote);
+        d.append(quoteBlock(c.passage || "", cites));
         var href = c.url && httpUrl(c.url);
         if (href) {
           var a = el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, "Read the article");
           d.append(a);
         }
-        items[c.n] = d;
+        numbers.forEach(function (n) { items[n] = d; });
         var li = el("li");
         li.append(d);
         list.append(li);
