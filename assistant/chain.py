@@ -164,7 +164,11 @@ class Assistant:
             yield from self._refusal(passages, notice)
             return
         answer = self._cited(text, passages, engine)
-        answer.notice = "; ".join(x for x in (notice, answer.notice) if x) or None
+        weak = None
+        if not answer.refused and retrieval.confidence < self.settings.answer.caution_below:
+            weak = (f"the articles match this question only weakly (retrieval confidence "
+                    f"{retrieval.confidence:.2f}); check the quoted passages before relying on the answer")
+        answer.notice = "; ".join(x for x in (notice, answer.notice, weak) if x) or None
         yield Event("answer", answer=answer)
 
     def _cited(self, text: str, passages: list[Passage], engine: Engine) -> Answer:

@@ -120,6 +120,10 @@ class AnswerSettings(_Section):
                                "time per answer (bench/RESULTS.md, bench/answer_cost.py).")
     min_confidence: float = Field(0.45, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question.")
+    caution_below: float = Field(0.55, description="Answers whose retrieval confidence is below this (and at "
+                                 "least min_confidence) carry a notice that the articles match the question only "
+                                 "weakly. On the dev archive 0.55 flags half of the answers given to unanswerable "
+                                 "questions and a tenth of those to answerable ones (bench/refusal.py).")
 
 
 class LLMSettings(_Section):

@@ -7,7 +7,8 @@ Every question is retrieved and answered once with the threshold at 0 (the engin
 sentence scores at all); a question is then counted as refused at threshold t when its retrieval
 confidence is below t, which is exactly what the chain does. Also prints the separation (AUC) of the
 confidence between answerable and null questions, and where answerable questions are lost: gold answer in
-none of the passages the engine reads (retrieval) or in them but not in the reply (sentence selection).
+none of the passages the engine reads (retrieval) or in them but not in the reply (sentence selection); and how
+many of the answers given carry the weak-match caution (`answer.caution_below`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def main() -> None:
     from assistant.config import load_settings
     from assistant.eval import contains_answer
 
-    configured = load_settings(data_dir=args.data_dir).answer.min_confidence
+    configured_answer = load_settings(data_dir=args.data_dir).answer
+    configured, caution = configured_answer.min_confidence, configured_answer.caution_below
     settings, assistant, retrieved = retrieve_all(args, min_confidence=0.0)
     rows = []  # (is_null, confidence, engine_refused, correct)
     in_passages = 0
@@ -51,6 +53,18 @@ def main() -> None:
               f"{sum(map(refused, answerable)) / len(answerable):13.3f} "
               f"{sum(r[3] and not refused(r) for r in answerable) / len(answerable):15.3f}"
               + ("   <- configured" if t == configured else ""))
+
+    # Answers given (not refused at the configured threshold) that carry the weak-match caution.
+    answered_null = [r for r in nulls if not r[2] and r[1] >= configured]
+    answered = [r for r in answerable if not r[2] and r[1] >= configured]
+    right = [r for r in answered if r[3]]
+    print(f"\nanswers with the weak-match caution (answer.caution_below), {len(answered_null)} answers to null "
+          f"questions, {len(answered)} to answerable ones ({len(right)} right):")
+    print(f"{'caution_below':>13} {'null_answers':>12} {'answerable':>10} {'right_answers':>13}")
+    for c in sorted({0.50, 0.55, 0.60, caution}):
+        share = lambda group: sum(r[1] < c for r in group) / max(1, len(group))  # noqa: E731
+        print(f"{c:13.2f} {share(answered_null):12.3f} {share(answered):10.3f} {share(right):13.3f}"
+              + ("   <- configured" if c == caution else ""))
 
 
 if __name__ == "__main__":

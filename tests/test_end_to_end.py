@@ -50,6 +50,24 @@ def test_unanswerable_question_is_refused(corpus_assistant):
     assert all(answer.answer.count(f"“{t}”") == 1 for t in titles)
 
 
+def test_weakly_matched_answer_carries_a_caution(corpus_assistant, corpus_data_dir):
+    """Between answer.min_confidence and answer.caution_below the answer is given with a notice saying so."""
+    from assistant.chain import Assistant
+    from assistant.config import load_settings
+
+    question = "Did Russia offer Iran military help?"
+    confidence = corpus_assistant.retriever.retrieve(question).confidence
+    strong = corpus_assistant.ask(question)
+    assert confidence >= corpus_assistant.settings.answer.caution_below and strong.notice is None
+    cautious = Assistant(load_settings(data_dir=str(corpus_data_dir), **{"answer.caution_below": 0.99}),
+                         store=corpus_assistant.store)
+    answer = cautious.ask(question)
+    assert not answer.refused and answer.answer == strong.answer  # the same answer, flagged
+    assert "only weakly" in answer.notice and f"{confidence:.2f}" in answer.notice
+    refused = cautious.ask("What did the Pope say about the Brazilian election?")
+    assert refused.refused and "only weakly" not in (refused.notice or "")  # a refusal needs no caution
+
+
 def test_reingest_is_idempotent_and_edits_replace_chunks(tmp_path, make_settings):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
