@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 from assistant.web.api import create_app
@@ -28,8 +29,8 @@ def test_sources_panel_shows_each_passage_once_with_all_its_quotes(corpus_assist
     from assistant.web.app import sources_html
 
     answer = corpus_assistant.ask("Did Russia offer Iran military help?")
-    html = sources_html(answer)
-    cards = re.findall(r'<div class="source-card[^"]*" data-n="([\d ]+)">(.*?)</div></div>', html, re.S)
+    panel = sources_html(answer)
+    cards = re.findall(r'<div class="source-card[^"]*" data-n="([\d ]+)">(.*?)</div></div>', panel, re.S)
     numbers = [int(n) for ns, _ in cards for n in ns.split()]
     assert sorted(numbers) == [c.n for c in answer.citations]  # every citation on exactly one card
     assert len(cards) < len(answer.citations)  # the seed answer quotes one passage more than once
@@ -39,13 +40,7 @@ def test_sources_panel_shows_each_passage_once_with_all_its_quotes(corpus_assist
         assert len(marks) == len(ns.split())
         for n in ns.split():
             assert f"[{n}]" in body
-            assert html_escape(by_n[int(n)].quote) in marks
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
+            assert html.escape(by_n[int(n)].quote) in marks
 
 
 def test_gradio_routes_share_the_rate_and_size_limits(corpus_assistant):

@@ -58,7 +58,7 @@ def citation_card(cites: list[Citation], passage: Passage | None) -> str:
             if b <= a:  # a quote inside one already marked
                 continue
             body += html.escape(passage.text[at:a]) + "<mark>" + html.escape(passage.text[a:b]) + "</mark>"
-            at = max(at, b)
+            at = b
         body += html.escape(passage.text[at:])
     else:
         body = "<mark>" + html.escape(c.quote) + "</mark>"

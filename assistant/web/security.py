@@ -161,8 +161,7 @@ class Guard:
             await _error(*refusal, headers=cors)(scope, receive, send)
             return
         if role != "admin":
-            keys = [f"ip:{_client(scope)}"] + ([f"token:{fingerprint(token)}"] if token else [])
-            throttled = self._throttle(keys, path, token, cors)
+            throttled = self._throttle(_client(scope), token, path, cors)
             if throttled is not None:
                 await throttled(scope, receive, send)
                 return
@@ -190,7 +189,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         if GRADIO_EVENTS.match(path):
-            throttled = self._throttle([f"ip:{_client(scope)}"], path, None, {})
+            throttled = self._throttle(_client(scope), None, path, {})
             if throttled is not None:
                 await throttled(scope, receive, send)
                 return
@@ -200,13 +199,14 @@ class Guard:
             return
         await self.app(scope, _limited(receive, self.max_request), send)
 
-    def _throttle(self, keys: list[str], path: str, token: str | None, cors: dict[str, str]) -> Response | None:
-        """A 429 response when any key has spent its questions for the window, else None (the hit counts)."""
+    def _throttle(self, client: str, token: str | None, path: str, cors: dict[str, str]) -> Response | None:
+        """A 429 response when the client's IP or its token has spent its questions for the window, else None
+        (the hit counts against both)."""
+        keys = [f"ip:{client}"] + ([f"token:{fingerprint(token)}"] if token else [])
         wait = self.limiter.hit(keys)
         if wait <= 0:
             return None
-        log.info("rate limit hit on %s from %s (token %s)", path, keys[0].removeprefix("ip:"),
-                 fingerprint(token) if token else "-")
+        log.info("rate limit hit on %s from %s (token %s)", path, client, fingerprint(token) if token else "-")
         return _error(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
                       headers={**cors, "Retry-After": str(math.ceil(wait))})
 
