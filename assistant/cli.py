@@ -70,6 +70,11 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
 
     from assistant.ingest import Ingestor
 
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing:  # a typo is the caller's error (exit 2, as for usage errors); nothing is ingested
+        click.echo(f"Error: no such file or folder: {', '.join(missing)} (hint: check the path; nothing was "
+                   f"ingested)", err=True)
+        sys.exit(2)
     settings = _settings(ctx)
     ingestor = Ingestor(settings)
     bars: dict[str, tqdm] = {}

@@ -19,7 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-SEED = CORPUS / "russia-snubs-iran.md"
+SEED = CORPUS / "russia-snubs-iran.txt"
 
 
 def free_port() -> int:
