@@ -10,10 +10,15 @@ import numpy as np
 
 from assistant.lexical import tokenize
 from assistant.models import Citation, Passage
+from assistant.sentences import sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"'”’)]*|$)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A number's scale word belongs to its value: "1.8 billion" is not "1.8 million".
+_SCALES = {"percent": r"(?:%|percent|per\s+cent)", "thousand": r"thousand", "million": r"(?:million|mn)",
+           "billion": r"(?:billion|bn)", "trillion": r"(?:trillion|tn)"}
+_SCALED = re.compile(r"(\d+(?:[.,]\d+)*)(?:\s*(%|percent\b|per\s+cent\b|thousand\b|million\b|mn\b|billion\b|bn\b|"
+                     r"trillion\b|tn\b))?", re.I)
 _NAME = re.compile(r"\b[A-Z][\w'’-]+")
 _COMMON = {"the", "a", "an", "it", "he", "she", "they", "we", "i", "this", "that", "these", "those", "but", "and",
            "in", "on", "at", "as", "for", "his", "her", "their", "its", "there", "when", "while", "after"}
@@ -96,7 +101,7 @@ def cite(text: str, passages: list[Passage]) -> Cited:
 
 
 def _last_sentence(seg: str) -> str:
-    parts = [m.group() for m in _SENTENCE.finditer(seg) if m.group().strip()]
+    parts = sentences(seg)
     return parts[-1] if parts else seg
 
 
@@ -112,7 +117,7 @@ class Support:
 def anchors(sentence: str) -> tuple[set[str], set[str]]:
     """Names (capitalised words not opening the sentence) and numbers a supporting passage must contain."""
     s = sentence.strip().lstrip("\"“‘'([ ")
-    numbers = {n.replace(",", "") for n in _NUMBER.findall(s)}
+    numbers = {_number_key(m) for m in _SCALED.finditer(s)}
     names = {m.group().lower() for m in _NAME.finditer(s)
              if m.start() > 0 and m.group().lower() not in _COMMON
              and not re.search(r"[.!?][\"”’]?\s*$", s[:m.start()])}
@@ -126,12 +131,31 @@ def pair_score(sentence: str, similarity: float, passage: str) -> tuple[float, b
     passage (a sentence naming people or places the passage never mentions is not supported by it).
     """
     names, numbers = anchors(sentence)
-    text = passage.lower().replace(",", "")
-    numbers_ok = all(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text) for n in numbers)
+    text = passage.lower()
+    numbers_ok = all(has_number(text, n) for n in numbers)
     if not names:
         return max(0.0, min(1.0, similarity)), numbers_ok
     have = sum(1 for n in names if n in text) / len(names)
     return max(0.0, min(1.0, 0.6 * similarity + 0.4 * have)), numbers_ok
+
+
+def _number_key(m: re.Match) -> str:
+    """'1,800' -> '1800', '12.5 percent' / '12.5%' -> '12.5 percent', '1.8 bn' -> '1.8 billion'."""
+    value = m.group(1).replace(",", "")
+    word = (m.group(2) or "").lower()
+    scale = next((name for name, pattern in _SCALES.items() if word and re.fullmatch(pattern, word)), "")
+    return f"{value} {scale}".strip()
+
+
+def has_number(text: str, key: str) -> bool:
+    """Whether text states the number as a whole value: '12.5' is not found in '12.9' nor '12' in '12.9',
+    and a scaled number needs its scale ('1.8 billion' is not '1.8 million')."""
+    value, _, scale = key.partition(" ")
+    digits = r"[,]?".join(re.escape(d) for d in value)  # thousands separators may sit between any digits
+    pattern = rf"(?<![\d.,]){digits}(?!\d|[.,]\d)"
+    if scale:
+        pattern += rf"\s*{_SCALES[scale]}"
+    return re.search(pattern, text, re.I) is not None
 
 
 def _flat(text: str) -> str:
@@ -148,7 +172,7 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     by_n = {c.n: c for c in cited.citations}
     items: list[tuple[str, list[int]]] = []
     for seg, nums in cited.segments:
-        parts = [m.group().strip() for m in _SENTENCE.finditer(_MARKER.sub("", seg))]
+        parts = sentences(_MARKER.sub("", seg))
         parts = [p.lstrip(".!?;,:)]”\" ").strip() for p in parts]
         parts = [p for p in parts if len(re.findall(r"\w+", p)) >= 3]
         items += [(p, [n for n in nums if n in by_n]) for p in parts]
@@ -160,8 +184,8 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     paraphrased = [i for i, (_, nums) in enumerate(items) if set(nums) - verbatim[i]]
     # A sentence may paraphrase any sentence of the passage it cites, not only the quote picked for display.
     need = {n for i in paraphrased for n in items[i][1]}
-    units = {c.n: [c.quote] + [m.group().strip() for m in _SENTENCE.finditer(c.passage or "")
-                               if len(m.group().strip()) > 15] for c in cited.citations if c.n in need}
+    units = {c.n: [c.quote] + [t for t in sentences(c.passage or "") if len(t) > 15]
+             for c in cited.citations if c.n in need}
     texts = sorted({t for ts in units.values() for t in ts})
     vectors = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else []
     svecs = dict(zip(paraphrased, vectors))
@@ -172,8 +196,11 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
         best = 0.0
         for n in nums:
             c = by_n[n]
-            sim = 1.0 if n in verbatim[i] else max(float(svecs[i] @ tvec[t]) for t in units[n])
-            score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
+            if n in verbatim[i]:  # quoted word for word from the passage it cites: supported by construction
+                score, numbers_ok = 1.0, True
+            else:
+                sim = max(float(svecs[i] @ tvec[t]) for t in units[n])
+                score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
             if numbers_ok and score >= threshold:
                 supported_n.add(n)
             best = max(best, score if numbers_ok else min(score, threshold - 0.01))
