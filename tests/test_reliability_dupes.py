@@ -1,17 +1,35 @@
-"""Reliability matrix, row 2: the same article twice, and one wire story under several outlets (docs/reliability.md)."""
+"""Reliability matrix, row 2: the same article twice, and one wire story under several outlets (docs/reliability.md).
+
+The wire copies in tests/data/reliability/wire carry the real seed article's text verbatim under fictional outlets
+(another title prefix or suffix, byline or footer line); vellmark-coastguard.md is a fictional unrelated story.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
 
 from assistant.chain import Assistant
-from assistant.ingest import Ingestor
+from assistant.ingest import Ingestor, minhash
+from assistant.loaders import load_file
 from assistant.retrieval import normalized
 from assistant.store import Store
+from tests.conftest import SEED
 
 WIRE = Path(__file__).parent / "data" / "reliability" / "wire"
+ORIGINAL, COURIER, GAZETTE = WIRE / "lanthorn-wire.md", WIRE / "vellmark-courier.md", WIRE / "durnholt-gazette.txt"
+UNRELATED = WIRE / "vellmark-coastguard.md"
+OUTLETS = {"Lanthorn Wire", "Vellmark Courier", "Durnholt Gazette"}
 QUESTION = "Did Russia offer Iran military help?"
+
+
+def _load(path: Path):
+    articles, failures = load_file(path)
+    assert not failures
+    return articles[0]
 
 
 def _titles(settings) -> list[str]:
@@ -24,40 +42,51 @@ def _assert_cited_once(answer) -> None:
     for c in answer.citations:
         by_quote.setdefault(normalized(c.quote), set()).add(c.article_id)
     assert all(len(ids) == 1 for ids in by_quote.values()), by_quote
-    wire_sources = {c.source for c in answer.citations} & {"Reuters Wire", "Daily Courier", "Evening Gazette"}
+    wire_sources = {c.source for c in answer.citations} & OUTLETS
     assert len(wire_sources) <= 1, wire_sources
+
+
+def test_wire_copies_carry_the_seed_text_verbatim():
+    """The copies differ from the seed only outside its text: title, outlet, byline, footer."""
+    seed = _load(SEED)
+    copies = [_load(p) for p in (ORIGINAL, COURIER, GAZETTE)]
+    assert {a.source for a in copies} == OUTLETS
+    assert all(urlparse(a.url).hostname.endswith(".example") for a in copies)
+    assert copies[0].title == seed.title and copies[0].body == seed.body
+    for a in copies[1:]:
+        assert seed.title in a.title and a.title != seed.title
+        assert seed.body in a.body and a.body != seed.body
 
 
 def test_same_article_twice_in_one_run_is_stored_once(tmp_path, make_settings):
     folder = tmp_path / "in"
     (folder / "copy").mkdir(parents=True)
-    shutil.copy(WIRE / "reuters.md", folder / "reuters.md")
-    shutil.copy(WIRE / "reuters.md", folder / "copy" / "reuters-again.md")
+    shutil.copy(UNRELATED, folder / "story.md")
+    shutil.copy(UNRELATED, folder / "copy" / "story-again.md")
     settings = make_settings()
     report = Ingestor(settings).ingest_paths([folder])
     assert report.added == 1
     [skip] = report.skipped
     # folders are read in sorted order: copy/ comes first, so the top-level file is the duplicate
-    assert (skip.path, skip.reason) == (str(folder / "reuters.md"),
-                                        f"duplicate of {folder / 'copy' / 'reuters-again.md'}")
+    assert (skip.path, skip.reason) == (str(folder / "story.md"),
+                                        f"duplicate of {folder / 'copy' / 'story-again.md'}")
     assert Store(settings).stats()["articles"] == 1
 
 
 def test_wire_story_under_three_outlets_is_stored_once_and_cited_once(make_settings):
     settings = make_settings()
     ingestor = Ingestor(settings)
-    report = ingestor.ingest_paths([WIRE / "reuters.md", WIRE / "china-calls-for-ceasefire.md", WIRE / "courier.md"])
+    report = ingestor.ingest_paths([ORIGINAL, UNRELATED, COURIER])
     assert report.added == 2
-    [skip] = report.skipped  # different title, source, dateline, byline and footer: still the same story
-    assert skip.path.endswith("courier.md")
-    assert "near-duplicate" in skip.reason and "Russia snubs Iran as Kremlin refuses military help" in skip.reason
-    assert "Reuters Wire" in skip.reason
+    [skip] = report.skipped  # different title, source, byline and footer: still the same story
+    assert skip.path == str(COURIER)
+    assert "near-duplicate" in skip.reason and f"'{_load(ORIGINAL).title}'" in skip.reason
+    assert "Lanthorn Wire" in skip.reason
 
     # a later run brings a third copy: caught against the stored signature
-    later = ingestor.ingest_paths([WIRE / "gazette.txt"])
+    later = ingestor.ingest_paths([GAZETTE])
     assert later.added == 0 and "near-duplicate" in later.skipped[0].reason
-    assert _titles(settings) == ["China calls for ceasefire in Middle East, offers to mediate",
-                                 "Russia snubs Iran as Kremlin refuses military help"]
+    assert _titles(settings) == sorted([_load(ORIGINAL).title, _load(UNRELATED).title])
 
     answer = Assistant(settings).ask(QUESTION)
     assert not answer.refused and answer.citations
@@ -65,21 +94,30 @@ def test_wire_story_under_three_outlets_is_stored_once_and_cited_once(make_setti
 
 
 def test_editing_a_stored_article_is_not_taken_for_a_copy_of_itself(tmp_path, make_settings):
-    src = tmp_path / "reuters.md"
-    shutil.copy(WIRE / "reuters.md", src)
+    src = tmp_path / "coastguard.md"
+    shutil.copy(UNRELATED, src)
     settings = make_settings()
     ingestor = Ingestor(settings)
     assert ingestor.ingest_paths([src]).added == 1
-    src.write_text(src.read_text().replace("Smagin", "Smagin, of the Carnegie Endowment,"))
+    before = _load(src).body
+    src.write_text(src.read_text(encoding="utf-8").replace(
+        "Mayor Oskar Lindel said", "Mayor Oskar Lindel, who chairs the harbour board, said"), encoding="utf-8")
+    after = _load(src).body
+    assert after != before
+    # the edit is small enough that the new text is a near-duplicate of the stored one: the case this checks
+    overlap = float((np.array(minhash(before)) == np.array(minhash(after))).mean())
+    assert overlap >= settings.ingest.near_duplicate, overlap
     report = ingestor.ingest_paths([src])
-    assert (report.updated, report.skipped) == (1, [])
+    assert (report.added, report.updated, report.skipped) == (0, 1, [])
+    stored = [t for _, t, _ in Store(settings).iter_chunks()]
+    assert any("Oskar Lindel, who chairs the harbour board" in t for t in stored)
+    assert not any("Mayor Oskar Lindel said" in t for t in stored)  # the old chunks are replaced
 
 
 def test_with_ingest_dedupe_off_copies_are_still_cited_once(make_settings):
     """Stored twice (near_duplicate = 0): query-time collapsing must keep one copy per passage."""
     settings = make_settings(**{"ingest.near_duplicate": 0})
-    report = Ingestor(settings).ingest_paths([WIRE / "reuters.md", WIRE / "gazette.txt",
-                                              WIRE / "china-calls-for-ceasefire.md"])
+    report = Ingestor(settings).ingest_paths([ORIGINAL, GAZETTE, UNRELATED])
     assert report.added == 3 and not report.skipped
     answer = Assistant(settings).ask(QUESTION)
     assert not answer.refused
