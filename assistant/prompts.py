@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from assistant.errors import ConfigError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+def default_prompts_dir() -> Path:
+    """Where the bundled prompts are: `assistant/prompt_files/` in an installed wheel, else the checkout's `prompts/`.
+
+    The repository keeps the prompts at its top level, where a newsroom edits them; pyproject.toml maps that
+    folder onto the package `assistant.prompt_files`, so a wheel carries them inside the package. An editable
+    install (or a plain checkout) has no such folder and reads `prompts/` next to `assistant/`.
+    """
+    packaged = resources.files("assistant") / "prompt_files"
+    if packaged.is_dir():
+        return Path(str(packaged))  # pip always unpacks wheels, so this is a real folder
+    return Path(__file__).resolve().parent.parent / "prompts"
+
+
+PROMPTS_DIR = default_prompts_dir()
 
 # The {variables} each prompt must contain; a prompt edited without one would silently drop the passages.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -46,7 +61,7 @@ def load_prompt(name: str, folder: str | Path | None = None) -> Prompt:
 
     Args:
         name: prompt name, e.g. "answer_system".
-        folder: where the prompt files live; default the project's `prompts/`.
+        folder: where the prompt files live (llm.prompts_dir); default `default_prompts_dir()`.
     """
     base = Path(folder) if folder else PROMPTS_DIR
     path = base / f"{name}.md"
