@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -150,6 +150,40 @@ class ServerSettings(_Section):
     max_upload_mb: float = Field(20.0, description="Largest POST /api/articles body (MB).")
 
 
+class FetchSettings(_Section):
+    user_agent: str = Field("newsroom-assistant/0.1 (archive fetcher; fetches only the feeds and sitemaps its "
+                            "admins configured)", description="User-Agent of every request; robots.txt rules are "
+                            "matched against its first word (newsroom-assistant).")
+    timeout: float = Field(20.0, gt=0, description="Seconds one response may take, connect to last byte.")
+    retries: int = Field(2, ge=0, le=5, description="Retries of a request answered 429 or 5xx or a failed connection.")
+    backoff: float = Field(2.0, ge=0, description="First retry waits this many seconds, doubling after; a "
+                           "Retry-After header wins when it asks for more.")
+    max_retry_wait: float = Field(60.0, ge=0, description="A Retry-After longer than this gives up the request "
+                                  "for this round instead of waiting.")
+    per_host_delay: float = Field(1.0, ge=0, description="Seconds between two requests to one host (a robots.txt "
+                                  "Crawl-delay that asks for more wins).")
+    concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once (across hosts).")
+    max_mb: float = Field(5.0, gt=0, description="Largest response read (MB); a larger one is refused.")
+    max_redirects: int = Field(5, ge=0, description="Redirects followed per request (same host only).")
+    min_article_chars: int = Field(200, ge=0, description="A page whose extracted main text is shorter is not an "
+                                   "article (index page, paywall) and is reported instead of ingested.")
+
+
+class SourceConfig(_Section):
+    url: str = Field(description="Feed (RSS/Atom), sitemap or news sitemap, or one article page (http/https).")
+    kind: Literal["auto", "feed", "sitemap", "page"] = Field("auto", description="What the URL serves; 'auto' "
+                                                              "detects it from the response.")
+    interval: float | None = Field(None, gt=0, description="Seconds between polls; unset = watch.interval.")
+
+
+class WatchSettings(_Section):
+    interval: float = Field(900.0, gt=0, description="Default seconds between two polls of one source.")
+    items_per_round: int = Field(50, ge=1, description="Most pages fetched per source per round; a longer feed "
+                                 "is worked through over the next rounds.")
+    recheck_hours: float = Field(24.0, ge=0, description="A stored page whose feed gives no date is re-checked "
+                                 "with a conditional request after this many hours (0 = never).")
+
+
 class Settings(BaseSettings):
     """All settings. Env vars: ASSISTANT_<SECTION>__<FIELD>, e.g. ASSISTANT_STORE__HOST."""
 
@@ -164,6 +198,10 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     server: ServerSettings = ServerSettings()
+    fetch: FetchSettings = FetchSettings()
+    watch: WatchSettings = WatchSettings()
+    sources: list[SourceConfig] = Field(default_factory=list, description="Sources `assistant watch` polls "
+                                        "(`[[sources]]` in the TOML file); the admin API adds more.")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
