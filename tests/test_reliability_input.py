@@ -101,8 +101,8 @@ def test_bad_files_are_reported_and_good_ones_ingested(messy):
 
     stored = {meta["title"]: meta for meta in Store(settings).manifest().values()}
     assert {"Council approves new cycle lanes", "Rail fares frozen for a year", "Library hours extended",
-            "Harbour strike ends after nine days", "Кремль отказал Тегерану в военной помощи",
-            "Grève générale à Genève: les élèves défilent"} <= set(stored)
+            "Harbour strike ends after nine days", "Округ отказал Северолесску в помощи",
+            "Grève générale à Valbrise: les élèves défilent"} <= set(stored)
     # the same two JSON records arrive from truncated.json and truncated.jsonl: stored once
     assert report.added == len(stored) == 6
     assert len([s for s in report.skipped if "duplicate" in s.reason]) == 2
@@ -112,7 +112,7 @@ def test_legacy_encodings_are_decoded_not_mojibake_in_the_store(messy):
     settings, *_ = messy
     texts = [text for _, text, _ in Store(settings).iter_chunks()]
     everything = "\n".join(texts)
-    assert "Дмитрий Песков" in everything and "«Мы не видим оснований для поставок оружия»" in everything
+    assert "Тимофей Ельников" in everything and "«Мы не видим оснований для новых расходов»" in everything
     assert "« Nous sommes épuisés », a déclaré Renée Müller" in everything
     for t in texts:
         assert not any(m in t for m in MOJIBAKE), t
@@ -128,18 +128,29 @@ def test_malformed_html_keeps_its_text(messy):
 
 def test_cli_ingest_json_reports_failures_with_exit_0(tmp_path):
     folder, files = _messy_folder(tmp_path)
-    missing = tmp_path / "nope.txt"
-    res = CliRunner().invoke(cli, ["ingest", "--json", "--data-dir", str(tmp_path / "data"), str(folder),
-                                   str(missing)])
+    res = CliRunner().invoke(cli, ["ingest", "--json", "--data-dir", str(tmp_path / "data"), str(folder)])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["added"] == 6
     failed = {(Path(f["path"]).name, f["line"]): f["reason"] for f in summary["failed"]}
     assert {("truncated.jsonl", 2), ("truncated.jsonl", 4), ("truncated.jsonl", 5), ("truncated.jsonl", 6),
             ("truncated.json", 4), ("empty.txt", None), ("blank.txt", None), ("binary.txt", None),
-            ("no_text_layer.pdf", None), ("nope.txt", None)} <= set(failed)
+            ("no_text_layer.pdf", None)} <= set(failed)
     assert "over the limit of 50.0 MB" in failed[("huge.txt", None)]
     assert "Traceback" not in res.stderr
+
+
+def test_cli_ingest_of_a_path_that_does_not_exist_exits_2_and_ingests_nothing(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text(GOOD_TEXT, encoding="utf-8")
+    missing = tmp_path / "typo"
+    data = tmp_path / "data"
+    res = CliRunner().invoke(cli, ["ingest", "--json", "--data-dir", str(data), str(good), str(missing)])
+    assert res.exit_code == 2
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and str(missing) in line and "nothing was ingested" in line
+    assert res.stdout == "" and "Traceback" not in res.output
+    assert Store(load_settings(data_dir=str(data))).stats()["articles"] == 0
 
 
 def test_size_limit_is_configurable(tmp_path, make_settings):
@@ -192,9 +203,9 @@ def test_other_scripts_are_stored_intact(scripts):
 
 
 @pytest.mark.parametrize("question", [
-    "Что сказал Песков о военной помощи Ирану?",
-    "ایران خواستار چه چیزی شد؟",
-    "ماذا قال وزير الخارجية الصيني؟",
+    "Что сказала Вересова о помощи городу?",
+    "شهردار نارین‌دشت خواستار چه چیزی شد؟",
+    "ماذا قال رئيس بلدية مرفأ الزيزفون؟",
     "Did Russia offer Iran military help?",
 ])
 def test_other_script_questions_answer_or_refuse(scripts, question):
@@ -212,16 +223,16 @@ def test_other_script_questions_answer_or_refuse(scripts, question):
 
 def test_sources_panel_keeps_rtl_text(scripts):
     settings, articles = scripts
-    answer = Assistant(settings).ask("وزير الخارجية الصيني وقف إطلاق النار")
+    answer = Assistant(settings).ask("رئيس البلدية وقف الإضراب في الميناء")
     html = sources_html(answer)
-    assert "الصين تدعو إلى وقف إطلاق النار في الشرق الأوسط" in html
+    assert "بلدية مرفأ الزيزفون تدعو إلى وقف الإضراب في الميناء" in html
     assert 'class="title" dir="auto"' in html and 'class="passage" dir="auto"' in html
 
 
 # ---------------------------------------------------------------- row 4: odd questions
 
 ERRORS = {"": "question is empty", "   \n\t ": "question is empty", "x" * 20_000: "20,000 characters"}
-ANSWERS = ["?!?...", "—", "Кто такой Песков?", "ما هو موقف الصين؟", "習近平は何と言った？"]
+ANSWERS = ["?!?...", "—", "Кто такая Вересова?", "ما هو موقف البلدية؟", "市長は何と言った？"]
 
 
 @pytest.mark.parametrize("question", list(ERRORS), ids=["empty", "whitespace", "20000-chars"])
@@ -254,10 +265,10 @@ def test_impossible_dates_are_clear_errors(scripts, flag, value):
     """Found by schemathesis on /api/ask ("month must be in 1..12" was a 500); the CLI had the same traceback."""
     settings, _ = scripts
     with pytest.raises(AssistantError, match="give dates as YYYY-MM-DD"):
-        Assistant(settings).ask("What did Peskov say?", filters={flag.strip("-").replace("since", "date_from")
+        Assistant(settings).ask("What did Mayor Veresova say?", filters={flag.strip("-").replace("since", "date_from")
                                                                  .replace("until", "date_to"): value})
     res = CliRunner().invoke(cli, ["ask", "--json", "--data-dir", str(settings.data_dir), flag, value,
-                                   "What did Peskov say?"])
+                                   "What did Mayor Veresova say?"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     [line] = res.stderr.strip().splitlines()
     assert line.startswith("Error: invalid ") and value in line
