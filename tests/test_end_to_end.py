@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,8 @@ from assistant.ingest import Ingestor
 from assistant.loaders import load_file
 from assistant.store import Store
 from tests.conftest import CORPUS, SEED
+
+FICTIONAL = Path(__file__).parent / "data" / "reliability" / "wire" / "vellmark-coastguard.md"
 
 QUESTION = "Did Russia offer Iran military help?"
 
@@ -71,6 +74,8 @@ def test_weakly_matched_answer_carries_a_caution(corpus_assistant, corpus_data_d
 def test_reingest_is_idempotent_and_edits_replace_chunks(tmp_path, make_settings):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
+    story = corpus / "vellmark-coastguard.md"  # a fictional article to edit: the seed's text is never altered
+    shutil.copy(FICTIONAL, story)
     settings = make_settings()
     ingestor = Ingestor(settings)
     first = ingestor.ingest_paths([corpus])
@@ -79,18 +84,18 @@ def test_reingest_is_idempotent_and_edits_replace_chunks(tmp_path, make_settings
     assert (again.added, again.updated, again.chunks) == (0, 0, 0)
     assert again.unchanged == first.added
 
-    seed = corpus / SEED.name
     store = Store(settings)
-    article = load_file(seed)[0][0]
+    article = load_file(story)[0][0]
     old_texts = {t for _, t, m in store.iter_chunks() if m["article_id"] == article.id}
-    text = seed.read_text(encoding="utf-8")
-    seed.write_text(text.split("Instead of weapons")[0] + "Editors cut the rest of this story.\n",
-                    encoding="utf-8")
+    assert len(old_texts) > 1  # several chunks, so a stale one could be left behind
+    text = story.read_text(encoding="utf-8")
+    story.write_text(text.split("In Durnholt, harbour master")[0] + "Editors cut the rest of this story.\n",
+                     encoding="utf-8")
     edited = ingestor.ingest_paths([corpus])
     assert edited.updated == 1 and edited.added == 0
     new = {t: m for _, t, m in store.iter_chunks() if m["article_id"] == article.id}
     assert any("Editors cut the rest" in t for t in new)
-    assert not any("diplomatic condemnation" in t for t in new)
+    assert not any("herring grounds" in t for t in new)
     assert old_texts != set(new)
     assert len({m["chunk_index"] for m in new.values()}) == len(new)  # no stale chunk left behind
 
@@ -102,7 +107,7 @@ def test_no_chunk_exceeds_model_max_length(tmp_path, make_settings):
     settings = make_settings()
     embedder = Store(settings).embedder
     chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, 400, 40)  # ask for too much
-    body = " ".join(f"Sentence number {i} mentions Vladimir Putin and the BRICS summit in Kazan."
+    body = " ".join(f"Sentence number {i} mentions Mayor Oskar Lindel and the harbour summit in Vellmark."
                     for i in range(300)) + " " + "x" * 3000
     article = Article(title="A very long headline " * 10, body=body)
     chunks = chunker.split(article)
