@@ -46,9 +46,9 @@ def test_weekday_and_month_windows():
 
 
 def test_outlets_named_in_the_question():
-    known = ["CNN", "USA Today", "The Week"]
-    assert parse_sources("According to CNN, who won the election?", known) == ["CNN"]
-    assert parse_sources("USA Today reported what about the storm?", known) == ["USA Today"]
+    known = ["Lanthorn Wire", "Vellmark Courier", "The Fortnight"]
+    assert parse_sources("According to Lanthorn Wire, who won the election?", known) == ["Lanthorn Wire"]
+    assert parse_sources("Vellmark Courier reported what about the storm?", known) == ["Vellmark Courier"]
     assert parse_sources("Who won the election?", known) == []
 
 
@@ -81,9 +81,9 @@ def test_term_coverage_weighs_rare_terms_by_idf():
 
 def test_window_coverage_finds_the_chunk_where_the_terms_meet():
     """Two chunks of one article hold the same words; only one has them in one sentence."""
-    terms = ["ioc", "president", "elected"]
-    together = "The vote took place in Greece. Kirsty Coventry was elected IOC president on Thursday."
-    apart = "The IOC met in Greece. Its president is chosen by members. Members elected a board in 2021."
+    terms = ["guild", "president", "elected"]
+    together = "The vote took place in Durnholt. Maren Oskvik was elected guild president on Thursday."
+    apart = "The guild met in Durnholt. Its president is chosen by members. Members elected a board in 2021."
     a, b = passage("a:0", "a", together), passage("a:1", "a", apart)
     for p in (a, b):  # sentence offsets as the chunker stores them (absolute in the body; here start == 0)
         cuts = [0] + [i + 2 for i, ch in enumerate(p.text) if ch == "." and i + 2 < len(p.text)] + [len(p.text)]
@@ -96,18 +96,18 @@ def test_window_coverage_finds_the_chunk_where_the_terms_meet():
 
 
 def test_page_furniture_is_stripped():
-    body = ("CNN —\n"
+    body = ("Vellmark Courier —\n"
             "The orchestra named Tomasz Wielicki its music director on Wednesday.\n"
-            "Need a break? Play the USA TODAY Daily Crossword Puzzle.\n"
+            "Need a break? Play the Vellmark Courier Daily Crossword Puzzle.\n"
             "Related: Five conductors to watch\n"
             "He will conduct his first concert in March.\n"
             "Sign up for our daily newsletter to get the latest news in your inbox\n"
-            "Jamie Holt covers culture for USA TODAY. Reach him at jholt@example.com\n"
+            "Jamie Holt covers culture for the Vellmark Courier. Reach him at jholt@example.com\n"
             "– Jamie Holt\n"
-            "Montgomery: The state plans a new concert hall.")
+            "Durnholt: The town plans a new concert hall.")
     kept = "\n".join(body[s:e] for s, e in content_regions(body))
-    assert "Wielicki" in kept and "first concert in March" in kept and "Montgomery: The state" in kept
-    for furniture in ("CNN —", "Crossword", "Related:", "newsletter", "Reach him", "– Jamie Holt"):
+    assert "Wielicki" in kept and "first concert in March" in kept and "Durnholt: The town" in kept
+    for furniture in ("Vellmark Courier —", "Crossword", "Related:", "newsletter", "Reach him", "– Jamie Holt"):
         assert furniture not in kept, furniture
 
 
@@ -119,15 +119,16 @@ def test_rerank_runnable_recomposes_with_foreign_documents(corpus_assistant):
     stages = stage_runnables(corpus_assistant.retriever)
     docs = [Document(page_content="The bakery sold out of croissants by nine in the morning.",
                      metadata={"url": "https://x.example/bakery", "title": "Bakery"}),
-            Document(page_content="The Kremlin said Russia would not send military help to Iran.",
-                     metadata={"url": "https://x.example/kremlin", "title": "Kremlin and Iran"})]
-    out = stages["rerank"].invoke({"question": "Did Russia offer Iran military help?", "documents": docs})
-    assert [d.metadata["url"] for d in out] == ["https://x.example/kremlin", "https://x.example/bakery"]
+            Document(page_content="Vellmark's council said the island would not send lifeboat crews to Durnholt.",
+                     metadata={"url": "https://x.example/lifeboats", "title": "Vellmark and Durnholt"})]
+    out = stages["rerank"].invoke({"question": "Did Vellmark send lifeboat crews to Durnholt?", "documents": docs})
+    assert [d.metadata["url"] for d in out] == ["https://x.example/lifeboats", "https://x.example/bakery"]
     assert out[0].metadata["passage"].score > out[1].metadata["passage"].score
 
 
 def test_outlet_names_are_proper_nouns_not_phrases():
-    known = ["CNN", "The Week"]
-    assert parse_sources("What did the senate pass in the week before the recess?", known) == []
-    assert parse_sources("Which film, according to The Week, led the box office?", known) == ["The Week"]
-    assert parse_sources("What did CNN report about the fires? CNN said what?", known) == ["CNN"]
+    known = ["Lanthorn Wire", "The Fortnight"]
+    assert parse_sources("What did the senate pass in the fortnight before the recess?", known) == []
+    assert parse_sources("Which film, according to The Fortnight, led the box office?", known) == ["The Fortnight"]
+    assert parse_sources("What did Lanthorn Wire report about the fires? Lanthorn Wire said what?",
+                         known) == ["Lanthorn Wire"]
