@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CORPUS
+from conftest import SEED
 
 from assistant.config import EmbeddingSettings
 from assistant.errors import ConfigError, StoreError
 from assistant.store import Embedder, Store
 
-LONG = (CORPUS / "russia-snubs-iran.md").read_text(encoding="utf-8")
+LONG = SEED.read_text(encoding="utf-8")  # the real seed article, verbatim
 TEXTS = [
     "Did Russia offer Iran military help?",
     "hello",
     "Ceasefire",
-    "China calls for a ceasefire in the Middle East as talks stall in Doha.",
+    "Vellmark calls for a ceasefire on the north shore as talks stall in Durnholt.",
     "Le président a annoncé de nouvelles mesures économiques mardi soir.",
-    "Der Kreml bestreitet, Waffen an den Iran geliefert zu haben.",
+    "Der Inselrat von Vellmark bestreitet, Rettungsboote an Durnholt verkauft zu haben.",
     "Прекращение огня вступило в силу в полночь.",
-    "Shares fell 3.2% to $41.07 on Tuesday, the lowest since 2019 (NYSE: XYZ).",
+    "Shares fell 3.2% to $41.07 on Tuesday, the lowest since 2019 (Vellmark Exchange: VMK).",
     "BREAKING:\n\nofficials    said   the   storm\twould make landfall by 5 p.m. ET",
     LONG,  # a whole article: far beyond 256 word pieces, truncated
     ("The minister said the talks would continue. " * 80).strip(),  # long and repetitive
