@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [
     "Did Russia offer Iran military help?",
     "What did Peskov say about BRICS?",
-    "What did China propose at the U.N. Security Council?",
+    "Who condemned the US and Israeli attacks on Iran?",
     "What did the Pope say about the Brazilian election?",
 ]
 
