@@ -125,18 +125,48 @@ def test_dependencies_are_what_the_code_imports():
         assert not unused, f"the {extra} extra declares distributions {folder}/ never imports: {sorted(unused)}"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel built from a copy of the work tree (the checkout itself gets no build/ or egg-info)."""
-    src = tmp_path_factory.mktemp("src") / "newsroom-assistant"
-    src.mkdir()
+def copy_source(dest: Path) -> Path:
+    """A copy of the work tree as a build sees it (the checkout itself gets no build/ or egg-info)."""
+    dest.mkdir()
     for entry in ROOT.iterdir():
         if entry.name in NOT_SOURCE:
             continue
         if entry.is_dir():
-            shutil.copytree(entry, src / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(entry, dest / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         elif entry.is_file():
-            shutil.copy2(entry, src / entry.name)
+            shutil.copy2(entry, dest / entry.name)
+    return dest
+
+
+def make_venv(path: Path) -> Path:
+    """A venv without pip whose dependencies (pip included) are this venv's site-packages; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60)
+    python = path / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (site / "zz_dependencies.pth").write_text("".join(f"{p}\n" for p in ours), encoding="utf-8")
+    return python
+
+
+def pip_install(python: Path, *args: str, cwd: Path) -> None:
+    """`pip install` offline into that venv, leaving this venv's editable install (seen through the .pth) alone."""
+    editable = sorted(Path(sysconfig.get_paths()["purelib"]).glob("newsroom_assistant-*.dist-info"))
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed",
+                    "--no-build-isolation", "--no-warn-script-location", *args], check=True, timeout=180, cwd=cwd)
+    assert sorted(Path(sysconfig.get_paths()["purelib"]).glob("newsroom_assistant-*.dist-info")) == editable
+
+
+PROBE = """import json, assistant, assistant.prompts as p
+names = ['answer_system', 'answer_user', 'condense']
+print(json.dumps({'file': assistant.__file__, 'dir': str(p.PROMPTS_DIR),
+                  'prompts': {n: str(p.load_prompt(n).path) for n in names}}))"""
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the work tree."""
+    src = copy_source(tmp_path_factory.mktemp("src") / "newsroom-assistant")
     out = src.parent / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--wheel-dir", str(out), str(src)], check=True, timeout=180, cwd=src.parent)
@@ -166,17 +196,7 @@ def installed(wheel, tmp_path_factory):
     base = tmp_path_factory.mktemp("installed")
     venv, cwd = base / "venv", base / "cwd"
     cwd.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
-    python = venv / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    (site / "zz_dependencies.pth").write_text("".join(f"{p}\n" for p in ours), encoding="utf-8")
-    editable = sorted(Path(sysconfig.get_paths()["purelib"]).glob("newsroom_assistant-*.dist-info"))
-    # --ignore-installed: pip sees this venv's editable install through the .pth and must leave it alone.
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed",
-                    "--no-warn-script-location", str(wheel)], check=True, timeout=180, cwd=cwd)
-    assert sorted(Path(sysconfig.get_paths()["purelib"]).glob("newsroom_assistant-*.dist-info")) == editable
+    pip_install(make_venv(venv), str(wheel), cwd=cwd)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
@@ -190,11 +210,7 @@ def installed(wheel, tmp_path_factory):
 
 def test_installed_package_is_the_wheel_and_finds_its_prompts(installed):
     venv, run = installed
-    probe = run([str(venv / "bin" / "python"), "-c", (
-        "import json, assistant, assistant.prompts as p\n"
-        "names = ['answer_system', 'answer_user', 'condense']\n"
-        "print(json.dumps({'file': assistant.__file__, 'dir': str(p.PROMPTS_DIR),\n"
-        "                  'prompts': {n: str(p.load_prompt(n).path) for n in names}}))")])
+    probe = run([str(venv / "bin" / "python"), "-c", PROBE])
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout)
     package = venv.resolve() / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
@@ -203,6 +219,21 @@ def test_installed_package_is_the_wheel_and_finds_its_prompts(installed):
     assert Path(found["dir"]).resolve() == package / "prompt_files"
     for name, path in found["prompts"].items():
         assert Path(path).resolve() == package / "prompt_files" / f"{name}.md"
+
+
+def test_editable_install_reads_the_checkouts_prompts(tmp_path):
+    """`pip install -e` (what `make setup` does) maps the package onto the checkout: prompts/ is read in place."""
+    src = copy_source(tmp_path / "checkout")
+    python = make_venv(tmp_path / "venv")
+    pip_install(python, "--editable", str(src), cwd=tmp_path)
+    probe = subprocess.run([python, "-c", PROBE], cwd=tmp_path / "venv", capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "ASSISTANT_"))})
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert Path(found["file"]).resolve() == src.resolve() / "assistant" / "__init__.py"
+    assert Path(found["dir"]).resolve() == src.resolve() / "prompts"
+    for name, path in found["prompts"].items():
+        assert Path(path).resolve() == src.resolve() / "prompts" / f"{name}.md"
 
 
 @pytest.fixture(scope="module")
