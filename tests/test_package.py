@@ -107,22 +107,23 @@ def test_dependencies_are_what_the_code_imports():
     core = _declared(PYPROJECT["project"]["dependencies"])
     extras = {name: _declared(reqs) for name, reqs in PYPROJECT["project"]["optional-dependencies"].items()}
     every_extra = set().union(*extras.values())
+    problems = []
 
     required, optional = _imports(ROOT / "assistant")
-    undeclared = {d: sorted(f) for d, f in required.items() if d not in core}
-    assert not undeclared, f"assistant/ imports distributions missing from [project] dependencies: {undeclared}"
-    undeclared = {d: sorted(f) for d, f in optional.items() if d not in core | every_extra}
-    assert not undeclared, f"assistant/ optionally imports distributions no extra declares: {undeclared}"
-    unused = core - set(required) - set(optional)
-    assert not unused, f"[project] dependencies that assistant/ never imports: {sorted(unused)}"
+    if undeclared := {d: sorted(f) for d, f in required.items() if d not in core}:
+        problems.append(f"assistant/ imports distributions missing from [project] dependencies: {undeclared}")
+    if undeclared := {d: sorted(f) for d, f in optional.items() if d not in core | every_extra}:
+        problems.append(f"assistant/ optionally imports distributions no extra declares: {undeclared}")
+    if unused := core - set(required) - set(optional):
+        problems.append(f"[project] dependencies that assistant/ never imports: {sorted(unused)}")
 
     for folder, extra in (("tests", "dev"), ("bench", "bench")):
         required, optional = _imports(ROOT / folder)
-        used = set(required) | set(optional)
-        undeclared = {d: sorted(f) for d, f in required.items() if d not in core | extras[extra]}
-        assert not undeclared, f"{folder}/ imports distributions missing from the {extra} extra: {undeclared}"
-        unused = extras[extra] - used - PLUGINS
-        assert not unused, f"the {extra} extra declares distributions {folder}/ never imports: {sorted(unused)}"
+        if undeclared := {d: sorted(f) for d, f in required.items() if d not in core | extras[extra]}:
+            problems.append(f"{folder}/ imports distributions missing from the {extra} extra: {undeclared}")
+        if unused := extras[extra] - set(required) - set(optional) - PLUGINS:
+            problems.append(f"the {extra} extra declares distributions {folder}/ never imports: {sorted(unused)}")
+    assert not problems, "\n".join(problems)
 
 
 def copy_source(dest: Path) -> Path:
