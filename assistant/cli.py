@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
 import sys
 
 import click
@@ -13,6 +15,7 @@ from assistant.config import load_settings
 from assistant.errors import AssistantError
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _settings(ctx: click.Context, **overrides):
@@ -65,11 +68,19 @@ def _data_dir_option(f):
 @_data_dir_option
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
-    """Read articles from files and folders (txt, md, html, json, jsonl, pdf) into the store."""
+    """Read articles from files and folders (txt, md, html, json, jsonl, pdf) and http(s) URLs (an article
+    page, an RSS/Atom feed or a sitemap, with their pages) into the store."""
     from tqdm import tqdm
 
     from assistant.ingest import Ingestor
 
+    urls = [p for p in paths if _URL.match(p)]
+    paths = tuple(p for p in paths if not _URL.match(p))
+    other = [u for u in urls if not u.lower().startswith(("http://", "https://"))]
+    if other:  # ftp://, file:// ...: nothing but http(s) is fetched
+        click.echo(f"Error: only http:// and https:// URLs can be ingested: {', '.join(other)} (hint: nothing "
+                   f"was ingested)", err=True)
+        sys.exit(2)
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:  # a typo is the caller's error (exit 2, as for usage errors); nothing is ingested
         click.echo(f"Error: no such file or folder: {', '.join(missing)} (hint: check the path; nothing was "
@@ -93,12 +104,26 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         bar.refresh()
 
     try:
-        report = ingestor.ingest_paths(paths, progress)
+        report = ingestor.ingest_paths(paths, progress) if paths else None
     finally:
         for bar in bars.values():
             bar.close()
+    if urls:
+        from assistant.watch import Watcher
+
+        with Watcher(settings, ingestor=ingestor) as watcher:
+            fetched = watcher.ingest_urls(urls)
+        if report is None:
+            report = fetched
+        else:
+            report.merge(fetched)
+    _print_report(report, as_json)
+
+
+def _print_report(report, as_json: bool, extra: dict | None = None) -> None:
+    """The ingest summary: one JSON object, or a line plus one line per failure and skip on stderr."""
     if as_json:
-        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        click.echo(json.dumps({**report.to_json(), **(extra or {})}, ensure_ascii=False))
         return
     click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                f"failed {len(report.failed)}, skipped {len(report.skipped)} "
@@ -109,6 +134,55 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"  failed: {f.path}{f':{f.line}' if f.line else ''}: {f.reason}", err=True)
     for f in report.skipped:
         click.echo(f"  skipped: {f.path}: {f.reason}", err=True)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every source once, print the summary and exit (for cron).")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as one JSON object.")
+@_data_dir_option
+@click.pass_context
+def watch(ctx: click.Context, once: bool, as_json: bool) -> None:
+    """Poll the configured sources (feeds, sitemaps, pages) and ingest what is new or changed, until stopped."""
+    from assistant.watch import Watcher
+
+    settings = _settings(ctx)
+    watcher = Watcher(settings)
+
+    def stop(signum, frame) -> None:  # finish the current articles, save the state, exit 0
+        logging.getLogger("assistant.watch").warning("stopping after the current articles")
+        watcher.stop.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _watch(watcher, once, as_json)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _watch(watcher, once: bool, as_json: bool) -> None:
+    with watcher:
+        if once:
+            report = watcher.round()
+            _print_report(report.ingest, as_json, {k: v for k, v in report.to_json().items()
+                                                   if k in ("sources", "requests", "downloads", "stopped")})
+            if not as_json:
+                for s in report.sources:
+                    click.echo(f"  {s.url}: {s.added} added, {s.updated} updated, {s.not_modified} not modified, "
+                               f"{s.failed} failed" + (f", {s.pending} left for the next rounds" if s.pending
+                                                       else "") + (f" ({s.error})" if s.error else ""))
+            return
+        sources = watcher.book.sources()
+        click.echo(f"Watching {len(sources)} source{'s' * (len(sources) != 1)} (stop with Ctrl-C or SIGTERM)",
+                   err=True)
+
+        def on_round(report) -> None:
+            r = report.ingest
+            logging.getLogger("assistant.watch").warning(
+                "round: %d added, %d updated, %d unchanged, %d failed, %d requests", r.added, r.updated,
+                r.unchanged, len(r.failed), report.requests)
+
+        watcher.run(on_round)
 
 
 @cli.command()
@@ -202,12 +276,26 @@ def stats(ctx, as_json) -> None:
     """How many articles and chunks the store holds, and which model built it."""
     from assistant.store import Store
 
-    info = Store(_settings(ctx)).stats()
+    settings = _settings(ctx)
+    info = Store(settings).stats()
     if as_json:
         click.echo(json.dumps(info))
     else:
         for k, v in info.items():
             click.echo(f"{k}: {v}")
+        from assistant.sources import SourceBook
+
+        book = SourceBook(settings)
+        sources, states = book.sources(), book.states()
+        if sources:
+            click.echo(f"sources: {len(sources)}")
+        for s in sources:
+            st = states.get(s.url)
+            pub = st.public() if st else {}
+            click.echo(f"  {s.url} ({s.kind if s.kind != 'auto' else pub.get('kind') or 'auto'}, every "
+                       f"{s.interval:g} s, {s.origin}): last poll {pub.get('last_poll') or 'never'}, last success "
+                       f"{pub.get('last_success') or 'never'}, {pub.get('articles_added', 0)} articles added"
+                       + (f", last error: {pub['last_error']}" if pub.get("last_error") else ""))
 
 
 @cli.command(name="eval")

@@ -45,6 +45,14 @@ class IngestReport:
     resumed: str | None = None
     seconds: float = 0.0
 
+    def merge(self, other: IngestReport) -> None:
+        """Add another run's counts and lists to this one (URL ingest beside file ingest, a watch round)."""
+        for name in ("added", "updated", "unchanged", "deleted", "chunks", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.resumed = self.resumed or other.resumed
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["failed"] = [asdict(f) for f in self.failed]

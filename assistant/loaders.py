@@ -293,30 +293,43 @@ def _load_text(path: Path, raw: bytes) -> tuple[list[Article], list[LoadFailure]
 
 
 def _load_html(path: Path, raw: bytes) -> tuple[list[Article], list[LoadFailure]]:
+    article = html_article(decode_text(raw), str(path))
+    if isinstance(article, str):
+        return [], [LoadFailure(str(path), article)]
+    return [article], []
+
+
+def html_article(html: str, origin: str, url: str | None = None, plain_fallback: bool = True) -> Article | str:
+    """Main text and metadata of an HTML page (trafilatura), or the reason there is no article in it.
+
+    Args:
+        url: the page's address, when fetched; trafilatura's `url` (canonical link or og:url) wins over it.
+        plain_fallback: use the page's visible text when trafilatura finds no main text (files do; fetched
+            pages do not, so an index page or a paywall is reported instead of stored).
+    """
     import trafilatura  # slow to import; only needed for HTML
 
-    html = decode_text(raw)
     try:
-        doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
+        doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                           include_tables=False, favor_precision=True)
     except Exception as e:  # trafilatura raises ValueError and others on odd input
-        log.warning("%s: trafilatura failed (%s), using plain text extraction", path, e)
+        log.warning("%s: trafilatura failed (%s), using plain text extraction", origin, e)
         doc = None
     meta = (doc if isinstance(doc, dict) else doc.as_dict()) if doc is not None else {}
     title = _clean(meta.get("title") or "").strip()
     body = _clean(meta.get("text") or "").strip()
-    if not body:
+    if not body and plain_fallback:
         body = _html_plain_text(html)
     if not body:
-        return [], [LoadFailure(str(path), "no article text found in HTML")]
+        return "no article text found in HTML"
     first, _, rest = body.partition("\n")
     if title and first.strip() == title and rest.strip():
         body = rest.strip()  # trafilatura repeats the <h1> headline as the first line
     if not title:
         title = first.strip()
-    return [Article(title=title, body=body, source=meta.get("sitename") or None,
-                    author=meta.get("author") or None, url=meta.get("url") or None,
-                    published_at=_normalize_date(meta.get("date"), str(path)), origin=str(path))], []
+    return Article(title=title, body=body, source=meta.get("sitename") or None,
+                   author=meta.get("author") or None, url=meta.get("url") or None,
+                   published_at=_normalize_date(meta.get("date"), origin), origin=origin)
 
 
 def _html_plain_text(html: str) -> str:

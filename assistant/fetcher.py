@@ -1,0 +1,351 @@
+"""The polite HTTP client of URL ingest and the watcher: robots.txt, conditional requests, per-host delay, limits.
+
+Every request names the assistant in its User-Agent, asks robots.txt first, waits its turn per host, sends the
+validators it has (ETag / Last-Modified), follows redirects only on the same host, reads at most
+`fetch.max_mb`, accepts only web pages and feeds, and retries 429/5xx a bounded number of times (honouring
+Retry-After). A failure is a `FetchError` naming the URL and why; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+from assistant.config import FetchSettings
+from assistant.errors import CorpusError
+from assistant.loaders import decode_text
+
+log = logging.getLogger(__name__)
+
+# What a web page, feed or sitemap is served as; anything else (images, PDFs, octet-stream) is refused.
+ACCEPTED_TYPES = {"text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/rss+xml",
+                  "application/atom+xml", "application/rdf+xml", "application/x-rss+xml", "text/plain"}
+ACCEPT = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,application/xml;q=0.9,*/*;q=0.1"
+ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted before it is asked again
+ROBOTS_RETRY = 300.0  # seconds before a failing robots.txt is asked again
+ROBOTS_MAX_BYTES = 512 * 1024
+MAX_CRAWL_DELAY = 60.0  # a robots.txt Crawl-delay above this is capped (it would stall the whole round)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
+
+
+class FetchError(Exception):
+    """A URL that could not be fetched: the reason (with the HTTP status when there was one)."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+
+
+class Stopped(FetchError):
+    """The watcher was asked to stop while this request waited for its turn."""
+
+
+@dataclass
+class Page:
+    """One response: 200 with its body, or 304 (not modified, empty body)."""
+
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    redirects: list[str] = field(default_factory=list)  # each URL a redirect led to, in order
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def text(self) -> str:
+        """The body as text: the declared charset when it decodes cleanly, else the file loaders' detection
+        (UTF-8, then cp1251/cp1252), so a wrong or missing charset still reads."""
+        raw = self.content
+        for enc in (_declared_charset(self.headers.get("content-type", "")), _sniffed_charset(raw)):
+            if enc:
+                try:
+                    return raw.decode(enc).replace("\r\n", "\n").replace("\x00", "")
+                except (UnicodeDecodeError, LookupError):
+                    continue
+        try:
+            return decode_text(raw)
+        except CorpusError as e:
+            raise FetchError(self.final_url, e.message) from None
+
+
+def _declared_charset(content_type: str) -> str | None:
+    m = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_.:-]+)", content_type, re.IGNORECASE)
+    return _codec(m.group(1)) if m else None
+
+
+def _sniffed_charset(raw: bytes) -> str | None:
+    m = _XML_ENCODING.match(raw[:200]) or _META_CHARSET.search(raw[:4096])
+    return _codec(m.group(1).decode("ascii", "replace")) if m else None
+
+
+def _codec(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1].lower()}"
+
+
+def check_url(url: str) -> str:
+    """The URL, stripped, if it is an absolute http(s) URL with a host; else FetchError."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise FetchError(url, "not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise FetchError(url, f"only http and https URLs are fetched, not '{parts.scheme or '(none)'}'")
+    if not parts.hostname:
+        raise FetchError(url, "URL has no host")
+    return url
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Fetcher:
+    """A shared httpx client with the politeness rules; safe to use from several threads."""
+
+    def __init__(self, settings: FetchSettings, stop: threading.Event | None = None,
+                 transport: httpx.BaseTransport | None = None):
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.agent = settings.user_agent.split("/")[0].split()[0] if settings.user_agent else "*"
+        self.client = httpx.Client(
+            headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+            timeout=httpx.Timeout(settings.timeout), follow_redirects=False, transport=transport,
+            limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency))
+        self.max_bytes = int(settings.max_mb * 1024 * 1024)
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._lock = threading.Lock()
+        self._next_at: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
+        self._robots: dict[str, tuple[float, RobotFileParser]] = {}
+        self._robots_locks: dict[str, threading.Lock] = {}
+        self.requests = 0  # HTTP requests sent (robots.txt included)
+        self.downloads = 0  # responses whose body was read (200s)
+        self.bytes = 0
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ public
+
+    def get(self, url: str, etag: str | None = None, last_modified: str | None = None) -> Page:
+        """GET one URL politely; a 304 comes back as a Page with `not_modified`; failures raise FetchError."""
+        url = check_url(url)
+        if not self.allowed(url):
+            raise FetchError(url, "disallowed by the site's robots.txt")
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        for attempt in range(self.settings.retries + 1):
+            last = attempt == self.settings.retries
+            try:
+                page = self._follow(url, headers, self.max_bytes)
+            except _Transient as e:
+                if last:
+                    raise FetchError(url, f"{e.reason}" + (f" after {attempt + 1} tries" if attempt else "")) from None
+                self._pause(url, self.settings.backoff * 2 ** attempt)
+                continue
+            if page.status == 429 or 500 <= page.status < 600:
+                wait = _retry_after(page.headers.get("retry-after"))
+                wait = max(wait or 0.0, self.settings.backoff * 2 ** attempt)
+                reason = f"HTTP {page.status}" + (f" after {attempt + 1} tries" if attempt else "")
+                if last:
+                    raise FetchError(url, reason, page.status)
+                if wait > self.settings.max_retry_wait:
+                    raise FetchError(url, f"{reason}; Retry-After {wait:.0f} s is over fetch.max_retry_wait, "
+                                          "next round will try again", page.status)
+                log.info("%s: HTTP %d, retrying in %.1f s", url, page.status, wait)
+                self._pause(url, wait)
+                continue
+            if page.status in (200, 304):
+                return page
+            raise FetchError(url, f"HTTP {page.status}", page.status)
+        raise AssertionError("unreachable")
+
+    def allowed(self, url: str) -> bool:
+        """Whether the host's robots.txt lets our user agent fetch this URL (fetched once per host per hour)."""
+        origin = _origin(url)
+        with self._lock:
+            lock = self._robots_locks.setdefault(origin, threading.Lock())
+        with lock:  # one robots.txt request per host even when several pages ask at once
+            cached = self._robots.get(origin)
+            if cached is None or time.monotonic() > cached[0]:
+                rp, ttl = self._load_robots(origin)
+                cached = (time.monotonic() + ttl, rp)
+                self._robots[origin] = cached
+        rp = cached[1]
+        delay = rp.crawl_delay(self.agent)
+        if delay:
+            with self._lock:
+                self._delay[_host(url)] = min(float(delay), MAX_CRAWL_DELAY)
+        return rp.can_fetch(self.agent, url)
+
+    # ------------------------------------------------------------ internals
+
+    def _load_robots(self, origin: str) -> tuple[RobotFileParser, float]:
+        """The rules of origin/robots.txt and how long to trust them: 404 and other 4xx allow everything,
+        401/403 nothing; an unreachable or failing robots.txt (5xx, timeout) means 'not now' (RFC 9309): the
+        host is skipped for a few minutes."""
+        rp = RobotFileParser(origin + "/robots.txt")
+        try:
+            page = self._follow(origin + "/robots.txt", {}, ROBOTS_MAX_BYTES, robots_txt=True)
+        except (_Transient, FetchError) as e:
+            log.warning("%s/robots.txt: %s; not fetching from this host for now", origin, getattr(e, "reason", e))
+            rp.disallow_all = True
+            return rp, ROBOTS_RETRY
+        if page.status in (401, 403):
+            rp.disallow_all = True
+        elif 400 <= page.status < 500:
+            rp.allow_all = True
+        elif page.status != 200:
+            log.warning("%s/robots.txt: HTTP %d; not fetching from this host for now", origin, page.status)
+            rp.disallow_all = True
+            return rp, ROBOTS_RETRY
+        else:
+            rp.parse(page.content.decode("utf-8", "replace").splitlines())
+        return rp, ROBOTS_TTL
+
+    def _pause(self, url: str, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Stopped(url, "stopped before the request was sent")
+
+    def _turn(self, url: str) -> None:
+        """Wait until this host may be asked again (fetch.per_host_delay, or its robots.txt Crawl-delay)."""
+        host = _host(url)
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next_at.get(host, 0.0))
+            self._next_at[host] = at + max(self.settings.per_host_delay, self._delay.get(host, 0.0))
+        if at > now:
+            self._pause(url, at - now)
+
+    def _follow(self, url: str, headers: dict[str, str], max_bytes: int, robots_txt: bool = False) -> Page:
+        """One request and its same-host redirects; redirect loops, other hosts and non-http(s) are refused."""
+        chain: list[str] = []
+        seen = {url}
+        current = url
+        while True:
+            status, resp_headers, content = self._request(current, headers, max_bytes, not robots_txt)
+            if status in (301, 302, 303, 307, 308) and "location" in resp_headers:
+                target = urljoin(current, resp_headers["location"].strip())
+                if urlsplit(target).scheme not in ("http", "https"):
+                    raise FetchError(url, f"redirect to a non-http(s) URL refused ({target[:80]})", status)
+                if _host(target) != _host(url):
+                    raise FetchError(url, f"redirect to another host ({_host(target)}) refused", status)
+                if target in seen:
+                    raise FetchError(url, "redirect loop", status)
+                if len(chain) >= self.settings.max_redirects:
+                    raise FetchError(url, f"more than {self.settings.max_redirects} redirects", status)
+                if not robots_txt and not self.allowed(target):
+                    raise FetchError(url, f"redirect to {target} disallowed by robots.txt", status)
+                seen.add(target)
+                chain.append(target)
+                current = target
+                continue
+            return Page(url=url, final_url=current, status=status, content=content, headers=resp_headers,
+                        redirects=chain)
+
+    def _request(self, url: str, headers: dict[str, str], max_bytes: int,
+                 check_type: bool) -> tuple[int, dict[str, str], bytes]:
+        self._turn(url)
+        with self._slots:
+            if self.stop.is_set():
+                raise Stopped(url, "stopped before the request was sent")
+            deadline = time.monotonic() + self.settings.timeout
+            with self._lock:
+                self.requests += 1
+            try:
+                with self.client.stream("GET", url, headers=headers) as resp:
+                    h = {k.lower(): v for k, v in resp.headers.items()}
+                    if resp.status_code != 200:
+                        return resp.status_code, h, b""
+                    if check_type:
+                        ctype = h.get("content-type", "").split(";")[0].strip().lower()
+                        if ctype and ctype not in ACCEPTED_TYPES:
+                            raise FetchError(url, f"not a web page or feed (content type {ctype[:60]})", 200)
+                    length = h.get("content-length", "")
+                    if length.isdigit() and int(length) > max_bytes:
+                        raise FetchError(url, f"response is {int(length):,} bytes, over the limit of "
+                                              f"{max_bytes:,} (fetch.max_mb)", 200)
+                    body = bytearray()
+                    for chunk in resp.iter_bytes():  # decoded (gzip, br): the cap counts what is kept
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise FetchError(url, f"response is over the limit of {max_bytes:,} bytes "
+                                                  "(fetch.max_mb)", 200)
+                        if time.monotonic() > deadline:
+                            raise FetchError(url, f"timed out after {self.settings.timeout:g} s (still sending)")
+                    raw = bytes(body)
+                    with self._lock:
+                        self.downloads += 1
+                        self.bytes += len(raw)
+                    return 200, h, raw
+            except httpx.TimeoutException:
+                raise FetchError(url, f"timed out after {self.settings.timeout:g} s") from None
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                raise _Transient(url, f"connection failed ({type(e).__name__}: {str(e)[:100]})") from None
+            except httpx.DecodingError as e:
+                raise FetchError(url, f"cannot decode the response body ({str(e)[:100]})") from None
+            except httpx.HTTPError as e:
+                raise FetchError(url, f"request failed ({type(e).__name__}: {str(e)[:100]})") from None
+
+
+class _Transient(FetchError):
+    """A connection-level failure worth retrying."""

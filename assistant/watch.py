@@ -1,0 +1,349 @@
+"""Polling rounds over the configured sources, and the loop `assistant watch` runs until it is stopped.
+
+A round polls each source (a conditional request for its feed or sitemap), picks the listed pages that are
+new, that the listing says changed, or that are due a re-check, fetches at most `watch.items_per_round` of
+them (the rest wait for the next rounds), turns them into articles and hands them to the Ingestor (near-
+duplicate skipping, the ingest lock, resume after a kill). A bad feed or page is reported for its URL and the
+round goes on.
+
+The scheduler is a small loop, not APScheduler: one thread polls whatever is due, then sleeps on an Event
+until the next source is due, so a stop (SIGTERM) is seen at once, rounds never overlap (APScheduler runs jobs
+in a pool and would need max_instances and a lock to keep two writers apart), and there is no job store to
+keep in step with the sources file the admin API edits: the loop simply re-reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
+from assistant.fetcher import Fetcher, FetchError, Page, Stopped
+from assistant.ingest import Ingestor, IngestReport
+from assistant.loaders import LoadFailure
+from assistant.models import Article
+from assistant.pages import article_from_page
+from assistant.sources import Source, SourceBook, SourceState
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # a page that failed this often is left alone until its listing says it changed
+MAX_SITEMAPS = 50  # nested sitemaps read per source per round
+
+
+@dataclass
+class SourceResult:
+    """What one poll of one source did."""
+
+    url: str
+    kind: str | None = None
+    listed: int = 0
+    fetched: int = 0
+    not_modified: int = 0
+    added: int = 0
+    updated: int = 0
+    failed: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RoundReport:
+    """A round: the ingest summary over all its sources (same fields as `ingest --json`) plus per source."""
+
+    ingest: IngestReport = field(default_factory=IngestReport)
+    sources: list[SourceResult] = field(default_factory=list)
+    requests: int = 0
+    downloads: int = 0
+    stopped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.ingest.to_json(), "sources": [asdict(s) for s in self.sources],
+                "requests": self.requests, "downloads": self.downloads, "stopped": self.stopped}
+
+
+class Watcher:
+    """Polls sources and ingests what is new or changed; `stop` ends a round after the current articles."""
+
+    def __init__(self, settings: Settings, ingestor: Ingestor | None = None, book: SourceBook | None = None,
+                 stop: threading.Event | None = None):
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.fetcher = Fetcher(settings.fetch, self.stop)
+        self.book = book or SourceBook(settings)
+        self._ingestor = ingestor
+        self._pool = ThreadPoolExecutor(max_workers=settings.fetch.concurrency, thread_name_prefix="fetch")
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:  # opened on the first article: an idle round never loads the embedder
+            self._ingestor = Ingestor(self.settings)
+        return self._ingestor
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.fetcher.close()
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ entry points
+
+    def round(self, sources: list[Source] | None = None) -> RoundReport:
+        """Poll each source once (all configured sources when none are given) and ingest what changed."""
+        t0 = time.perf_counter()
+        sources = self.book.sources() if sources is None else sources
+        states = self.book.states()
+        report = RoundReport()
+        requests, downloads = self.fetcher.requests, self.fetcher.downloads
+        for src in sources:
+            if self.stop.is_set():
+                report.stopped = True
+                break
+            st = states.setdefault(src.url, SourceState())
+            self._poll(src, st, report, persist=True)
+        self.book.save_states({s.url: states[s.url] for s in sources if s.url in states})
+        report.stopped = report.stopped or self.stop.is_set()
+        report.requests = self.fetcher.requests - requests
+        report.downloads = self.fetcher.downloads - downloads
+        report.ingest.seconds = time.perf_counter() - t0
+        return report
+
+    def ingest_urls(self, urls: list[str]) -> IngestReport:
+        """`assistant ingest URL...`: each URL once (a page, or a feed or sitemap and its pages), no saved state."""
+        t0 = time.perf_counter()
+        report = RoundReport()
+        for url in urls:
+            if self.stop.is_set():
+                break
+            self._poll(Source(url, "auto", origin="cli"), SourceState(), report, persist=False)
+        report.ingest.seconds = time.perf_counter() - t0
+        return report.ingest
+
+    def run(self, on_round=None) -> None:
+        """Poll the sources that are due, round after round, until `stop` is set (re-reads the sources each time)."""
+        warned = False
+        while not self.stop.is_set():
+            sources = self.book.sources()
+            states = self.book.states()
+            now = time.time()
+            due = [s for s in sources if now - (states.get(s.url, SourceState()).last_poll or 0) >= s.interval]
+            if not sources and not warned:
+                log.warning("no sources configured: add [[sources]] to the settings file or POST /api/sources")
+                warned = True
+            if due:
+                try:
+                    report = self.round(due)
+                except AssistantError as e:  # e.g. the store is unreachable: try again at the next due time
+                    log.error("round failed: %s", e)
+                else:
+                    if on_round:
+                        on_round(report)
+                states = self.book.states()
+            next_due = min((((states.get(s.url, SourceState()).last_poll or 0) + s.interval) for s in sources),
+                           default=time.time() + 60)
+            self.stop.wait(min(max(next_due - time.time(), 1.0), 60.0))
+
+    # ------------------------------------------------------------ one source
+
+    def _poll(self, src: Source, st: SourceState, report: RoundReport, persist: bool) -> None:
+        res = SourceResult(src.url, kind=st.kind)
+        report.sources.append(res)
+        st.last_poll = time.time()
+        fresh = st.pending == 0  # with a backlog, the listing is read again even if unchanged
+        try:
+            page = self.fetcher.get(src.url, st.etag if fresh else None, st.last_modified if fresh else None)
+        except Stopped:
+            return
+        except FetchError as e:
+            self._source_failed(src, st, res, report, e.reason)
+            return
+        if page.not_modified:
+            log.info("%s: not modified", src.url)
+            st.last_success, st.last_error = time.time(), None
+            if st.kind == "page":
+                return
+            work = self._due(st, [])  # only re-checks of pages whose listing gives no date
+            listing = None
+        else:
+            kind = src.kind if src.kind != "auto" else detect_kind(page.content, page.content_type)
+            res.kind = st.kind = kind
+            if kind == "page":
+                self._ingest_page_source(src, st, page, res, report, persist)
+                return
+            try:
+                listing = self._listing(src, page, kind, report)
+            except (ListingError, FetchError) as e:
+                self._source_failed(src, st, res, report, getattr(e, "reason", None) or str(e))
+                return
+            for problem in listing.problems:
+                report.ingest.failed.append(LoadFailure(src.url, problem))
+            res.failed += len(listing.problems)
+            st.etag, st.last_modified = page.etag, page.last_modified
+            st.last_success, st.last_error = time.time(), None
+            res.listed = len(listing.entries)
+            listed = {e.url for e in listing.entries}
+            for url in [u for u in st.items if u not in listed]:  # forget pages the listing no longer has
+                del st.items[url]
+            work = self._due(st, listing.entries)
+        cap = self.settings.watch.items_per_round
+        st.pending = res.pending = max(0, len(work) - cap)
+        work = work[:cap]
+        if res.pending and not persist:
+            report.ingest.skipped.append(LoadFailure(src.url, f"{res.pending:,} more listed pages not fetched "
+                                                              f"(watch.items_per_round = {cap}); add it as a "
+                                                              "source to work through them"))
+        self._fetch_and_ingest(src, st, work, listing.title if listing else None, res, report, persist)
+        if res.pending:
+            log.info("%s: %d listed pages left for the next rounds", src.url, res.pending)
+
+    def _listing(self, src: Source, page: Page, kind: str, report: RoundReport) -> Listing:
+        """Parse the feed or sitemap; a sitemap index's sitemaps (same host, at most MAX_SITEMAPS) are read too."""
+        listing = parse_listing(page.content, page.final_url, page.content_type, kind)
+        queue, seen = list(listing.sitemaps), {page.final_url}
+        while queue and len(seen) <= MAX_SITEMAPS and not self.stop.is_set():
+            url = queue.pop(0)
+            if url in seen:
+                continue
+            seen.add(url)
+            if urlsplit(url).hostname != urlsplit(page.final_url).hostname:
+                report.ingest.failed.append(LoadFailure(url, "sitemap on another host than its index; not read"))
+                continue
+            try:
+                sub_page = self.fetcher.get(url)
+                sub = parse_listing(sub_page.content, sub_page.final_url, sub_page.content_type, "sitemap")
+            except Stopped:
+                break
+            except (FetchError, ListingError) as e:
+                report.ingest.failed.append(LoadFailure(url, getattr(e, "reason", None) or str(e)))
+                continue
+            listing.entries += sub.entries
+            listing.problems += [f"{url}: {p}" for p in sub.problems]
+            queue += sub.sitemaps
+        return listing
+
+    def _due(self, st: SourceState, entries: list[Entry]) -> list[tuple[Entry, dict[str, Any] | None]]:
+        """The listed pages to fetch now: new ones, those the listing says changed, failed ones worth another try,
+        and those due a re-check; each with what is known of it (for a conditional request)."""
+        now = time.time()
+        recheck = self.settings.watch.recheck_hours * 3600
+        work: list[tuple[Entry, dict[str, Any] | None]] = []
+        listed: set[str] = set()
+        for e in entries:
+            if e.url in listed:
+                continue
+            listed.add(e.url)
+            it = st.items.get(e.url)
+            if it is None:
+                work.append((e, None))
+            elif not it.get("id") and 0 < it.get("fails", 0) < MAX_ATTEMPTS:
+                work.append((e, it))
+            elif e.marker and e.marker != it.get("m"):
+                work.append((e, it))
+            elif recheck and not e.marker and now - it.get("checked", 0) > recheck:
+                work.append((e, it))
+        if not entries:  # listing unchanged (304): failed pages worth another try, undated pages due a re-check
+            for url, it in st.items.items():
+                if (not it.get("id") and 0 < it.get("fails", 0) < MAX_ATTEMPTS) or (
+                        recheck and not it.get("m") and it.get("id") and now - it.get("checked", 0) > recheck):
+                    work.append((Entry(url=url, marker=it.get("m")), it))
+        return work
+
+    def _fetch_and_ingest(self, src: Source, st: SourceState, work: list[tuple[Entry, dict[str, Any] | None]],
+                          feed_title: str | None, res: SourceResult, report: RoundReport, persist: bool) -> None:
+        size = max(1, self.settings.ingest.batch_articles)
+        for i in range(0, len(work), size):
+            if self.stop.is_set():
+                break
+            batch = work[i:i + size]
+            outcomes = list(self._pool.map(lambda w: self._fetch(w[0], w[1], feed_title), batch))
+            articles: list[Article] = []
+            updates: dict[str, dict[str, Any]] = {}
+            now = time.time()
+            for (entry, known), outcome in zip(batch, outcomes):
+                if isinstance(outcome, Stopped):
+                    st.pending += 1  # not tried: next round
+                    continue
+                if isinstance(outcome, FetchError):
+                    res.failed += 1
+                    report.ingest.failed.append(LoadFailure(entry.url, outcome.reason))
+                    log.warning("%s: %s", entry.url, outcome.reason)
+                    updates[entry.url] = {**(known or {}), "m": entry.marker, "checked": now,
+                                          "fails": (known or {}).get("fails", 0) + 1, "error": outcome.reason}
+                    continue
+                page, article = outcome
+                if page.not_modified:
+                    res.not_modified += 1
+                    updates[entry.url] = {**(known or {}), "m": entry.marker, "checked": now, "fails": 0}
+                    continue
+                res.fetched += 1
+                articles.append(article)
+                updates[entry.url] = {"m": entry.marker, "etag": page.etag, "lm": page.last_modified,
+                                      "checked": now, "id": article.id, "url": article.url, "fails": 0}
+            if articles:
+                ingested = self.ingestor.ingest_articles(articles)
+                res.added += ingested.added
+                res.updated += ingested.updated
+                st.articles_added += ingested.added
+                ingested.seconds = 0.0
+                report.ingest.merge(ingested)
+                log.info("%s: %d added, %d updated, %d unchanged", src.url, ingested.added, ingested.updated,
+                         ingested.unchanged)
+            st.items.update(updates)
+            if persist:  # after each batch: a killed watcher does not fetch these pages again
+                self.book.save_states({src.url: st})
+
+    def _fetch(self, entry: Entry, known: dict[str, Any] | None,
+               feed_title: str | None) -> tuple[Page, Article | None] | FetchError:
+        """One listed page: fetched (conditionally when it is known) and made an article, or why not."""
+        try:
+            page = self.fetcher.get(entry.url, (known or {}).get("etag"), (known or {}).get("lm"))
+            if page.not_modified:
+                return page, None
+            if detect_kind(page.content, page.content_type) != "page":
+                raise FetchError(entry.url, "a feed or sitemap, not an article page (nested feeds are not followed)")
+            return page, article_from_page(page, entry, feed_title, self.settings.fetch.min_article_chars)
+        except FetchError as e:
+            return e
+        except Exception as e:  # a parser bug must not stop the round
+            log.exception("unexpected error on %s", entry.url)
+            return FetchError(entry.url, f"unexpected error: {type(e).__name__}: {e}")
+
+    def _ingest_page_source(self, src: Source, st: SourceState, page: Page, res: SourceResult,
+                            report: RoundReport, persist: bool) -> None:
+        """A source that is one article page: the response already holds it."""
+        try:
+            article = article_from_page(page, None, None, self.settings.fetch.min_article_chars)
+        except FetchError as e:
+            self._source_failed(src, st, res, report, e.reason)
+            return
+        st.etag, st.last_modified = page.etag, page.last_modified
+        st.last_success, st.last_error = time.time(), None
+        res.listed = res.fetched = 1
+        ingested = self.ingestor.ingest_articles([article])
+        res.added, res.updated = ingested.added, ingested.updated
+        st.articles_added += ingested.added
+        ingested.seconds = 0.0
+        report.ingest.merge(ingested)
+        st.items = {src.url: {"etag": page.etag, "lm": page.last_modified, "checked": time.time(), "id": article.id,
+                              "url": article.url}}
+        if persist:
+            self.book.save_states({src.url: st})
+
+    @staticmethod
+    def _source_failed(src: Source, st: SourceState, res: SourceResult, report: RoundReport, reason: str) -> None:
+        log.warning("%s: %s", src.url, reason)
+        st.last_error = reason
+        res.error = reason
+        res.failed += 1
+        report.ingest.failed.append(LoadFailure(src.url, reason))
