@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import codecs
 import email.utils
+import json
 import logging
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -153,8 +156,13 @@ class Fetcher:
     """A shared httpx client with the politeness rules; safe to use from several threads."""
 
     def __init__(self, settings: FetchSettings, stop: threading.Event | None = None,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, robots_cache: Path | None = None):
+        """Args:
+            robots_cache: a JSON file keeping each host's robots.txt for ROBOTS_TTL across runs (so a cron
+                `watch --once` every few minutes asks for it once an hour, not every run).
+        """
         self.settings = settings
+        self.robots_cache = robots_cache
         self.stop = stop or threading.Event()
         self.agent = settings.user_agent.split("/")[0].split()[0] if settings.user_agent else "*"
         self.client = httpx.Client(
@@ -244,23 +252,59 @@ class Fetcher:
         401/403 nothing; an unreachable or failing robots.txt (5xx, timeout) means 'not now' (RFC 9309): the
         host is skipped for a few minutes."""
         rp = RobotFileParser(origin + "/robots.txt")
+        kept = self._kept_robots().get(origin)
+        if isinstance(kept, dict) and isinstance(kept.get("at"), (int, float)) and \
+                0 <= time.time() - kept["at"] < ROBOTS_TTL:
+            return self._robots_rules(rp, kept.get("status", 200), kept.get("body", "")), \
+                ROBOTS_TTL - (time.time() - kept["at"])
         try:
             page = self._follow(origin + "/robots.txt", {}, ROBOTS_MAX_BYTES, robots_txt=True)
         except (_Transient, FetchError) as e:
             log.warning("%s/robots.txt: %s; not fetching from this host for now", origin, getattr(e, "reason", e))
             rp.disallow_all = True
             return rp, ROBOTS_RETRY
-        if page.status in (401, 403):
-            rp.disallow_all = True
-        elif 400 <= page.status < 500:
-            rp.allow_all = True
-        elif page.status != 200:
+        if page.status != 200 and not 400 <= page.status < 500:
             log.warning("%s/robots.txt: HTTP %d; not fetching from this host for now", origin, page.status)
             rp.disallow_all = True
             return rp, ROBOTS_RETRY
+        body = page.content.decode("utf-8", "replace") if page.status == 200 else ""
+        self._keep_robots(origin, page.status, body)
+        return self._robots_rules(rp, page.status, body), ROBOTS_TTL
+
+    @staticmethod
+    def _robots_rules(rp: RobotFileParser, status: int, body: str) -> RobotFileParser:
+        if status in (401, 403):
+            rp.disallow_all = True
+        elif status != 200:
+            rp.allow_all = True
         else:
-            rp.parse(page.content.decode("utf-8", "replace").splitlines())
-        return rp, ROBOTS_TTL
+            rp.parse(body.splitlines())
+        return rp
+
+    def _kept_robots(self) -> dict:
+        if self.robots_cache is None:
+            return {}
+        try:
+            data = json.loads(self.robots_cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _keep_robots(self, origin: str, status: int, body: str) -> None:
+        if self.robots_cache is None:
+            return
+        with self._lock:
+            data = self._kept_robots()
+            data = {o: v for o, v in data.items()
+                    if isinstance(v, dict) and time.time() - v.get("at", 0) < ROBOTS_TTL}  # drop stale hosts
+            data[origin] = {"at": time.time(), "status": status, "body": body}
+            try:
+                self.robots_cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.robots_cache.with_name(self.robots_cache.name + f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(data), encoding="utf-8")
+                os.replace(tmp, self.robots_cache)
+            except OSError as e:
+                log.warning("cannot keep robots.txt rules in %s: %s", self.robots_cache, e)
 
     def _pause(self, url: str, seconds: float) -> None:
         if self.stop.wait(seconds):

@@ -76,7 +76,7 @@ class Watcher:
                  stop: threading.Event | None = None):
         self.settings = settings
         self.stop = stop or threading.Event()
-        self.fetcher = Fetcher(settings.fetch, self.stop)
+        self.fetcher = Fetcher(settings.fetch, self.stop, robots_cache=settings.data_dir / "robots.json")
         self.book = book or SourceBook(settings)
         self._ingestor = ingestor
         self._pool = ThreadPoolExecutor(max_workers=settings.fetch.concurrency, thread_name_prefix="fetch")
@@ -189,7 +189,10 @@ class Watcher:
             for problem in listing.problems:
                 report.ingest.failed.append(LoadFailure(src.url, problem))
             res.failed += len(listing.problems)
-            st.etag, st.last_modified = page.etag, page.last_modified
+            # The listing's validators are kept only once its pages are all handled: a watcher killed in
+            # between reads the listing again next time instead of getting a 304 and missing pages.
+            st.etag = st.last_modified = None
+            validators = (page.etag, page.last_modified)
             st.last_success, st.last_error = time.time(), None
             res.listed = len(listing.entries)
             listed = {e.url for e in listing.entries}
@@ -204,6 +207,8 @@ class Watcher:
                                                               f"(watch.items_per_round = {cap}); add it as a "
                                                               "source to work through them"))
         self._fetch_and_ingest(src, st, work, listing.title if listing else None, res, report, persist)
+        if listing is not None and not self.stop.is_set():
+            st.etag, st.last_modified = validators
         if res.pending:
             log.info("%s: %d listed pages left for the next rounds", src.url, res.pending)
 

@@ -187,3 +187,19 @@ def rss(title: str, links: list[str]) -> str:
         for n, link in enumerate(links))
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>{title}</title>'
             f"<link>{{base}}/</link><description>fictional test feed</description>\n{items}</channel></rss>\n")
+
+
+ARTICLES = ["ferry-fares", "library", "dam-inspection", "orchard"]
+
+
+def serve_newsroom(site: Site) -> None:
+    """The standard fictional site: robots.txt, an RSS feed, an Atom feed, a news sitemap index, four articles."""
+    site.add_file("/robots.txt", "robots.txt", "text/plain")
+    site.add_file("/rss.xml", "rss.xml", "application/rss+xml")
+    site.add_file("/atom.xml", "atom.xml", "application/atom+xml; charset=utf-8")
+    site.add_file("/sitemap-index.xml", "sitemap-index.xml", "application/xml")
+    site.add_file("/sitemap-news.xml", "sitemap-news.xml", "application/xml")
+    site.add_file("/private/leak.html", "leak.html")
+    site.add_file("/news/index.html", "index.html")
+    for name in ARTICLES:
+        site.add_file(f"/news/{name}.html", f"{name}.html")

@@ -10,25 +10,10 @@ import random
 import time
 
 import pytest
-from feeds_site import Site, article_page, rss
+from feeds_site import ARTICLES, Site, article_page, rss, serve_newsroom
 
 from assistant.chain import Assistant
 from assistant.watch import Watcher
-
-ARTICLES = ["ferry-fares", "library", "dam-inspection", "orchard"]
-
-
-def serve_newsroom(site: Site) -> None:
-    """The standard fictional site: robots.txt, an RSS feed, an Atom feed, a news sitemap index, four articles."""
-    site.add_file("/robots.txt", "robots.txt", "text/plain")
-    site.add_file("/rss.xml", "rss.xml", "application/rss+xml")
-    site.add_file("/atom.xml", "atom.xml", "application/atom+xml; charset=utf-8")
-    site.add_file("/sitemap-index.xml", "sitemap-index.xml", "application/xml")
-    site.add_file("/sitemap-news.xml", "sitemap-news.xml", "application/xml")
-    site.add_file("/private/leak.html", "leak.html")
-    site.add_file("/news/index.html", "index.html")
-    for name in ARTICLES:
-        site.add_file(f"/news/{name}.html", f"{name}.html")
 
 
 @pytest.fixture
