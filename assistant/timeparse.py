@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from assistant.errors import AssistantError
+
 _MONTHS = {m: i + 1 for i, m in enumerate(
     "january february march april may june july august september october november december".split())}
 _WEEKDAYS = {d: i for i, d in enumerate("monday tuesday wednesday thursday friday saturday sunday".split())}
@@ -21,8 +23,19 @@ class TimeWindow:
 
 
 def parse_time_window(question: str, today: date) -> TimeWindow | None:
-    """The date range a question refers to, relative to the day it is asked; None when it names none."""
-    q = question.lower()
+    """The date range a question refers to, relative to the day it is asked; None when it names none.
+
+    Raises AssistantError when the range falls outside the calendar Python can represent (years 1-9999),
+    e.g. "last week" asked on 0001-01-01: the caller's date is wrong, not the server.
+    """
+    try:
+        return _window(question.lower(), today)
+    except (OverflowError, ValueError) as e:
+        raise AssistantError(f"cannot work out the dates of this question from the day {today.isoformat()}",
+                             "send a real day as filters.today (YYYY-MM-DD), or ask about another period") from e
+
+
+def _window(q: str, today: date) -> TimeWindow | None:
     if re.search(r"\b(today|tonight)\b", q):
         return TimeWindow(today - timedelta(days=1), today)
     if re.search(r"\byesterday\b", q):
