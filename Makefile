@@ -19,9 +19,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
+# `make run PORT=7861 HOST=0.0.0.0`: where the chat listens (the server prints "Serving ..." once it does).
+PORT ?= 7860
+HOST ?= 127.0.0.1
 run: setup
 	$(BIN)/assistant ingest corpus/
-	$(BIN)/assistant serve
+	$(BIN)/assistant serve --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's chromium with Playwright; never `playwright install` (no browser downloads).
 test-deps: setup

@@ -252,20 +252,22 @@ def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> N
 @click.pass_context
 def serve(ctx, host, port) -> None:
     """Serve the chat UI at / (and the REST API) on 127.0.0.1:7860."""
-    import uvicorn
-
+    from assistant.web import server
     from assistant.web.api import create_app
 
     settings = _settings(ctx, **{"server.host": host, "server.port": port})
+    host, port = settings.server.host, settings.server.port
+    server.listen(host, port).close()  # a taken port fails here, before the models load
     if settings.embedding.threads == 0:
         # The server answers many questions at once: one embedder thread per request keeps the cores busy
         # with requests instead of synchronizing threads.
         settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"threads": 1})})
     app = create_app(settings)
-    click.echo(f"Serving the assistant on http://{settings.server.host}:{settings.server.port}/", err=True)
-    # -v shows uvicorn's access log: method, path and status only; tokens travel in headers, never logged.
+    shown = f"[{host}]" if ":" in host else host
+    # -v shows uvicorn's access log: method, path (no query string) and status; tokens never reach a log.
     level = "info" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "warning"
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=level)
+    server.run(app, host, port, level,
+               on_started=lambda: click.echo(f"Serving the assistant on http://{shown}:{port}/", err=True))
 
 
 @cli.command()

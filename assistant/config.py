@@ -148,6 +148,16 @@ class ServerSettings(_Section):
     rate_limit_per_minute: int = Field(30, description="Questions per minute per token and per IP.")
     max_request_kb: int = Field(256, description="Largest accepted request body (KB); article uploads use max_upload_mb.")
     max_upload_mb: float = Field(20.0, description="Largest POST /api/articles body (MB).")
+    allowed_hosts: list[str] = Field(default_factory=list, description=(
+        "Host names the server answers to (the Host header; '*.example.org' wildcards allowed); others get 400, "
+        "which stops DNS rebinding. Empty = the host it binds to plus localhost and 127.0.0.1 (and this "
+        "machine's name when it binds 0.0.0.0)."))
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "Addresses or networks of reverse proxies whose X-Forwarded-For names the client (for the per-IP limit "
+        "and the access log). Empty = trust none, not even 127.0.0.1."))
+    frame_ancestors: list[str] = Field(default_factory=lambda: ["'self'"], description=(
+        "Pages that may show the chat in a frame (CSP frame-ancestors), e.g. [\"https://wiki.example.org\"]; "
+        "[\"'none'\"] forbids every frame."))
 
 
 class FetchSettings(_Section):

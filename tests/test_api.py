@@ -18,13 +18,14 @@ from tests.conftest import free_port
 ADMIN = "admin-secret-123"
 WIDGET = "widget-token-abc"
 WIKI = "http://wiki.example"
-QUESTION = "Did Russia offer Iran military help?"
+QUESTION = "What did Peskov say about BRICS?"  # the seed article answers it under any refusal calibration
+SEED_TITLE = "Russia snubs Iran as Kremlin refuses military help: “BRICS is not a mutual defense pact”"
 XSS = "<img src=x onerror=alert(1)>"
 
 
 def _settings(data_dir, **server):
     overrides = {"server.admin_token": ADMIN, "server.widget_tokens": {WIDGET: [WIKI]},
-                 "server.rate_limit_per_minute": 1000}
+                 "server.rate_limit_per_minute": 1000, "server.allowed_hosts": ["testserver"]}
     overrides.update({f"server.{k}": v for k, v in server.items()})
     return load_settings(data_dir=str(data_dir), **overrides)
 
@@ -73,7 +74,9 @@ def test_openapi_schema_has_the_routes(client):
     internal = {"passages"}  # every retrieved passage, for the engines; the API sends the cited ones
     assert set(schema["components"]["schemas"]["AskOut"]["properties"]) == {f.name for f in fields(Answer)} - internal
     assert "429" in paths["/api/ask"]["post"]["responses"]
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
+    example = json.dumps(schema["components"]["schemas"]["ArticleIn"])
+    assert ".example/" in example and "Russia" not in example  # the documented article is a fictional one
     assert client.get("/healthz").json()["chunks"] > 0
 
 
@@ -84,15 +87,16 @@ def test_ask_returns_cited_answer(client):
     assert set(data) == {"answer", "refused", "citations", "support", "unsupported", "notice"}
     assert data["refused"] is False and "[1]" in data["answer"]
     c = data["citations"][0]
-    assert c["title"] == "Russia snubs Iran as Kremlin refuses military help"
+    assert c["title"] == SEED_TITLE
     assert c["n"] == 1 and c["end"] - c["start"] == len(c["quote"]) and c["quote"] in c["passage"]
-    assert c["url"].startswith("https://")
+    # The seed article has no outlet, author, date or URL: null, never the string "None".
+    assert c["source"] is None and c["published_at"] is None and c["url"] is None
 
 
 def test_ask_accepts_history_and_filters(client):
     r = client.post("/api/ask", json={"question": "What about China?",
                                       "history": [{"question": QUESTION, "answer": "No [1]"}],
-                                      "filters": {"date_from": "2025-06-01", "sources": ["Newsroom Wire"]}})
+                                      "filters": {"date_from": "2025-06-01", "sources": ["Avrel Harbour Gazette"]}})
     assert r.status_code == 200 and r.json()["answer"]
     bad = client.post("/api/ask", json={"question": QUESTION, "filters": {"date_from": "June"}})
     assert bad.status_code == 422 and "date_from" in bad.json()["error"]
@@ -174,10 +178,10 @@ def test_widget_tokens_are_tied_to_origins(client):
     # Preflights: allowed origin gets CORS headers, others do not.
     pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
     ok = client.options("/api/ask/stream", headers={"Origin": WIKI, **pre})
-    assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == WIKI
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == WIKI
     assert "authorization" in ok.headers["access-control-allow-headers"]
     no = client.options("/api/ask/stream", headers={"Origin": "http://evil.example", **pre})
-    assert no.status_code == 403 and "access-control-allow-origin" not in no.headers
+    assert no.status_code == 400 and "access-control-allow-origin" not in no.headers
     # Widget tokens only ask; no token is fine without an Origin (curl) but not from another site.
     assert client.get("/api/articles", headers={"X-Widget-Token": WIDGET}).status_code == 403
     assert client.post("/api/ask", json=q, headers={"Origin": WIKI}).status_code == 401
@@ -189,13 +193,17 @@ def test_rate_limit_answers_429_with_retry_after(api_assistant):
     with TestClient(create_app(settings, api_assistant)) as c:
         h = {"X-Widget-Token": WIDGET, "Origin": WIKI}
         assert c.get("/api/nowhere").status_code == 404
-        assert c.post("/api/ask", json={"question": QUESTION}, headers=h).status_code == 200
+        # The admin's requests do not spend the budget...
+        for _ in range(4):
+            assert c.get("/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        for _ in range(2):
+            assert c.post("/api/ask", json={"question": QUESTION}, headers=h).status_code == 200
         r = c.post("/api/ask", json={"question": QUESTION}, headers=h)
         assert r.status_code == 429
         assert 1 <= int(r.headers["retry-after"]) <= 60 and r.json()["error"]
         assert r.headers["access-control-allow-origin"] == WIKI  # the widget can read the message
-        # The admin is not throttled.
-        assert c.get("/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        # ...but once the IP's budget is spent no token is compared (failed guesses spend it too).
+        assert c.get("/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 429
 
 
 def test_rate_limiter_window_slides():
@@ -239,7 +247,8 @@ def test_errors_are_json_without_tracebacks(client):
 
 
 def test_unreachable_store_is_503(tmp_path):
-    settings = load_settings(data_dir=str(tmp_path), **{"store.host": "127.0.0.1", "store.port": free_port()})
+    settings = load_settings(data_dir=str(tmp_path), **{"store.host": "127.0.0.1", "store.port": free_port(),
+                                                        "server.allowed_hosts": ["testserver"]})
     with TestClient(create_app(settings)) as c:
         r = c.post("/api/ask", json={"question": QUESTION})
         assert r.status_code == 503 and r.json()["error"] and r.json()["hint"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +13,12 @@ import gradio as gr
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from assistant import __version__
 from assistant.chain import MAX_QUESTION_CHARS, Assistant, Event, check_question
@@ -23,8 +27,8 @@ from assistant.errors import AssistantError, StoreError
 from assistant.ingest import Ingestor
 from assistant.loaders import articles_from_records
 from assistant.models import Answer
-from assistant.web.app import CSS, build_app
-from assistant.web.security import Guard
+from assistant.web.app import CSS, THEME, build_app
+from assistant.web.security import install
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,16 @@ class FiltersIn(BaseModel):
     sources: list[str] = Field(default_factory=list, max_length=50, description="Only these outlets.")
     today: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                               description="The day the question is asked, for 'this week' (default: today).")
+
+    @field_validator("date_from", "date_to", "today")
+    @classmethod
+    def _real_day(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value} is not a day of the calendar") from None
+        return value
 
 
 class AskIn(BaseModel):
@@ -99,8 +113,9 @@ class ArticleIn(BaseModel):
     """An article to ingest. `content` or `text` may stand in for `body`; dates are normalised to YYYY-MM-DD."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
-        "title": "Russia snubs Iran as Kremlin refuses military help", "body": "MOSCOW — ...",
-        "source": "Newsroom Wire", "published_at": "2025-06-24", "url": "https://newsroom.example/world/1"}]})
+        "title": "Ferry strike ends in Port Avrel", "body": "PORT AVREL — Ferry crews on the island of ...",
+        "source": "Avrel Harbour Gazette", "published_at": "2025-06-24",
+        "url": "https://gazette.example/port-avrel/ferry-strike"}]})
     title: str
     body: str | None = None
     content: str | None = None
@@ -193,12 +208,13 @@ def _error_json(status: int, message: str, hint: str | None = None, headers: dic
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     """FastAPI app: the REST API under /api, /widget.js, /healthz, docs at /docs, the Gradio UI mounted at /."""
     assistant = assistant or Assistant(settings)
-    app = FastAPI(title="Newsroom assistant", version=__version__,
-                  description="Cited answers from the newsroom's articles. Ask routes take a widget token "
-                              "(or none from the same origin); article writes take the admin token.")
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(title="Newsroom assistant", version=__version__,
+                         description="Cited answers from the newsroom's articles. Ask routes take a widget token "
+                                     "(or none from the same origin); article writes take the admin token.")
     app.state.assistant = assistant
     app.state.ingestor = None
-    app.add_middleware(Guard, settings=settings.server)
+    install(app, settings.server)
 
     @app.exception_handler(AssistantError)
     async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:
@@ -301,7 +317,14 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                             headers={"Cache-Control": "public, max-age=300"})
 
     # Mounted last: routes above win over the Gradio app at /.
-    return gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, footer_links=["api"])
+    # show_error=False: an exception reaches the page as our own message (build_app), never its text.
+    app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
+                              show_error=False, run_history=False, mcp_server=False)
+    # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette):
+            route.app.add_exception_handler(Exception, crash)
+    return app
 
 
 def _turns(req: AskIn) -> list[tuple[str, str]]:

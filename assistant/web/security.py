@@ -1,23 +1,37 @@
-"""The guard in front of /api/*: tokens, allowed origins (CORS + server-side check), rate limits, body size.
+"""One access policy for every route of `assistant serve`: hosts, origins, tokens, rate and size limits, headers.
 
-Gradio's own routes (/gradio_api/*, what the chat page and gradio_client call) get the same rate limit per IP
-on the routes that start a question, and the same body-size limit on every POST.
+`install(app, settings)` puts the layers in front of the app, outermost first:
+
+1. uvicorn's `ProxyHeadersMiddleware`, only when `server.trusted_proxies` lists proxies: X-Forwarded-For is
+   believed from those addresses alone (never from 127.0.0.1 by default).
+2. Starlette's `TrustedHostMiddleware`: unknown Host headers get 400 (DNS rebinding).
+3. `SecurityHeaders`: CSP (inline scripts allowed by hash only, frame-ancestors from config), nosniff,
+   Referrer-Policy.
+4. Starlette's `CORSMiddleware`: only the origins some widget token allows, no credentials. Its presence also
+   switches off Gradio's own CORS layer, which echoed any Origin.
+5. `Guard`: who may call what. The same rules hold on /api/*, Gradio's /gradio_api/*, /config, /openapi.json
+   and the docs: a request from a foreign Origin needs a widget token bound to that origin (and may then only
+   ask); the admin token may do everything; no token is fine from the same origin or outside a browser.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
 import math
 import re
+import socket
 import threading
 import time
 from collections import OrderedDict, deque
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,9 +41,19 @@ log = logging.getLogger(__name__)
 
 ASK_PATHS = ("/api/ask", "/api/ask/stream")
 ARTICLES = "/api/articles"
-CORS_HEADERS = "authorization, content-type, x-widget-token"
+# Routes only the admin token may use: path prefix -> methods (None = every method). The one list to extend.
+ADMIN_ONLY: dict[str, frozenset[str] | None] = {
+    ARTICLES: frozenset({"POST", "PUT", "PATCH", "DELETE"}),
+}
+# No archive data and needed by other sites' pages: the widget script and the widget's no-cors reachability probe.
+PUBLIC = frozenset({"/widget.js", "/healthz"})
+CORS_HEADERS = ("authorization", "content-type", "x-widget-token")
 GRADIO = "/gradio_api/"
 GRADIO_EVENTS = re.compile(r"^/gradio_api/(queue/join|run/|api/|call/)")  # each POST starts one question
+# Gradio routes the chat does not use: file uploads (stored on disk, replies held server paths), files and
+# proxies, recordings, the in-browser code editor. They answer 403 for everyone.
+GRADIO_OFF = re.compile(r"^/gradio_api/(upload|upload_progress|process_recording|file=|file/|proxy=|"
+                        r"vibe-edit|undo-vibe-edit|vibe-code|dev/)")
 
 
 def fingerprint(token: str) -> str:
@@ -42,6 +66,24 @@ def normalize_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
+def admin_only(path: str, method: str) -> bool:
+    """Whether only the admin token may call `method path` (see ADMIN_ONLY)."""
+    for prefix, methods in ADMIN_ONLY.items():
+        if (path == prefix or path.startswith(prefix + "/")) and (methods is None or method in methods):
+            return True
+    return False
+
+
+def default_allowed_hosts(bind_host: str) -> list[str]:
+    """The Host names to accept when `server.allowed_hosts` is empty: the bound host plus localhost."""
+    hosts = {"localhost", "127.0.0.1", "::1", bind_host.strip("[]").lower()}
+    if bind_host in ("0.0.0.0", "::", ""):
+        # Bound to every interface: the machine's own names are what the newsroom will type.
+        hosts.discard(bind_host)
+        hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
+    return sorted(h for h in hosts if h)
+
+
 class RateLimiter:
     """Sliding-window log per key (token or IP), in memory: at most `limit` hits in any `window` seconds."""
 
@@ -52,21 +94,32 @@ class RateLimiter:
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _wait(self, keys: list[str], now: float) -> float:
+        wait = 0.0
+        for key in keys:
+            q = self._hits.get(key)
+            if q is None:
+                continue
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if len(q) >= self.limit:
+                wait = max(wait, q[0] + self.window - now)
+        return wait
+
+    def spent(self, keys: list[str], now: float | None = None) -> float:
+        """Seconds until one of `keys` has a free slot (0 when all have one), without counting a hit."""
+        if self.limit <= 0:
+            return 0.0
+        with self._lock:
+            return self._wait(keys, time.monotonic() if now is None else now)
+
     def hit(self, keys: list[str], now: float | None = None) -> float:
         """Count one request against every key; 0 when allowed, else seconds until a slot frees up."""
         if self.limit <= 0:
             return 0.0
         now = time.monotonic() if now is None else now
         with self._lock:
-            wait = 0.0
-            for key in keys:
-                q = self._hits.get(key)
-                if q is None:
-                    continue
-                while q and q[0] <= now - self.window:
-                    q.popleft()
-                if len(q) >= self.limit:
-                    wait = max(wait, q[0] + self.window - now)
+            wait = self._wait(keys, now)
             if wait > 0:
                 return wait
             for key in keys:
@@ -108,12 +161,12 @@ def _limited(receive: Receive, limit: int) -> Receive:
 
 
 class Guard:
-    """ASGI middleware for /api/*: decides who may call what before the request reaches a route.
+    """ASGI middleware: decides who may call what before the request reaches a route.
 
     Roles: the admin token may do everything; a widget token may only ask, and only from its allowed
     origins; no token is fine for same-origin or non-browser callers (the Gradio page, curl on the
-    server) but not for other websites. Gradio's POST routes get the rate limit (per IP, on the routes that
-    start a question) and the body limit; everything else outside /api/ (/docs, /widget.js) passes.
+    server) but not for other websites. Failed authentications count against the caller's per-IP question
+    budget, and while that budget is spent no token is even compared (so guessing gains nothing).
     """
 
     def __init__(self, app: ASGIApp, settings: ServerSettings):
@@ -121,110 +174,47 @@ class Guard:
         self.admin_token = settings.admin_token or None
         self.widget_tokens = {t: {normalize_origin(o) for o in origins}
                               for t, origins in (settings.widget_tokens or {}).items() if t}
-        self.cors_origins = set().union(*self.widget_tokens.values()) if self.widget_tokens else set()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.max_request = settings.max_request_kb * 1024
         self.max_upload = int(settings.max_upload_mb * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "") in PUBLIC:
             await self.app(scope, receive, send)
             return
-        if path.startswith(GRADIO):
-            await self._gradio(scope, receive, send, path)
-            return
-        if not (path == "/api" or path.startswith("/api/")):
-            await self.app(scope, receive, send)
-            return
+        path, method = scope.get("path", ""), scope["method"]
         headers = Headers(scope=scope)
-        method = scope["method"]
+        refusal = self._check(scope, headers, path, method)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if method in ("POST", "PUT", "PATCH") and (path.startswith("/api/") or path.startswith(GRADIO)):
+            limit = self.max_upload if (path == ARTICLES) else self.max_request
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                await _error(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
+                             _size_hint(path))(scope, receive, send)
+                return
+            receive = _limited(receive, limit)
+        await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope, headers: Headers, path: str, method: str) -> Response | None:
+        """The refusal for this request (401/403/429), or None when it may proceed."""
+        client = _client(scope)
+        ip = [f"ip:{client}"]
+        token = _bearer(headers) or headers.get("x-widget-token") or None
         origin = headers.get("origin")
         norigin = normalize_origin(origin) if origin else None
-        # CORS is offered only on the ask routes and only to origins some widget token allows.
-        cors = {}
-        if path in ASK_PATHS and norigin in self.cors_origins:
-            cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                    "Access-Control-Expose-Headers": "Retry-After"}
-        if method == "OPTIONS" and "access-control-request-method" in headers:
-            if not cors:
-                await _error(403, "this origin may not call the assistant API",
-                             "add it to a widget token's allowed origins")(scope, receive, send)
-                return
-            await Response(status_code=204, headers={
-                **cors, "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": CORS_HEADERS, "Access-Control-Max-Age": "600"})(scope, receive, send)
-            return
+        foreign = origin is not None and urlsplit(norigin).netloc != (headers.get("host") or "").lower()
 
-        role, token, refusal = self._authorize(headers, path, method, norigin)
-        if refusal is not None:
-            await _error(*refusal, headers=cors)(scope, receive, send)
-            return
-        if role != "admin":
-            throttled = self._throttle(_client(scope), token, path, cors)
-            if throttled is not None:
-                await throttled(scope, receive, send)
-                return
-        limit = self.max_upload if (path == ARTICLES and method == "POST") else self.max_request
-        too_big = self._too_big(headers, limit, path, cors)
-        if too_big is not None:
-            await too_big(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start" and cors:
-                raw = list(message.get("headers", []))
-                present = {k.lower() for k, _ in raw}
-                for k, v in cors.items():
-                    if k.lower().encode() not in present:
-                        raw.append((k.lower().encode("latin-1"), v.encode("latin-1")))
-                message = {**message, "headers": raw}
-            await send(message)
-
-        await self.app(scope, _limited(receive, limit), send_with_cors)
-
-    async def _gradio(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        """Gradio's routes: no tokens (the page is same-origin), but the same rate and size limits."""
-        if scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        if GRADIO_EVENTS.match(path):
-            throttled = self._throttle(_client(scope), None, path, {})
-            if throttled is not None:
-                await throttled(scope, receive, send)
-                return
-        too_big = self._too_big(Headers(scope=scope), self.max_request, path, {})
-        if too_big is not None:
-            await too_big(scope, receive, send)
-            return
-        await self.app(scope, _limited(receive, self.max_request), send)
-
-    def _throttle(self, client: str, token: str | None, path: str, cors: dict[str, str]) -> Response | None:
-        """A 429 response when the client's IP or its token has spent its questions for the window, else None
-        (the hit counts against both)."""
-        keys = [f"ip:{client}"] + ([f"token:{fingerprint(token)}"] if token else [])
-        wait = self.limiter.hit(keys)
-        if wait <= 0:
-            return None
-        log.info("rate limit hit on %s from %s (token %s)", path, client, fingerprint(token) if token else "-")
-        return _error(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
-                      headers={**cors, "Retry-After": str(math.ceil(wait))})
-
-    @staticmethod
-    def _too_big(headers: Headers, limit: int, path: str, cors: dict[str, str]) -> Response | None:
-        """A 413 response when the declared body is over `limit`, else None (`_limited` counts the rest)."""
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return _error(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
-                          _size_hint(path), headers=cors)
-        return None
-
-    def _authorize(self, headers: Headers, path: str, method: str,
-                   origin: str | None) -> tuple[str, str | None, tuple[int, str, str | None] | None]:
-        """(role, token, refusal): refusal is None when the request may proceed, else (status, message, hint)."""
-        token = _bearer(headers) or headers.get("x-widget-token") or None
-        role, allowed = "anonymous", None
+        if GRADIO_OFF.match(path):
+            return _error(403, "this route is off: the chat takes no files",
+                          "ask questions with POST /api/ask or the chat page")
+        role, allowed = "anonymous", set()
         if token:
+            wait = self.limiter.spent(ip)
+            if wait > 0:  # budget spent (questions or failed guesses): do not even look at the token
+                return self._too_many(path, client, token, wait)
             if self.admin_token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
                 role = "admin"
             else:
@@ -234,35 +224,46 @@ class Guard:
                         break
                 else:
                     log.info("unknown token %s on %s", fingerprint(token), path)
-                    return role, token, (401, "unknown token",
-                                         "check the widget's data-token or the admin token")
-        return role, token, self._refusal(role, allowed, path, method, origin, headers)
-
-    def _refusal(self, role: str, allowed: set[str] | None, path: str, method: str, origin: str | None,
-                 headers: Headers) -> tuple[int, str, str | None] | None:
-        ask = path in ASK_PATHS
-        admin_only = path.startswith(ARTICLES) and method not in ("GET", "HEAD")
+                    return self._failed(client, token, path, "unknown token",
+                                        "check the widget's data-token or the admin token")
         if role == "admin":
             return None
-        if admin_only:
+        if admin_only(path, method):
             if role == "widget":
-                return 403, "widget tokens can only ask questions", "use the admin token for this route"
+                return _error(403, "widget tokens can only ask questions", "use the admin token for this route")
             hint = ("send Authorization: Bearer <admin token>" if self.admin_token
                     else "set ASSISTANT_SERVER__ADMIN_TOKEN on the server to enable this route")
-            return 401, "this route needs the admin token", hint
+            return self._failed(client, None, path, "this route needs the admin token", hint)
         if role == "widget":
-            if not ask:
-                return 403, "widget tokens can only ask questions", None
-            if origin is not None and origin not in allowed:
-                log.info("a widget token was used from origin %s, not in its allowed origins", origin)
-                return 403, f"this site ({origin}) is not allowed to use this token", \
-                    "add the origin to the token's allowed origins (server.widget_tokens)"
-            return None
-        # No token: fine from the same origin (the chat page) or outside a browser, never from other sites.
-        if origin is not None and urlsplit(origin).netloc != (headers.get("host") or "").lower():
-            return 401, "a widget token is required to call the assistant from another site", \
-                "add data-token=\"...\" to the widget's script tag"
+            if path not in ASK_PATHS:
+                return _error(403, "widget tokens can only ask questions", "use POST /api/ask or /api/ask/stream")
+            if norigin is not None and norigin not in allowed:
+                log.info("a widget token was used from origin %s, not in its allowed origins", norigin)
+                return _error(403, f"this site ({norigin}) is not allowed to use this token",
+                              "add the origin to the token's allowed origins (server.widget_tokens)")
+        elif foreign:
+            # No token from another site (or a sandboxed "null" origin): the archive is not for it.
+            return self._failed(client, None, path,
+                                "a widget token is required to call the assistant from another site",
+                                "add data-token=\"...\" to the widget's script tag")
+        if (path in ASK_PATHS and method == "POST") or (method == "POST" and GRADIO_EVENTS.match(path)):
+            wait = self.limiter.hit(ip + ([f"token:{fingerprint(token)}"] if token else []))
+            if wait > 0:
+                return self._too_many(path, client, token, wait)
         return None
+
+    def _failed(self, client: str, token: str | None, path: str, message: str, hint: str) -> Response:
+        """401 for a failed authentication, which spends one of the IP's questions (429 once they are gone)."""
+        wait = self.limiter.hit([f"ip:{client}"])
+        if wait > 0:
+            return self._too_many(path, client, token, wait)
+        return _error(401, message, hint)
+
+    @staticmethod
+    def _too_many(path: str, client: str, token: str | None, wait: float) -> Response:
+        log.info("rate limit hit on %s from %s (token %s)", path, client, fingerprint(token) if token else "-")
+        return _error(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
+                      headers={"Retry-After": str(math.ceil(wait))})
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -275,3 +276,116 @@ def _size_hint(path: str) -> str:
     if path == ARTICLES:
         return "send fewer articles per request (server.max_upload_mb)"
     return "ask a shorter question (server.max_request_kb)"
+
+
+_INLINE_SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
+
+
+class SecurityHeaders:
+    """nosniff, Referrer-Policy and a Content-Security-Policy on every response.
+
+    HTML pages (the Gradio chat, /docs, /redoc) get a CSP whose script-src allows the page's own files and
+    its inline <script> blocks by SHA-256 hash, computed from the page as sent; so no other inline script
+    and no inline event handler (an article's `onerror=`) can run, and no page may frame it except
+    `server.frame_ancestors`. The chat page (`eval_pages`) also needs 'unsafe-eval': Gradio 6's gr.HTML
+    compiles its own template with Function() (the value it shows is passed as an argument, not as code);
+    that does not allow inline handlers or injected <script>, which only 'unsafe-inline' would.
+    """
+
+    MAX_HTML = 8 * 1024 * 1024
+
+    def __init__(self, app: ASGIApp, frame_ancestors: list[str], eval_pages: tuple[str, ...] = ("/",)):
+        self.app = app
+        self.eval_pages = eval_pages
+        self.frame_ancestors = " ".join(frame_ancestors) or "'none'"
+        self.frame_options = {"'self'": "SAMEORIGIN", "'none'": "DENY"}.get(self.frame_ancestors)
+
+    def policy(self, html: bytes | None, path: str = "") -> str:
+        if html is None:
+            return f"default-src 'none'; frame-ancestors {self.frame_ancestors}"
+        evaluate = " 'unsafe-eval'" if path in self.eval_pages else ""
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+            for attrs, body in _INLINE_SCRIPT.findall(html) if b"src=" not in attrs.lower() and body.strip())
+        return ("default-src 'self'; "
+                f"script-src 'self'{evaluate} {hashes}; "
+                "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+                "connect-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
+                f"base-uri 'self'; form-action 'self'; frame-ancestors {self.frame_ancestors}")
+
+    def _headers(self, message: Message, html: bytes | None, path: str = "") -> None:
+        headers = MutableHeaders(scope=message)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Content-Security-Policy"] = self.policy(html, path)
+        if self.frame_options:
+            headers["X-Frame-Options"] = self.frame_options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def wrapped(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                ctype = Headers(raw=message.get("headers", [])).get("content-type", "")
+                if ctype.startswith("text/html"):
+                    start = message  # held until the whole page is here: its scripts decide the policy
+                    return
+                self._headers(message, None)
+                await send(message)
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body") and sum(map(len, chunks)) < self.MAX_HTML:
+                    return
+                body = b"".join(chunks)
+                self._headers(start, body, scope.get("path", ""))
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": message.get("more_body", False)})
+                start = None  # anything after MAX_HTML streams through under the policy already sent
+                chunks.clear()
+            else:
+                await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+class RedactQuery(logging.Filter):
+    """Drops query strings from uvicorn's access log lines: a token pasted into a URL never reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True
+
+
+def access_log_config() -> dict:
+    """uvicorn's logging config with `RedactQuery` on the access log."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_query"] = {"()": RedactQuery}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_query")
+    return config
+
+
+def install(app, settings: ServerSettings) -> None:
+    """Add the layers described in the module docstring to a FastAPI/Starlette `app` (before it starts)."""
+    app.add_middleware(Guard, settings=settings)
+    origins = sorted(set().union(*[{normalize_origin(o) for o in v} for v in settings.widget_tokens.values()]))
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                       allow_headers=list(CORS_HEADERS), expose_headers=["Retry-After"], allow_credentials=False,
+                       max_age=600)
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
+    app.add_middleware(TrustedHostMiddleware,
+                       allowed_hosts=settings.allowed_hosts or default_allowed_hosts(settings.host))
+    if settings.trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
