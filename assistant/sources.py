@@ -138,7 +138,8 @@ class SourceBook:
                 if isinstance(s, dict) and source_id(s.get("url", "")) == sid:
                     data["added"].remove(s)
                     data.get("state", {}).pop(s["url"], None)
-                    return Source(s["url"], s.get("kind") or "auto", float(s.get("interval") or 0), "api")
+                    return Source(s["url"], s.get("kind") or "auto",
+                                  float(s.get("interval") or self.settings.watch.interval), "api")
         return None
 
     # ------------------------------------------------------------ state

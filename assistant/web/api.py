@@ -29,6 +29,7 @@ from assistant.loaders import articles_from_records
 from assistant.models import Answer
 from assistant.web.app import CSS, THEME, build_app
 from assistant.web.security import install
+from assistant.web.sources import sources_router
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     app.state.assistant = assistant
     app.state.ingestor = None
     install(app, settings.server)
+    app.include_router(sources_router(settings))  # /api/sources: the watcher's feeds (admin token)
 
     @app.exception_handler(AssistantError)
     async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:

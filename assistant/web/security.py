@@ -44,6 +44,7 @@ ARTICLES = "/api/articles"
 # Routes only the admin token may use: path prefix -> methods (None = every method). The one list to extend.
 ADMIN_ONLY: dict[str, frozenset[str] | None] = {
     ARTICLES: frozenset({"POST", "PUT", "PATCH", "DELETE"}),
+    "/api/sources": None,  # the watcher's sources: reading them too (URLs, errors) is for admins
 }
 # No archive data and needed by other sites' pages: the widget script and the widget's no-cors reachability probe.
 PUBLIC = frozenset({"/widget.js", "/healthz"})
