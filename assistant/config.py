@@ -6,8 +6,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -184,6 +185,14 @@ class SourceConfig(_Section):
     kind: Literal["auto", "feed", "sitemap", "page"] = Field("auto", description="What the URL serves; 'auto' "
                                                               "detects it from the response.")
     interval: float | None = Field(None, gt=0, description="Seconds between polls; unset = watch.interval.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
+        return url.strip()
 
 
 class WatchSettings(_Section):

@@ -25,6 +25,7 @@ class Request:
     headers: dict[str, str]
     status: int = 0
     sent: int = 0  # body bytes sent
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -109,9 +110,13 @@ class Site:
                 req.status = status
                 try:
                     self.send_response(status)
+                    unsized = headers.pop("X-Unsized", None)  # no Content-Length: the body ends at close
                     for k, v in headers.items():
                         self.send_header(k, v)
-                    if "Content-Length" not in headers:
+                    if unsized:
+                        self.send_header("Connection", "close")
+                        self.close_connection = True
+                    elif "Content-Length" not in headers:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     if body:

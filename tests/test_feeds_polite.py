@@ -1,0 +1,107 @@
+"""The fetcher's manners and limits, against the loopback site (no store, no embedder), and the source settings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from feeds_site import Site, article_page
+
+from assistant.config import FetchSettings, load_settings
+from assistant.errors import ConfigError
+from assistant.fetcher import Fetcher, FetchError
+from assistant.sources import SourceBook
+
+PAGE = article_page("Calder tram depot to close", ["The old tram depot of Calder will close in June."]).encode()
+
+
+@pytest.fixture
+def site():
+    with Site() as s:
+        s.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+        yield s
+
+
+def fetcher(**overrides) -> Fetcher:
+    return Fetcher(FetchSettings(**{"per_host_delay": 0.0, "backoff": 0.01, "timeout": 2.0, **overrides}))
+
+
+def test_retry_after_is_honoured_and_a_long_one_gives_up(site):
+    calls = {"n": 0}
+
+    def busy(req):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return 429, {"Retry-After": "1", "Content-Type": "text/html"}, b"slow down"
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, PAGE
+
+    site.route("/busy.html", busy)
+    site.route("/down.html", lambda req: (503, {"Retry-After": "3600"}, b"maintenance"))
+    with fetcher() as f:
+        page = f.get(site.base + "/busy.html")
+        first, second = site.requests("/busy.html")
+        assert page.status == 200 and second.at - first.at >= 0.95  # waited what Retry-After asked
+        with pytest.raises(FetchError) as e:
+            f.get(site.base + "/down.html")
+        assert e.value.status == 503 and "Retry-After 3600 s is over fetch.max_retry_wait" in e.value.reason
+        assert len(site.requests("/down.html")) == 1  # gave up at once instead of waiting an hour
+
+
+def test_per_host_delay_conditional_requests_and_robots(site):
+    for n in range(3):
+        site.add(f"/news/{n}.html", PAGE)
+    site.add("/private/memo.html", PAGE)
+    with fetcher(per_host_delay=0.3) as f:
+        pages = [f.get(site.base + f"/news/{n}.html") for n in range(3)]
+        times = [r.at for r in site.requests() if r.path.startswith("/news/")]
+        assert all(b - a >= 0.28 for a, b in zip(times, times[1:])), times
+        again = f.get(site.base + "/news/0.html", pages[0].etag, pages[0].last_modified)
+        assert again.not_modified and again.content == b""
+        assert site.requests("/news/0.html")[-1].headers["if-none-match"] == pages[0].etag
+        with pytest.raises(FetchError, match="robots.txt"):
+            f.get(site.base + "/private/memo.html")
+        with pytest.raises(FetchError, match="only http and https"):
+            f.get("file:///etc/passwd")
+    assert site.requests("/private/memo.html") == [] and len(site.requests("/robots.txt")) == 1
+
+
+def test_failing_robots_txt_means_not_now(site):
+    site.route("/robots.txt", lambda req: (500, {}, b"oops"))
+    site.add("/news/a.html", PAGE)
+    with fetcher() as f, pytest.raises(FetchError, match="robots.txt"):
+        f.get(site.base + "/news/a.html")
+    assert site.requests("/news/a.html") == []
+
+
+def test_sources_from_toml_and_env(tmp_path, monkeypatch):
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('[[sources]]\nurl = "https://calder-gazette.example/rss.xml"\nkind = "feed"\ninterval = 60\n\n'
+                   '[[sources]]\nurl = " https://vell-courier.example/sitemap.xml "\n\n[watch]\ninterval = 120\n')
+    s = load_settings(cfg, data_dir=str(tmp_path / "d"))
+    assert [(x.url, x.kind, x.interval) for x in SourceBook(s).sources()] == [
+        ("https://calder-gazette.example/rss.xml", "feed", 60.0), ("https://vell-courier.example/sitemap.xml",
+                                                                   "auto", 120.0)]
+    monkeypatch.setenv("ASSISTANT_SOURCES", json.dumps([{"url": "https://osk-post.example/atom.xml"}]))
+    assert [x.url for x in load_settings(data_dir=str(tmp_path / "d")).sources] == ["https://osk-post.example/atom.xml"]
+    monkeypatch.delenv("ASSISTANT_SOURCES")
+    for bad in ('url = "ftp://files.example/feed.xml"', 'url = "https://x.example/"\nkind = "podcast"'):
+        cfg.write_text(f"[[sources]]\n{bad}\n")
+        with pytest.raises(ConfigError, match="sources"):
+            load_settings(cfg)
+
+
+def test_size_cap_without_content_length_and_timeout(site):
+    big = b"<html>" + b"x" * 200_000 + b"</html>"
+    site.add("/news/big.html", big)
+    site.route("/news/unsized.html", lambda req: (200, {"Content-Type": "text/html", "X-Unsized": "1"}, big))
+    with fetcher(max_mb=0.1) as f:
+        with pytest.raises(FetchError, match="response is 200,013 bytes, over the limit"):
+            f.get(site.base + "/news/big.html")  # refused from its Content-Length
+        with pytest.raises(FetchError, match="response is over the limit of 104,857 bytes"):
+            f.get(site.base + "/news/unsized.html")  # counted while reading
+    t0 = time.monotonic()
+    site.route("/news/never.html", lambda req: (site.release.wait(3), (200, {}, b""))[1])
+    with fetcher(timeout=0.3) as f, pytest.raises(FetchError, match="timed out after 0.3 s"):
+        f.get(site.base + "/news/never.html")
+    assert time.monotonic() - t0 < 2
