@@ -151,14 +151,14 @@ def test_bad_articles_are_reported(client):
 def test_xss_title_comes_back_as_plain_text(client):
     admin = {"Authorization": f"Bearer {ADMIN}"}
     r = client.post("/api/articles", headers=admin, json={
-        "title": XSS, "body": "The Zanzibar clove harvest failed this year after unusually heavy rains, "
-                              "officials in Stone Town said on Tuesday."})
+        "title": XSS, "body": "The Lorvik clove harvest failed this year after unusually heavy rains, "
+                              "officials in Port Avrel said on Tuesday."})
     assert r.status_code == 200
     aid = r.json()["ids"][0]
     try:
         listing = client.get("/api/articles", params={"limit": 500})
         assert XSS in listing.text  # raw JSON text: neither escaped to &lt; nor stripped
-        answer = client.post("/api/ask", json={"question": "What happened to the Zanzibar clove harvest?"})
+        answer = client.post("/api/ask", json={"question": "What happened to the Lorvik clove harvest?"})
         assert XSS in answer.text
         assert answer.json()["citations"][0]["title"] == XSS
         assert answer.headers["content-type"].startswith("application/json")

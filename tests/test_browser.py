@@ -34,7 +34,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 ADMIN = "browser-admin-7c1e52"
 WIDGET = "browser-widget-94d0b3"
-QUESTION = "Did Russia offer Iran military help?"
+QUESTION = "What did Peskov say about BRICS?"  # the seed article answers it under any refusal calibration
+SEED_TITLE = "Russia snubs Iran as Kremlin refuses military help: “BRICS is not a mutual defense pact”"
 XSS = "<img src=x onerror=alert(1)>"
 # Screenshots for the README are refreshed only on request (ASSISTANT_SCREENSHOTS=1), so a test run
 # leaves the work tree clean; otherwise they go to a temp folder and are still taken (and so exercised).
@@ -62,7 +63,36 @@ WIKI_PAGE = """<!doctype html>
 """
 
 
+# A wiki with a strict CSP of its own: scripts and connections only to the app, no inline styles or scripts,
+# no images. The widget must work inside it (constructed stylesheet, no eval, no inline handlers).
+STRICT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; script-src {app}/widget.js; connect-src {app}; style-src 'none'; img-src 'none'">
+<title>Strict wiki</title></head>
+<body><h1>Desk notes</h1>
+<script src="{app}/widget.js" data-token="{token}" data-title="Ask the newsroom" async></script>
+</body></html>
+"""
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _Pixel(http.server.BaseHTTPRequestHandler):
+    """Counts every request: a tracking pixel, link or form target that article markup would hit."""
+
+    hits: list[str] = []
+
+    def _any(self):
+        _Pixel.hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    do_GET = do_POST = _any
+
     def log_message(self, *args):
         pass
 
@@ -89,6 +119,8 @@ def _serve_site(corpus_data_dir: Path, tmp: Path, **env_extra: str):
     app = f"http://127.0.0.1:{app_port}"
     (pages / "wiki.html").write_text(WIKI_PAGE.format(app=app, token=WIDGET), encoding="utf-8")
     (pages / "wrong-token.html").write_text(WIKI_PAGE.format(app=app, token="not-a-token"), encoding="utf-8")
+    (pages / "strict.html").write_text(STRICT_PAGE.format(app=app, token=WIDGET), encoding="utf-8")
+    (pages / "probe.html").write_text("<!doctype html><title>probe</title><p>another site</p>", encoding="utf-8")
     env = dict(os.environ, HF_HUB_OFFLINE="1", ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
                ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [f"http://127.0.0.1:{wiki_port}"]}),
                ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100", **env_extra)
@@ -100,7 +132,10 @@ def _serve_site(corpus_data_dir: Path, tmp: Path, **env_extra: str):
         wait_for_port(app_port, 180, proc)
         yield {"app": app, "wiki": f"http://127.0.0.1:{wiki_port}/wiki.html",
                "wrong_token": f"http://127.0.0.1:{wiki_port}/wrong-token.html",
-               "other": f"http://127.0.0.1:{other_port}/wiki.html", "log": log_path}
+               "other": f"http://127.0.0.1:{other_port}/wiki.html", "log": log_path,
+               "strict": f"http://127.0.0.1:{wiki_port}/strict.html",
+               "probe": f"http://127.0.0.1:{other_port}/probe.html",
+               "probe_allowed": f"http://127.0.0.1:{wiki_port}/probe.html"}
     finally:
         stop_process(proc, 15)
         wiki.shutdown()
@@ -174,8 +209,10 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
     assert first.get_attribute("open") is None
     page.locator("#nra-panel .ref").first.click()
     sync_api.expect(first).to_have_attribute("open", "")
-    assert "Russia snubs Iran as Kremlin refuses military help" in first.locator("summary").inner_text()
-    assert "Newsroom Wire · 2025-06-24" in first.locator(".meta").inner_text()
+    assert SEED_TITLE in first.locator("summary").inner_text()
+    # The seed has no outlet, date or URL: no empty meta line, no "None", no dead link.
+    assert first.locator(".meta").count() == 0 and "None" not in first.inner_text()
+    assert first.get_by_role("link").count() == 0
     quotes = first.locator("mark").all_inner_texts()
     assert quotes and all(q and q in answer.inner_text() for q in quotes)
     # Quotes from one passage share its source: as many highlights as numbers in its summary.
@@ -188,8 +225,6 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
     page.locator("#nra-panel .ref", has_text=f"[{numbers[-1]}]").click()  # every number opens the shared source
     sync_api.expect(first).to_have_attribute("open", "")
     sync_api.expect(first.locator(f"mark[data-n='{numbers[-1]}']")).to_be_in_viewport()  # at its own quote
-    link = first.get_by_role("link", name="Read the article")
-    assert link.get_attribute("href").startswith("https://newsroom.example/")
     # The wiki's `button {display:none}` and colour rules do not reach inside the Shadow DOM.
     color = page.locator("#nra-panel .send").evaluate("b => getComputedStyle(b).color")
     assert color == "rgb(255, 255, 255)"
@@ -214,20 +249,20 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
     llm = scripted_llm_server
     llm.reset()
     n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
-    china = passage_number(corpus_assistant, QUESTION, "China urged an immediate ceasefire")
+    other = passage_number(corpus_assistant, QUESTION, "Unian")  # the seed's last passage, not the first
     llm.enqueue(f"Moscow will not intervene militarily on Iran's behalf [{n}]. "
-                f"Russia sent 300 tanks and Wagner troops to Isfahan [{china}].")
+                f"Russia sent 300 tanks and 40 brigades to Isfahan [{other}].")
     _ask_on_wiki(page, llm_site["wiki"], QUESTION)
     warn = page.locator("#nra-panel .warn")
     sync_api.expect(warn).to_be_visible(timeout=60_000)
-    assert "Russia sent 300 tanks and Wagner troops to Isfahan" in warn.inner_text()
+    assert "Russia sent 300 tanks and 40 brigades to Isfahan" in warn.inner_text()
     assert re.search(r"support 0\.\d\d", warn.inner_text()), warn.inner_text()
     good, bad = page.locator("#nra-panel details[data-n~='1']"), page.locator("#nra-panel details[data-n~='2']")
     assert good.get_attribute("class") is None and "does not support" not in good.inner_text()
     assert bad.get_attribute("class") == "unsupported"
     bad.locator("summary").click()
     assert "does not support the sentence citing it" in bad.locator(".meta").inner_text()
-    assert "China calls for ceasefire" in bad.locator("summary").inner_text()
+    assert SEED_TITLE in bad.locator("summary").inner_text()
     events = page.evaluate("window.__events")
     assert events.count("delta") >= 2 and events[-2:] == ["citations", "done"]  # streamed, then the verdict
     assert llm.history and llm.history[-1]["stream"] is True
@@ -247,7 +282,7 @@ def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(ll
     assert events[0] == "notice" and "error" not in events
     text = page.locator("#nra-panel .turn").first.inner_text()
     assert "extractive answer" in text  # the notice stays under the answer
-    assert "diplomatic condemnation" in page.locator("#nra-panel .a").first.inner_text()
+    assert "BRICS" in page.locator("#nra-panel .a").first.inner_text()
 
 
 def test_widget_on_a_disallowed_origin_shows_a_clear_message(site, page):
@@ -269,22 +304,93 @@ def test_widget_with_a_wrong_token_says_so(site, page):
     assert page.locator("#nra-panel details").count() == 0
 
 
-def test_xss_title_renders_as_text(site, page):
-    r = httpx.post(site["app"] + "/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60, json={
-        "title": XSS, "url": "javascript:alert(2)",
-        "body": "The Zanzibar clove harvest failed this year after unusually heavy rains, officials said."})
+@pytest.fixture(scope="module")
+def hostile(site):
+    """An article with markup in title, outlet and body, every tag pointing at a counting server; removed after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Pixel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    trap = f"http://127.0.0.1:{server.server_address[1]}"
+    article = {
+        "title": f'<img src="{trap}/title.gif" onerror="alert(1)">Lorvik <b>clove</b> harvest fails',
+        "source": f'<a href="{trap}/outlet">Avrel Gazette</a><script>alert(2)</script>',
+        "url": "javascript:alert(4)",
+        "body": (f'PORT AVREL — <form action="{trap}/form"><input name="q" value="1"><button>Go</button></form> '
+                 f'The Lorvik clove harvest failed this year after heavy rains <img src="{trap}/body.gif" '
+                 f'onerror="alert(3)">, growers in Port Avrel said on Tuesday. <script>alert(5)</script>'
+                 f'<a href="{trap}/body-link">More</a> Prices of cloves doubled at the Avrel market.')}
+    r = httpx.post(site["app"] + "/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}, json=article,
+                   timeout=60)
     assert r.status_code == 200, r.text
+    _Pixel.hits.clear()
+    yield {**article, "trap": trap}
+    httpx.delete(site["app"] + f"/api/articles/{r.json()['ids'][0]}", headers={"Authorization": f"Bearer {ADMIN}"},
+                 timeout=60)
+    server.shutdown()
+
+
+def _watch_requests(page, allowed: tuple[str, ...]) -> list[str]:
+    """Every request the page makes to an origin outside `allowed` (the app and the wiki)."""
+    stray: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(allowed) else stray.append(r.url))
+    return stray
+
+
+def _assert_inert(page, scope: str, hostile: dict) -> None:
+    """Inside `scope` the article's markup is text: no element it would create, no handler run, no request."""
+    counts = page.evaluate("""([scope]) => {
+        const roots = [...document.querySelectorAll(scope)];
+        const w = document.getElementById('newsroom-assistant-widget');
+        if (scope === 'widget' && w) roots.push(w.shadowRoot.querySelector('.log'));  // not the widget's own form
+        const q = s => roots.reduce((n, r) => n + r.querySelectorAll(s).length, 0);
+        return {img: q('img'), form: q('form'), input: q('.passage input, blockquote input'), script: q('script'),
+                b: q('b'), trapLinks: roots.reduce((n, r) => n + [...r.querySelectorAll('a')]
+                    .filter(a => /127\\.0\\.0\\.1:\\d+\\/(outlet|body-link)|javascript:/.test(a.href)).length, 0)};
+    }""", [scope])
+    assert counts == {"img": 0, "form": 0, "input": 0, "script": 0, "b": 0, "trapLinks": 0}, (scope, counts)
+    assert _Pixel.hits == [], _Pixel.hits
+    assert page.dialogs == []
+
+
+def test_article_markup_is_text_in_the_widget(site, page, hostile):
+    """Finding 2: title, outlet and body with <img>, <a>, <form>, <script>, onerror show as text in the widget."""
+    stray = _watch_requests(page, (site["app"], site["wiki"].rsplit("/", 1)[0]))
     page.goto(site["wiki"])
-    _ask_widget(page, "What happened to the Zanzibar clove harvest?")
+    _ask_widget(page, "What happened to the Lorvik clove harvest?")
     first = page.locator("#nra-panel details[data-n~='1']")
     sync_api.expect(first).to_be_visible(timeout=60_000)
     first.locator("summary").click()
-    assert first.locator("summary").inner_text() == f"[1] {XSS}"
-    assert page.evaluate("document.getElementById('newsroom-assistant-widget').shadowRoot"
-                         ".querySelectorAll('img').length") == 0
+    assert hostile["title"] in first.locator("summary").inner_text()
+    assert hostile["source"] in first.locator(".meta").inner_text()
+    assert "<img src=" in page.locator("#nra-panel .a").first.inner_text()  # the quote, exactly, as text
     assert first.get_by_role("link").count() == 0  # a javascript: URL is never made a link
-    page.wait_for_timeout(300)
-    assert page.dialogs == []
+    page.wait_for_function("() => document.readyState === 'complete'")
+    _assert_inert(page, "widget", hostile)
+    assert stray == []
+
+
+def test_article_markup_is_text_in_the_chat_sources_and_refusal(site, page, hostile):
+    """Finding 2: the same article in the Gradio chat, its sources panel and a refusal's nearest articles."""
+    stray = _watch_requests(page, (site["app"],))
+    page.goto(site["app"] + "/")
+    box = page.locator("#question textarea")
+    sync_api.expect(box).to_be_visible(timeout=60_000)
+    box.fill("What happened to the Lorvik clove harvest?")
+    box.press("Enter")
+    card = page.locator("#sources .source-card").first
+    sync_api.expect(card).to_contain_text("Lorvik", timeout=60_000)
+    assert hostile["title"] in card.inner_text() and "Avrel Gazette</a><script>" in card.inner_text()
+    sync_api.expect(page.locator("#chat")).to_contain_text("<img src=")
+    _assert_inert(page, "#chat, #sources", hostile)
+    # A refusal names its nearest articles: their titles are text there too (chat and panel).
+    box.fill("Which team won the 1930 chess olympiad in Hamburg?")
+    box.press("Enter")
+    sync_api.expect(page.locator("#sources .nearest-note")).to_be_visible(timeout=60_000)
+    nearest = page.locator("#sources .source-card.nearest")
+    titles = nearest.locator(".title").all_inner_texts()
+    assert len(titles) == len(set(titles)) >= 1  # each nearest article once
+    assert "None" not in page.locator("#sources").inner_text()
+    _assert_inert(page, "#chat, #sources", hostile)
+    assert stray == []
 
 
 def test_widget_fits_a_narrow_screen(site, browser):
@@ -308,7 +414,7 @@ def test_gradio_chat_answers_with_a_source_card(site, page):
     box.press("Enter")
     card = page.locator("#sources .source-card").first
     sync_api.expect(card).to_be_visible(timeout=60_000)
-    assert "Russia snubs Iran as Kremlin refuses military help" in card.inner_text()
+    assert SEED_TITLE in card.inner_text()
     assert card.locator("mark").first.inner_text().strip()
     sync_api.expect(page.locator("#chat")).to_contain_text("[1]")
     DOCS.mkdir(exist_ok=True)
@@ -320,3 +426,125 @@ def test_server_log_has_requests_but_no_tokens(site):
     text = site["log"].read_text()
     assert "POST /api/ask/stream" in text  # the access log is on (-v)...
     assert WIDGET not in text and ADMIN not in text and "not-a-token" not in text  # ...and tokens stay out
+
+
+def _violations(page) -> None:
+    """Record CSP violations (an init script runs before the page's own, outside its CSP)."""
+    page.add_init_script("""window.__csp = [];
+        document.addEventListener('securitypolicyviolation',
+            e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));""")
+
+
+def test_chat_works_under_its_csp_and_numbers_scroll_to_their_quotes(site, page):
+    """Finding 8: the chat page's CSP blocks nothing the chat needs; [n] scrolls the sources panel to quote n,
+    highlighted (:target)."""
+    _violations(page)
+    page.set_viewport_size({"width": 1100, "height": 500})
+    response = page.goto(site["app"] + "/")
+    assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
+    box = page.locator("#question textarea")
+    sync_api.expect(box).to_be_visible(timeout=60_000)
+    box.fill(QUESTION)
+    box.press("Enter")
+    refs = page.locator("#chat a.ref")
+    sync_api.expect(refs.first).to_be_visible(timeout=60_000)
+    last = refs.nth(refs.count() - 1)
+    n = last.inner_text().strip("[]")
+    quote = page.locator(f"#sources #quote-{n}")
+    last.click()
+    sync_api.expect(quote).to_be_in_viewport()
+    assert page.evaluate("() => location.hash") == f"#quote-{n}"
+    assert quote.evaluate("m => getComputedStyle(m).outlineStyle") == "solid"  # highlighted as the target
+    assert quote.inner_text() in page.locator("#chat").inner_text()  # the quote, exactly as in the answer
+    assert page.evaluate("window.__csp") == []
+    assert page.dialogs == []
+
+
+def test_widget_works_under_a_strict_wiki_csp(site, page):
+    """The widget needs no inline style, inline script or eval: it answers on a page whose CSP allows only
+    the app's script and connections."""
+    _violations(page)
+    page.goto(site["strict"])
+    _watch_widget_events(page)
+    _ask_widget(page, QUESTION)
+    first = page.locator("#nra-panel details[data-n~='1']")
+    sync_api.expect(first).to_be_visible(timeout=60_000)
+    assert page.locator("#nra-panel .send").evaluate("b => getComputedStyle(b).color") == "rgb(255, 255, 255)"
+    assert page.evaluate("window.__csp") == []
+
+
+def test_chat_on_a_390px_screen(site, browser):
+    """The answer is not cut (no inner scroll hides it) and the sources follow right after the question box."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(site["app"] + "/")
+        box = page.locator("#question textarea")
+        sync_api.expect(box).to_be_visible(timeout=60_000)
+        box.fill(QUESTION)
+        box.press("Enter")
+        sync_api.expect(page.locator("#sources .source-card").first).to_be_visible(timeout=60_000)
+        bot = page.locator("#chat .bot .message-content").last
+        sync_api.expect(bot).to_contain_text("[1]")
+        b = bot.bounding_box()
+        assert b["x"] >= 0 and b["x"] + b["width"] <= 390
+        # Nothing of the answer is hidden inside a scrolling box: every ancestor up to #chat shows it whole.
+        clipped = bot.evaluate("""el => { const out = [];
+            for (let e = el; e && e.id !== 'chat'; e = e.parentElement)
+                if (e.scrollHeight > e.clientHeight + 2 && getComputedStyle(e).overflowY !== 'visible')
+                    out.push(e.className);
+            const chat = document.getElementById('chat');
+            if (chat.scrollHeight > chat.clientHeight + 2 && getComputedStyle(chat).overflowY !== 'visible')
+                out.push('chat');
+            return out; }""")
+        assert clipped == [], clipped
+        question = page.locator("#question").bounding_box()
+        sources = page.locator("#sources").bounding_box()
+        assert 0 <= sources["y"] - (question["y"] + question["height"]) < 160  # no examples in between
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "chat-390.png"), full_page=True)
+    finally:
+        context.close()
+
+
+FOREIGN_READS = """async ([app, question]) => {
+    const out = {};
+    const post = (path, body) => fetch(app + path, {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                    body: JSON.stringify(body)});
+    const attempts = {
+        api_ask: () => post('/api/ask', {question}),
+        api_stream: () => post('/api/ask/stream', {question}),
+        articles: () => fetch(app + '/api/articles'),
+        gradio_call: () => post('/gradio_api/call/ask', {data: [question]}),
+        gradio_join: () => post('/gradio_api/queue/join', {data: [question, []], fn_index: 0, session_hash: 'x1'}),
+        gradio_info: () => fetch(app + '/gradio_api/info'),
+        config: () => fetch(app + '/config'),
+        openapi: () => fetch(app + '/openapi.json'),
+        credentials: () => fetch(app + '/api/articles', {credentials: 'include'}),
+    };
+    for (const [name, go] of Object.entries(attempts)) {
+        try { const r = await go(); out[name] = r.status + ' ' + (await r.text()).slice(0, 300); }
+        catch (e) { out[name] = 'blocked'; }
+    }
+    // SSE: EventSource has no way around CORS either.
+    out.sse = await new Promise(resolve => {
+        const es = new EventSource(app + '/gradio_api/queue/data?session_hash=x1');
+        es.onmessage = e => { es.close(); resolve('read ' + e.data.slice(0, 100)); };
+        es.onerror = () => { es.close(); resolve('blocked'); };
+    });
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("origin", ["probe", "probe_allowed"])
+def test_a_page_on_another_origin_reads_no_answer(site, page, origin):
+    """Finding 1 in a browser: a page on another loopback port (an unknown origin, or the widget's allowed origin
+    without a token) cannot read an answer, the article list or the app's config through any route."""
+    page.goto(site[origin])
+    out = page.evaluate(FOREIGN_READS, [site["app"], QUESTION])
+    for name, result in out.items():
+        assert "BRICS" not in result and "Peskov" not in result and "Russia" not in result, (name, result)
+        if origin == "probe":
+            assert result == "blocked", (name, result)  # the browser gets no CORS permission at all
+        else:
+            assert result == "blocked" or result.startswith(("401", "403")), (name, result)

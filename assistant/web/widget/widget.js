@@ -63,7 +63,6 @@
 
   var host = el("div", { id: "newsroom-assistant-widget" });
   var root = host.attachShadow({ mode: "open" });
-  var style = el("style", null, CSS);
   var launch = el("button", { class: "launch", type: "button", "aria-haspopup": "dialog",
     "aria-expanded": "false", "aria-controls": "nra-panel" }, title);
   var panel = el("section", { class: "panel", id: "nra-panel", role: "dialog", "aria-modal": "false",
@@ -79,7 +78,15 @@
   header.append(heading, close);
   form.append(input, send);
   panel.append(header, log, form);
-  root.append(style, launch, panel);
+  // A constructed stylesheet, not a <style> element: it works on wiki pages whose CSP forbids inline styles.
+  if (window.CSSStyleSheet && "replaceSync" in CSSStyleSheet.prototype && "adoptedStyleSheets" in root) {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+    root.adoptedStyleSheets = [sheet];
+  } else {
+    root.append(el("style", null, CSS));
+  }
+  root.append(launch, panel);
 
   function open() {
     panel.hidden = false;
@@ -114,13 +121,17 @@
     catch (e) { return null; }
   }
 
-  // The answer text with each [n] turned into a button that opens citation n.
+  // The answer text with each [n] turned into a button that opens citation n; a cited sentence ends its line,
+  // so the next one (a dateline such as "MOSCOW \u2014") does not run into it.
   function renderAnswer(node, text, items) {
     node.replaceChildren();
     var parts = String(text).split(/(\[\d+\])/);
-    parts.forEach(function (part) {
+    parts.forEach(function (part, i) {
       var m = /^\[(\d+)\]$/.exec(part);
       var target = m && items[m[1]];
+      if (!m && i > 0 && /^\[\d+\]$/.test(parts[i - 1]) && /^[ \t]+[^\s\[]/.test(part)) {
+        part = part.replace(/^[ \t]+/, "\n");
+      }
       if (!target) { node.append(document.createTextNode(part)); return; }
       var b = el("button", { class: "ref", type: "button", "aria-label": "Show source " + m[1] }, part);
       b.addEventListener("click", function () {
