@@ -342,3 +342,56 @@ def test_settings_defaults_trust_no_proxy_and_know_their_hosts():
     assert {"127.0.0.1", "localhost"} <= set(default_allowed_hosts("127.0.0.1"))
     assert "10.1.2.3" in default_allowed_hosts("10.1.2.3")
     assert "0.0.0.0" not in default_allowed_hosts("0.0.0.0")
+
+
+def test_token_compare_is_exact(open_site):
+    """What already holds: tokens are compared whole and in constant time (hmac.compare_digest); a prefix,
+    another case or an extension of the admin token is an unknown token."""
+    url, _ = open_site
+    with _client("127.0.0.6") as c:
+        for wrong in (ADMIN[:-1], ADMIN.upper(), ADMIN + "x", WIDGET[:4]):
+            r = c.get(f"{url}/api/articles", headers={"Authorization": f"Bearer {wrong}"})
+            assert r.status_code == 401 and r.json()["error"] == "unknown token", wrong
+        assert c.get(f"{url}/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+def test_no_path_reads_files_outside_the_app(open_site):
+    """What already holds: no static or Gradio file route serves a file by traversal."""
+    url, _ = open_site
+    with _client() as c:
+        for path in ("/static-offline-docs/..%2f..%2f..%2f..%2fetc%2fpasswd", "/static-offline-docs/../../etc/passwd",
+                     "/assets/..%2f..%2f..%2fetc%2fpasswd", "/static/..%2f..%2f..%2fetc%2fpasswd",
+                     "/gradio_api/file=/etc/passwd", "/gradio_api/file=..%2f..%2f..%2fetc%2fpasswd",
+                     "/file=/etc/passwd", "/api/articles/..%2f..%2fetc%2fpasswd"):
+            r = c.get(url + path)
+            assert r.status_code in (400, 403, 404, 405), (path, r.status_code)
+            assert "root:" not in r.text, path
+
+
+def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site, tmp_path):
+    """`assistant serve` on a port another program holds exits 1 with one line naming the fix, before loading
+    any model; the served app printed "Serving ..." once, only after its port was bound and the app started."""
+    import socket
+
+    _, log_path = open_site
+    text = log_path.read_text()
+    assert text.count("Serving the assistant on http://127.0.0.1:") == 1
+    assert text.index("Application startup complete") < text.index("Serving the assistant")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--data-dir", str(tmp_path), "--port",
+                            str(port)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode == 1 and "Serving" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0]
+    assert "--port" in lines[0] and "PORT=" in lines[0]
+
+
+def test_make_run_takes_port_and_host():
+    r = subprocess.run(["make", "-n", "run", "PORT=7861", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "assistant serve --host 0.0.0.0 --port 7861" in r.stdout
