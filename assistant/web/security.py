@@ -81,7 +81,12 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
     if bind_host in ("0.0.0.0", "::", ""):
         # Bound to every interface: the machine's own names are what the newsroom will type.
         hosts.discard(bind_host)
-        hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
+        name = socket.gethostname()
+        hosts.update({name.lower(), socket.getfqdn().lower()})
+        try:  # and its addresses, for colleagues who type http://10.x.y.z:7860/
+            hosts.update(info[4][0] for info in socket.getaddrinfo(name, None))
+        except OSError:
+            pass
     return sorted(h for h in hosts if h)
 
 
