@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 import click
 
@@ -149,7 +150,8 @@ def watch(ctx: click.Context, once: bool, as_json: bool) -> None:
     watcher = Watcher(settings)
 
     def stop(signum, frame) -> None:  # finish the current articles, save the state, exit 0
-        logging.getLogger("assistant.watch").warning("stopping after the current articles")
+        if not watcher.stop.is_set():
+            click.echo("stopping after the current articles", err=True)
         watcher.stop.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -176,11 +178,11 @@ def _watch(watcher, once: bool, as_json: bool) -> None:
         click.echo(f"Watching {len(sources)} source{'s' * (len(sources) != 1)} (stop with Ctrl-C or SIGTERM)",
                    err=True)
 
-        def on_round(report) -> None:
+        def on_round(report) -> None:  # one line per round on stderr; -v logs each source and page
             r = report.ingest
-            logging.getLogger("assistant.watch").warning(
-                "round: %d added, %d updated, %d unchanged, %d failed, %d requests", r.added, r.updated,
-                r.unchanged, len(r.failed), report.requests)
+            click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} round: {len(report.sources)} sources polled, "
+                       f"{r.added} added, {r.updated} updated, {r.unchanged} unchanged, {len(r.failed)} failed, "
+                       f"{report.requests} requests", err=True)
 
         watcher.run(on_round)
 

@@ -42,7 +42,16 @@ def article_from_page(page: Page, entry: Entry | None = None, feed_title: str | 
         raise FetchError(page.url, f"not an article: {len(found.body)} characters of main text, under "
                                    f"fetch.min_article_chars ({min_chars}) (index page or paywall?)", page.status)
     url = canonical_url(found.url, page.final_url)
+    source = found.source
+    if feed_title and (not source or _is_host(source, page.final_url)):
+        source = feed_title  # trafilatura names a page without og:site_name after its host; the feed knows better
     return Article(
         title=found.title or (entry.title if entry else None) or url, body=found.body,
-        source=found.source or feed_title, author=found.author or (entry.author if entry else None),
+        source=source, author=found.author or (entry.author if entry else None),
         published_at=found.published_at or (entry.published if entry else None), url=url, origin=page.url)
+
+
+def _is_host(name: str, url: str) -> bool:
+    parts = urlsplit(url)
+    name = name.strip().lower().removeprefix("www.")
+    return name in {(parts.hostname or "").removeprefix("www."), parts.netloc.lower().removeprefix("www.")}

@@ -110,8 +110,7 @@ class Watcher:
             if self.stop.is_set():
                 report.stopped = True
                 break
-            st = states.setdefault(src.url, SourceState())
-            self._poll(src, st, report, persist=True)
+            self._poll_safely(src, states.setdefault(src.url, SourceState()), report, persist=True)
         self.book.save_states({s.url: states[s.url] for s in sources if s.url in states})
         report.stopped = report.stopped or self.stop.is_set()
         report.requests = self.fetcher.requests - requests
@@ -126,7 +125,7 @@ class Watcher:
         for url in urls:
             if self.stop.is_set():
                 break
-            self._poll(Source(url, "auto", origin="cli"), SourceState(), report, persist=False)
+            self._poll_safely(Source(url, "auto", origin="cli"), SourceState(), report, persist=False)
         report.ingest.seconds = time.perf_counter() - t0
         return report.ingest
 
@@ -155,6 +154,15 @@ class Watcher:
             self.stop.wait(min(max(next_due - time.time(), 1.0), 60.0))
 
     # ------------------------------------------------------------ one source
+
+    def _poll_safely(self, src: Source, st: SourceState, report: RoundReport, persist: bool) -> None:
+        try:
+            self._poll(src, st, report, persist)
+        except AssistantError:
+            raise  # the store or the data dir: the round cannot go on
+        except Exception as e:  # a bug on odd input must not stop the watcher: report it for this source
+            log.exception("unexpected error polling %s", src.url)
+            self._source_failed(src, st, report.sources[-1], report, f"unexpected error: {type(e).__name__}: {e}")
 
     def _poll(self, src: Source, st: SourceState, report: RoundReport, persist: bool) -> None:
         res = SourceResult(src.url, kind=st.kind)
@@ -295,6 +303,9 @@ class Watcher:
                 articles.append(article)
                 updates[entry.url] = {"m": entry.marker, "etag": page.etag, "lm": page.last_modified,
                                       "checked": now, "id": article.id, "url": article.url, "fails": 0}
+                if page.redirects:  # recorded: where the listed URL led (the article's identity follows it)
+                    updates[entry.url]["redirects"] = page.redirects
+                    log.info("%s redirected to %s", entry.url, " -> ".join(page.redirects))
             if articles:
                 ingested = self.ingestor.ingest_articles(articles)
                 res.added += ingested.added

@@ -173,25 +173,28 @@ def _parse_date(value: str) -> float:
         return 0.0
 
 
-def article_page(title: str, paragraphs: list[str], outlet: str = "Calder Gazette", canonical: str | None = None,
-                 charset: str | None = "utf-8") -> str:
+def article_page(title: str, paragraphs: list[str], outlet: str | None = "Calder Gazette",
+                 canonical: str | None = None, charset: str | None = "utf-8") -> str:
     """A small news page in the shape of the ones in tests/data/feeds/ (for generated and odd-encoding pages)."""
     meta = f'<meta charset="{charset}">' if charset else ""
     link = f'<link rel="canonical" href="{canonical}">' if canonical else ""
+    site = f'<meta property="og:site_name" content="{outlet}">' if outlet else ""
     body = "\n".join(f"      <p>{p}</p>" for p in paragraphs)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  {meta}\n  <title>{title} | {outlet}</title>\n"
-            f"  <meta property=\"og:site_name\" content=\"{outlet}\">\n  {link}\n</head>\n<body>\n"
-            f"  <main>\n    <article>\n      <h1>{title}</h1>\n{body}\n    </article>\n  </main>\n</body>\n</html>\n")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n  {meta}\n  <title>{title}</title>\n  {site}\n  {link}\n'
+            f"</head>\n<body>\n  <main>\n    <article>\n      <h1>{title}</h1>\n{body}\n    </article>\n  </main>\n"
+            f"</body>\n</html>\n")
 
 
-def rss(title: str, links: list[str]) -> str:
-    """An RSS 2.0 feed listing these links (one item each, dated a day apart, newest first)."""
+def rss(title: str, links: list[str], author: str | None = None) -> str:
+    """An RSS 2.0 feed listing these links (one item each, dated a day apart from 2025-04-01, newest first)."""
+    by = f"<dc:creator>{author}</dc:creator>" if author else ""
     items = "".join(
-        f"<item><title>Item {n}</title><link>{link}</link>"
+        f"<item><title>Item {n}</title><link>{link}</link>{by}"
         f"<pubDate>{email.utils.formatdate(1743490800 - n * 86400, usegmt=True)}</pubDate></item>\n"
         for n, link in enumerate(links))
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>{title}</title>'
-            f"<link>{{base}}/</link><description>fictional test feed</description>\n{items}</channel></rss>\n")
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            f"<channel><title>{title}</title><link>{{base}}/</link><description>fictional test feed</description>\n"
+            f"{items}</channel></rss>\n")
 
 
 ARTICLES = ["ferry-fares", "library", "dam-inspection", "orchard"]

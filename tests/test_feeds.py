@@ -164,6 +164,8 @@ def test_bad_inputs_are_reported_per_url_and_the_round_goes_on(site, watch_setti
                 "Inspectors find cracks in the Vell river dam"} == titles  # the round went on past every failure
         # a redirect is followed and recorded: the article's identity is where it ended up
         assert site.base + "/news/moved-here.html" in arts
+        state = w.book.state(site.base + "/trouble.xml").items[site.base + "/news/moved"]
+        assert state["redirects"] == [site.base + "/news/moved-here.html"]
         cafe = next(m for m in arts.values() if m["title"].startswith("Café"))
         assert "Ærøby say the fees" in body_of(w, cafe["article_id"])
         assert elapsed < 20  # the slow page cost one timeout, not the round
@@ -197,3 +199,33 @@ def test_a_long_feed_is_capped_per_round_and_worked_through(site, watch_settings
             ["/bulk/3.html", "/bulk/4.html", "/bulk/5.html"]
         assert r2.ingest.added == 3 and r2.sources[0].pending == 9_994
         assert len(stored(w)) == 6
+
+
+def test_feed_fills_what_the_page_lacks_wire_copies_skipped_and_a_page_as_source(site, watch_settings):
+    wire = ["The regional rail company of Vell announced on Monday that the night train between Calder and "
+            "Southmere will run again from June, after two years without it, with four sleeping cars and a "
+            "dining car for the eleven-hour journey along the coast.",
+            "The company said bookings would open in May and that fares would stay at the level of the last "
+            "timetable, with a discount for the island residents of Osk who change at Calder."]
+    site.add("/wire/night-train.html", article_page("Night train to return", wire, outlet=None))  # no date/author/outlet
+    site.add("/copy/night-train.html", article_page("Vell night train back in June", wire, outlet="Southmere Post"))
+    site.add("/wire.xml", rss("Vell Wire Service", ["{base}/wire/night-train.html"], author="Hedda Sorn"),
+             "application/rss+xml")
+    site.add("/copy.xml", rss("Southmere Post", ["{base}/copy/night-train.html"]), "application/rss+xml")
+    settings = watch_settings(["/wire.xml", "/copy.xml", "/news/library.html"])
+    with Watcher(settings) as w:
+        r = w.round()
+        arts = stored(w)
+        got = arts[site.base + "/wire/night-train.html"]
+        assert (got["source"], got["author"], got["published_at"]) == ("Vell Wire Service", "Hedda Sorn", "2025-04-01")
+        # the syndicated copy is skipped as a near-duplicate, as for files
+        assert site.base + "/copy/night-train.html" not in arts
+        assert any(f.path == site.base + "/copy/night-train.html" and f.reason.startswith("near-duplicate")
+                   for f in r.ingest.skipped)
+        # an article page can itself be a source; polled again it costs a 304
+        assert arts[site.base + "/news/library.html"]["title"] == "Southmere library reopens after flood repairs"
+        assert [s.kind for s in r.sources] == ["feed", "feed", "page"]
+        site.clear_log()
+        again = w.round()
+        assert site.downloads() == [] and again.ingest.added == 0
+        assert [q.status for q in site.requests("/news/library.html")] == [304]
