@@ -448,6 +448,19 @@ def test_chat_works_under_its_csp_and_numbers_scroll_to_their_quotes(site, page)
     box.press("Enter")
     refs = page.locator("#chat a.ref")
     sync_api.expect(refs.first).to_be_visible(timeout=60_000)
+    # No label and no toolbar over the first message (with the conversation scrolled to its start).
+    assert page.locator("#chat [data-testid='block-label']").count() == 0
+    layout = page.evaluate("""() => {
+        const row = document.querySelector('#chat .message-row');
+        for (let e = row.parentElement; e; e = e.parentElement)
+            if (e.scrollHeight > e.clientHeight && getComputedStyle(e).overflowY !== 'visible') e.scrollTop = 0;
+        const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+        return {row: box(row.querySelector('.message') || row),
+                bars: [...document.querySelectorAll('#chat .top-panel')].map(box)};
+    }""")
+    left, top, right, bottom = layout["row"]
+    for bl, bt, br, bb in layout["bars"]:
+        assert br <= left or bl >= right or bb <= top or bt >= bottom, (layout["row"], (bl, bt, br, bb))
     last = refs.nth(refs.count() - 1)
     n = last.inner_text().strip("[]")
     quote = page.locator(f"#sources #quote-{n}")
