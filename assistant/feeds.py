@@ -52,6 +52,7 @@ class Listing:
     entries: list[Entry] = field(default_factory=list)
     sitemaps: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    complete: bool = True  # False when part of it (a nested sitemap) could not be read
 
 
 def detect_kind(content: bytes, content_type: str = "") -> str:

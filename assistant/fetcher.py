@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import codecs
 import email.utils
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -136,6 +138,30 @@ def check_url(url: str) -> str:
     if not parts.hostname:
         raise FetchError(url, "URL has no host")
     return url
+
+
+def _private(host: str) -> bool | None:
+    """Whether a host is (or resolves to) a loopback, private, link-local or reserved address; None if it
+    does not resolve (the request will fail on its own)."""
+    try:
+        addresses = {ipaddress.ip_address(host.strip("[]"))}
+    except ValueError:
+        try:
+            addresses = {ipaddress.ip_address(info[4][0].split("%")[0])
+                         for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        except (OSError, UnicodeError, ValueError):
+            return None
+    return any(a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_multicast
+               or a.is_unspecified for a in addresses)
+
+
+def listed_link_allowed(url: str, source_url: str) -> bool:
+    """A link a feed or sitemap lists may lead anywhere public, but to a private or loopback address only
+    when the source itself is on one: a hostile feed cannot make the watcher probe the internal network."""
+    host = _host(url)
+    if not _private(host):
+        return True
+    return _host(source_url) == host or bool(_private(_host(source_url)))
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
-from assistant.fetcher import Fetcher, FetchError, Page, Stopped
+from assistant.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed
 from assistant.ingest import Ingestor, IngestReport
 from assistant.loaders import LoadFailure
 from assistant.models import Article
@@ -204,8 +204,9 @@ class Watcher:
             st.last_success, st.last_error = time.time(), None
             res.listed = len(listing.entries)
             listed = {e.url for e in listing.entries}
-            for url in [u for u in st.items if u not in listed]:  # forget pages the listing no longer has
-                del st.items[url]
+            if listing.complete:  # forget pages the listing no longer has (not when a nested sitemap failed)
+                for url in [u for u in st.items if u not in listed]:
+                    del st.items[url]
             work = self._due(st, listing.entries)
         cap = self.settings.watch.items_per_round
         st.pending = res.pending = max(0, len(work) - cap)
@@ -236,9 +237,11 @@ class Watcher:
                 sub_page = self.fetcher.get(url)
                 sub = parse_listing(sub_page.content, sub_page.final_url, sub_page.content_type, "sitemap")
             except Stopped:
+                listing.complete = False
                 break
             except (FetchError, ListingError) as e:
                 report.ingest.failed.append(LoadFailure(url, getattr(e, "reason", None) or str(e)))
+                listing.complete = False
                 continue
             listing.entries += sub.entries
             listing.problems += [f"{url}: {p}" for p in sub.problems]
@@ -279,7 +282,7 @@ class Watcher:
             if self.stop.is_set():
                 break
             batch = work[i:i + size]
-            outcomes = list(self._pool.map(lambda w: self._fetch(w[0], w[1], feed_title), batch))
+            outcomes = list(self._pool.map(lambda w: self._fetch(w[0], w[1], feed_title, src.url), batch))
             articles: list[Article] = []
             updates: dict[str, dict[str, Any]] = {}
             now = time.time()
@@ -319,10 +322,13 @@ class Watcher:
             if persist:  # after each batch: a killed watcher does not fetch these pages again
                 self.book.save_states({src.url: st})
 
-    def _fetch(self, entry: Entry, known: dict[str, Any] | None,
-               feed_title: str | None) -> tuple[Page, Article | None] | FetchError:
+    def _fetch(self, entry: Entry, known: dict[str, Any] | None, feed_title: str | None,
+               source_url: str) -> tuple[Page, Article | None] | FetchError:
         """One listed page: fetched (conditionally when it is known) and made an article, or why not."""
         try:
+            if not listed_link_allowed(entry.url, source_url):
+                raise FetchError(entry.url, "listed link to a private or loopback address refused (the source "
+                                            "is not on the internal network)")
             page = self.fetcher.get(entry.url, (known or {}).get("etag"), (known or {}).get("lm"))
             if page.not_modified:
                 return page, None

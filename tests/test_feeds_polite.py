@@ -10,7 +10,8 @@ from feeds_site import Site, article_page
 
 from assistant.config import FetchSettings, load_settings
 from assistant.errors import ConfigError
-from assistant.fetcher import Fetcher, FetchError
+from assistant.fetcher import Fetcher, FetchError, listed_link_allowed
+from assistant.pages import canonical_url
 from assistant.sources import SourceBook
 
 PAGE = article_page("Calder tram depot to close", ["The old tram depot of Calder will close in June."]).encode()
@@ -105,3 +106,18 @@ def test_size_cap_without_content_length_and_timeout(site):
     with fetcher(timeout=0.3) as f, pytest.raises(FetchError, match="timed out after 0.3 s"):
         f.get(site.base + "/news/never.html")
     assert time.monotonic() - t0 < 2
+
+
+def test_listed_links_to_internal_addresses_and_foreign_canonicals_are_refused():
+    public_feed = "https://calder-gazette.example/rss.xml"
+    for internal in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/admin", "http://127.0.0.1:8000/",
+                     "http://[::1]/", "http://localhost:7860/api/articles"):
+        assert not listed_link_allowed(internal, public_feed), internal
+    assert listed_link_allowed("http://127.0.0.1:8000/news/a.html", "http://127.0.0.1:9000/rss.xml")  # a local source
+    assert listed_link_allowed("http://8.8.8.8/news/a.html", public_feed)  # a public address is fine
+    # a page may name its canonical URL on its own host only; elsewhere it could overwrite another site's article
+    fetched = "https://calder-gazette.example/news/2025/ferry?utm=x"
+    assert canonical_url("https://calder-gazette.example/news/ferry", fetched) == "https://calder-gazette.example/news/ferry"
+    assert canonical_url("https://vell-courier.example/news/ferry", fetched) == fetched
+    assert canonical_url("javascript:alert(1)", fetched) == fetched
+    assert canonical_url(None, fetched) == fetched
