@@ -250,7 +250,7 @@ def test_api_stream_says_the_model_server_failed_before_the_fallback_answer(chat
     from tests.test_api import sse_events
 
     assistant = chat_assistant(**_fault_settings("http 500", llm))
-    with TestClient(create_app(assistant.settings, assistant)) as client:
+    with TestClient(create_app(assistant.settings, assistant), base_url="http://127.0.0.1") as client:
         with client.stream("POST", "/api/ask/stream", json={"question": QUESTION}) as r:
             assert r.status_code == 200
             evs = sse_events(r.read().decode())
