@@ -129,12 +129,17 @@ def _origin(url: str) -> str:
 def check_url(url: str) -> str:
     """The URL, stripped, if it is an absolute http(s) URL with a host; else FetchError."""
     url = url.strip()
+    if len(url) > 2000 or any(c.isspace() or ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in url):
+        raise FetchError(url[:200], "not a valid URL (too long, or spaces or control characters in it)")
     try:
         parts = urlsplit(url)
-    except ValueError:
+        parts.port  # noqa: B018 - raises ValueError when out of range
+        if parts.scheme in ("http", "https"):
+            httpx.URL(url)  # what the client will accept (IDNA host)
+    except (ValueError, httpx.InvalidURL):
         raise FetchError(url, "not a valid URL") from None
     if parts.scheme not in ("http", "https"):
-        raise FetchError(url, f"only http and https URLs are fetched, not '{parts.scheme or '(none)'}'")
+        raise FetchError(url, f"only http and https URLs are fetched, not '{parts.scheme[:20] or '(none)'}'")
     if not parts.hostname:
         raise FetchError(url, "URL has no host")
     return url
@@ -411,6 +416,8 @@ class Fetcher:
                 raise FetchError(url, f"timed out after {self.settings.timeout:g} s") from None
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
                 raise _Transient(url, f"connection failed ({type(e).__name__}: {str(e)[:100]})") from None
+            except httpx.InvalidURL as e:
+                raise FetchError(url, f"not a valid URL ({str(e)[:100]})") from None
             except httpx.DecodingError as e:
                 raise FetchError(url, f"cannot decode the response body ({str(e)[:100]})") from None
             except httpx.HTTPError as e:

@@ -49,3 +49,35 @@ def test_sources_api(app_settings):
         assert gone.status_code == 200 and gone.json()["url"] == "https://vell-courier.example/atom.xml"
         assert c.delete(f"/api/sources/{new['id']}", headers=ADMIN).status_code == 404
         assert [s.url for s in SourceBook(app_settings).sources()] == [CONFIGURED]
+
+
+def test_sources_routes_never_5xx_under_generated_requests(app_settings):
+    """schemathesis over the /api/sources operations only (valid and invalid requests, bounded)."""
+    import schemathesis
+    from conftest import serve_in_thread
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+
+    with serve_in_thread(create_app(app_settings)) as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        operations = [r.ok() for r in schema.get_all_operations()]
+        operations = [op for op in operations if op.path.startswith("/api/sources")]
+        assert {op.label for op in operations} == {"GET /api/sources", "POST /api/sources",
+                                                   "DELETE /api/sources/{source_id}"}
+        for operation in operations:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                @given(case=operation.as_strategy(generation_mode=mode))
+                @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+                def run(case):
+                    response = case.call_and_validate(base_url=url, headers=ADMIN, checks=[not_a_server_error])
+                    if response.status_code >= 400:
+                        assert isinstance(response.json().get("error"), str)
+
+                try:
+                    run()
+                except Unsatisfiable:
+                    assert mode is GenerationMode.NEGATIVE, operation.label
+        # whatever was added is still a readable sources file
+        assert all(s.url.startswith(("http://", "https://")) for s in SourceBook(app_settings).sources())
