@@ -246,6 +246,8 @@ class Watcher:
             listing.entries += sub.entries
             listing.problems += [f"{url}: {p}" for p in sub.problems]
             queue += sub.sitemaps
+        if len(seen) > 1:  # newest first across the nested sitemaps too, for the per-round cap
+            listing.entries.sort(key=lambda e: e.marker or "", reverse=True)
         return listing
 
     def _due(self, st: SourceState, entries: list[Entry]) -> list[tuple[Entry, dict[str, Any] | None]]:

@@ -229,3 +229,26 @@ def test_feed_fills_what_the_page_lacks_wire_copies_skipped_and_a_page_as_source
         again = w.round()
         assert site.downloads() == [] and again.ingest.added == 0
         assert [q.status for q in site.requests("/news/library.html")] == [304]
+
+
+def test_the_watcher_waits_for_another_ingest(site, watch_settings, caplog):
+    import logging
+    import threading
+
+    from assistant.ingest import Ingestor
+
+    settings = watch_settings(["/atom.xml"])
+    other = Ingestor(settings)
+    with Watcher(settings) as w:
+        done = threading.Event()
+        with other.lock(), caplog.at_level(logging.WARNING, logger="assistant.ingest"):
+            thread = threading.Thread(target=lambda: (w.round(), done.set()), daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not any("another ingest is running" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "the watcher never reached the ingest lock"
+                time.sleep(0.02)
+            assert site.downloads("/news/dam-inspection.html") and not done.is_set()
+            assert other.store.count() == 0  # nothing written while the other ingest holds the lock
+        thread.join(60)
+        assert done.is_set() and set(stored(w)) == {site.base + "/news/dam-inspection.html"}
