@@ -252,3 +252,24 @@ def test_the_watcher_waits_for_another_ingest(site, watch_settings, caplog):
             assert other.store.count() == 0  # nothing written while the other ingest holds the lock
         thread.join(60)
         assert done.is_set() and set(stored(w)) == {site.base + "/news/dam-inspection.html"}
+
+
+def test_undated_pages_are_rechecked_with_conditional_requests_when_due(site, watch_settings):
+    site.add("/urls.txt", "{base}/news/ferry-fares.html\n{base}/news/orchard.html\n", "text/plain")  # plain sitemap
+    settings = watch_settings(["/urls.txt"])
+    with Watcher(settings) as w:
+        assert w.round().ingest.added == 2
+        site.clear_log()
+        w.round()
+        assert [q.path for q in site.requests()] == ["/urls.txt"]  # not due yet: the pages are not asked
+        states = w.book.states()
+        for item in states[site.base + "/urls.txt"].items.values():
+            item["checked"] = time.time() - 25 * 3600  # older than watch.recheck_hours (24)
+        w.book.save_states(states)
+        site.change("/news/ferry-fares.html", "eight percent", "nine percent")
+        site.clear_log()
+        r = w.round()
+        assert {q.path: q.status for q in site.requests()} == {
+            "/urls.txt": 304, "/news/ferry-fares.html": 200, "/news/orchard.html": 304}
+        assert all("if-none-match" in q.headers for q in site.requests())
+        assert (r.ingest.added, r.ingest.updated) == (0, 1)
