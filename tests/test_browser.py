@@ -373,6 +373,17 @@ def test_article_markup_is_text_in_the_widget(site, page, hostile):
     assert first.get_by_role("link").count() == 0  # a javascript: URL is never made a link
     page.wait_for_function("() => document.readyState === 'complete'")
     _assert_inert(page, "widget", hostile)
+    # A refusal names the nearest articles (the hostile one among them): as text too.
+    _watch_widget_events(page)
+    box = page.get_by_label("Your question")
+    box.fill("Which team won the 1930 chess olympiad in Hamburg?")
+    box.press("Enter")
+    page.wait_for_function("() => window.__events.includes('done')", timeout=60_000)
+    refusal = page.locator("#nra-panel .a").nth(1)
+    sync_api.expect(refusal).to_have_class(re.compile("refused"))
+    if "Lorvik" in refusal.inner_text():  # named among the nearest articles: with its markup as text
+        assert hostile["title"] in refusal.inner_text()
+    _assert_inert(page, "widget", hostile)
     assert stray == []
 
 
