@@ -178,6 +178,7 @@ def test_unknown_host_headers_are_rejected(open_site):
                                    ("POST", "/gradio_api/call/ask", {"data": [QUESTION]}), ("GET", "/", None)]:
             r = c.request(method, url + path, json=body, headers=rebinding)
             assert r.status_code == 400 and "BRICS" not in r.text, path
+            assert "attacker.example" in r.json()["error"] and "server.allowed_hosts" in r.json()["hint"]
         r = c.post(f"{url}/gradio_api/call/ask", json={"data": [QUESTION]},
                    headers={"Host": "assistant.newsroom.example", "Origin": EVIL})
         assert r.status_code == 400 and "access-control-allow-origin" not in r.headers

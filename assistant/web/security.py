@@ -4,7 +4,8 @@
 
 1. uvicorn's `ProxyHeadersMiddleware`, only when `server.trusted_proxies` lists proxies: X-Forwarded-For is
    believed from those addresses alone (never from 127.0.0.1 by default).
-2. Starlette's `TrustedHostMiddleware`: unknown Host headers get 400 (DNS rebinding).
+2. Starlette's `TrustedHostMiddleware` (as `TrustedHosts`, answering in JSON): unknown Host headers get 400
+   (DNS rebinding).
 3. `SecurityHeaders`: CSP (inline scripts allowed by hash only, frame-ancestors from config), nosniff,
    Referrer-Policy.
 4. Starlette's `CORSMiddleware`: only the origins some widget token allows, no credentials. Its presence also
@@ -359,6 +360,33 @@ class SecurityHeaders:
         await self.app(scope, receive, wrapped)
 
 
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's Host check (server.allowed_hosts), refusing in our {error, hint} JSON instead of plain text."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]):
+        async def passed(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["assistant.host_ok"] = True
+            await app(scope, receive, send)
+
+        super().__init__(passed, allowed_hosts=allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def refuse_as_json(message: Message) -> None:
+            if scope.get("assistant.host_ok"):
+                await send(message)
+            elif message["type"] == "http.response.start":  # Starlette's own 400: answer ours instead
+                host = Headers(scope=scope).get("host") or "(none)"
+                log.info("refused a request for unknown host %s", host)
+                await _error(400, f"this server does not answer to the host name {host}",
+                             "use its configured name, or add this one to server.allowed_hosts")(scope, receive, send)
+
+        await super().__call__(scope, receive, refuse_as_json)
+
+
 class RedactQuery(logging.Filter):
     """Drops query strings from uvicorn's access log lines: a token pasted into a URL never reaches a log."""
 
@@ -389,8 +417,7 @@ def install(app, settings: ServerSettings) -> None:
                        allow_headers=list(CORS_HEADERS), expose_headers=["Retry-After"], allow_credentials=False,
                        max_age=600)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
-    app.add_middleware(TrustedHostMiddleware,
-                       allowed_hosts=settings.allowed_hosts or default_allowed_hosts(settings.host))
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts or default_allowed_hosts(settings.host))
     if settings.trusted_proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
