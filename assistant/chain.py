@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,9 @@ from assistant.engines import get_engine
 from assistant.engines.base import Engine
 from assistant.errors import AssistantError, EngineError
 from assistant.ingest import lexical_path
-from assistant.lexical import LexicalIndex, tokenize
-from assistant.models import Answer, Passage
-from assistant.retrieval import Filters, Retrieval, Retriever
+from assistant.lexical import LexicalIndex, stem, token_set, tokenize
+from assistant.models import Answer, Citation, Passage
+from assistant.retrieval import Filters, Retrieval, Retriever, key_terms
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,39 @@ class Event:
 
 
 def check_question(question: str) -> str:
-    """The question, stripped; a clear error for empty or oversized input."""
-    if question is None or not str(question).strip():
+    """The question, stripped of control characters; a clear error for empty or oversized input."""
+    text = "" if question is None else str(question)
+    # Control characters (NUL, escapes, bidi overrides) are no question; format characters such as the
+    # zero-width non-joiner are part of Persian words and stay.
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+    if not "".join(ch for ch in text if not unicodedata.category(ch).startswith(("C", "Z"))).strip():
         raise AssistantError("the question is empty", "type a question about the news")
-    q = " ".join(str(question).split())
+    q = " ".join(text.split())
     if len(q) > MAX_QUESTION_CHARS:
         raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
                              "ask a shorter question")
     return q
+
+
+def own_terms(question: str, history: list[tuple[str, str]] | None) -> set[str]:
+    """The stems a follow-up adds to the conversation: its key terms that the previous question lacks."""
+    if not history:
+        return set()
+    previous = {stem(t) for t in key_terms(history[-1][0])}
+    return {stem(t) for t in key_terms(question)} - previous
+
+
+def follow_up_found(question: str, history: list[tuple[str, str]] | None, passages: list[Passage]) -> bool:
+    """Whether a follow-up's own words occur in the passages found for it (true when it adds none).
+
+    The carried topic helps retrieval find the story again, but "What is the capital of Norrheim?" after a
+    question about Norrheim's herring quotas must not be answered with the herring story.
+    """
+    own = own_terms(question, history)
+    if not own:
+        return True
+    found = {stem(t) for p in passages for t in token_set(f"{p.title} {p.text}")}
+    return bool(own & found)
 
 
 def standalone_question(question: str, history: list[tuple[str, str]] | None) -> str:
@@ -124,6 +150,10 @@ class Assistant:
                 engine = self.extractive
                 yield Event("notice", notice)
         retrieval = self.retriever.retrieve(standalone, Filters.from_dict(filters))
+        if history and not follow_up_found(question, history, retrieval.passages):
+            # The follow-up's own words are in none of the passages: what was found is the previous story.
+            yield from self._refusal(retrieval.passages, notice)
+            return
         yield from self._answer_events(standalone, retrieval, history, engine, notice)
 
     def answer_retrieval(self, question: str, retrieval: Retrieval) -> Answer:
@@ -189,6 +219,11 @@ class Assistant:
                         unsupported=support.unsupported)
         if support.unsupported:
             flags.append(f"{len(support.unsupported)} sentence(s) not supported by the passages they cite")
+        if support.addressed:
+            flags.append(f"{', '.join(f'[{n}]' for n in support.addressed)} also contain"
+                         f"{'s' if len(support.addressed) == 1 else ''} text addressed to the reader or an assistant "
+                         f"(instructions, a request for a token or login): it is article text, never an instruction "
+                         f"to follow, and is not shown as support")
         answer.notice = "; ".join(flags) or None
         return answer
 
@@ -198,8 +233,7 @@ class Assistant:
             articles: dict[str, Passage] = {}
             for p in passages:  # each article once, in rank order
                 articles.setdefault(p.article_id, p)
-            nearest = "; ".join(f"“{p.title}” ({', '.join(x for x in (p.source, p.published_at) if x)})"
-                                for p in list(articles.values())[:3])
+            nearest = "; ".join(article_label(p) for p in list(articles.values())[:3])
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
 
@@ -207,6 +241,13 @@ class Assistant:
         answer = self._refusal_answer(passages, notice)
         yield Event("delta", answer.answer)
         yield Event("answer", answer=answer)
+
+
+def article_label(p: Passage | Citation) -> str:
+    """“Title” (outlet, date), leaving out what the article does not state: no empty brackets, no None."""
+    title = " ".join((p.title or "").split()) or "untitled article"
+    meta = ", ".join(x for x in (p.source, p.published_at) if x and x.strip())
+    return f"“{title}”" + (f" ({meta})" if meta else "")
 
 
 _REFUSAL = re.compile(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.instructions import addresses_reader
 from assistant.lexical import tokenize
 from assistant.models import Citation, Passage
 from assistant.sentences import sentences
@@ -37,10 +38,12 @@ class Cited:
 
 def best_quote(segment: str, p: Passage) -> tuple[int, int]:
     """Span (absolute) of the passage sentence that best supports an answer segment."""
-    seg = segment.strip().strip("\"“”")
-    pos = p.text.find(seg) if len(seg) > 10 else -1
-    if pos >= 0:
-        return p.start + pos, p.start + pos + len(seg)
+    # verbatim up to whitespace (an answer shows a quote spanning two paragraphs on one line), with its own
+    # quotation marks if the article has them, else without the marks a model may have put around it
+    for seg in dict.fromkeys((segment.strip(), segment.strip().strip("\"“”"))):
+        m = re.search(r"\s+".join(map(re.escape, seg.split())), p.text) if len(seg) > 10 else None
+        if m:
+            return p.start + m.start(), p.start + m.end()
     seg_terms = set(tokenize(segment))
     best, best_score = (p.start, p.end), -1.0
     for s, e in p.sentence_spans(min_chars=10):
@@ -112,6 +115,7 @@ class Support:
     score: float
     unsupported: list[str] = field(default_factory=list)
     sentences: list[tuple[str, list[int], float]] = field(default_factory=list)  # (sentence, [n], score)
+    addressed: list[int] = field(default_factory=list)  # cited passages holding text addressed to the reader
 
 
 def anchors(sentence: str) -> tuple[set[str], set[str]]:
@@ -167,9 +171,12 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     """Check every answer sentence against the passages it cites; sets each Citation.supported.
 
     A sentence is supported when some cited passage scores >= threshold for it and contains its numbers;
-    a sentence without a (valid) citation is unsupported. The score is the mean over sentences.
+    a sentence without a (valid) citation is unsupported. A sentence that addresses the reader or an assistant
+    (instructions, a request for a token or login), or cites a quote that does, is never supported: article
+    text is data (`assistant.instructions`). The score is the mean over sentences.
     """
     by_n = {c.n: c for c in cited.citations}
+    relays = {c.n for c in cited.citations if addresses_reader(c.quote)}
     items: list[tuple[str, list[int]]] = []
     for seg, nums in cited.segments:
         parts = sentences(_MARKER.sub("", seg))
@@ -203,11 +210,17 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
                 score, numbers_ok = pair_score(sentence, sim, c.passage or c.quote)
             if numbers_ok and score >= threshold:
                 supported_n.add(n)
+            if n in relays:
+                supported_n.discard(n)
+                score = min(score, threshold - 0.01)
             best = max(best, score if numbers_ok else min(score, threshold - 0.01))
+        if addresses_reader(sentence) or set(nums) & relays:
+            best = min(best, threshold - 0.01)
         result.sentences.append((sentence, nums, best))
         if best < threshold:
             result.unsupported.append(sentence)
     for c in cited.citations:
-        c.supported = c.n in supported_n
+        c.supported = c.n in supported_n and c.n not in relays
+    result.addressed = sorted(c.n for c in cited.citations if addresses_reader(c.passage or c.quote))
     result.score = float(sum(s for _, _, s in result.sentences) / len(result.sentences))
     return result

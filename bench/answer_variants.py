@@ -33,11 +33,18 @@ def main() -> None:
     a = settings.answer
     w = SentenceWeights(floor=a.sentence_floor)
 
-    def engine(max_sentences: int = a.max_sentences, pool: int = a.sentence_pool, **weights) -> ExtractiveEngine:
-        return ExtractiveEngine(embed, max_sentences, pool=pool, weights=replace(w, **weights))
+    def engine(max_sentences: int = a.max_sentences, pool: int = a.sentence_pool, title_context=None,
+               **weights) -> ExtractiveEngine:
+        title_context = assistant.extractive.title_context if title_context is None else title_context
+        return ExtractiveEngine(embed, max_sentences, pool=pool, weights=replace(w, **weights),
+                                title_context=title_context)
 
     variants = {
         "configured": engine(),
+        "sentences embedded with their title": engine(title_context=True),
+        "sentences embedded alone": engine(title_context=False),
+        "title context, floor 0.7": engine(title_context=True, floor=0.7),
+        "title context, floor 0.8": engine(title_context=True, floor=0.8),
         "max_sentences 5": engine(max_sentences=5),
         "sentence_pool 12": engine(pool=12),
         "sentence_pool 0 (all)": engine(pool=0),

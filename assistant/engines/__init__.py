@@ -17,7 +17,7 @@ def get_engine(name: str, settings: Settings, embed: Callable) -> Engine:
         from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
 
         return ExtractiveEngine(embed, settings.answer.max_sentences, pool=settings.answer.sentence_pool,
-                                weights=SentenceWeights(floor=settings.answer.sentence_floor))
+                                weights=SentenceWeights(floor=settings.answer.sentence_floor), title_context=True)
     if name in ("openai", "ollama"):
         from assistant.engines.chat import ChatEngine
 

@@ -19,16 +19,24 @@ _TAG = re.compile(r"<\s*/?\s*passages?\b[^>]*>", re.I)
 
 
 def format_passages(passages: list[Passage]) -> str:
-    """Passages numbered [n] with title, outlet and date, each body between <passage> tags.
+    """Passages numbered [n], each inside its <passage> tags: title, outlet, date and body alike.
 
-    Tags inside article text are neutralised, so a passage cannot close its block and speak as the user.
+    Every article field is data and gets the same escaping: tags are neutralised, so no field can close its
+    block and speak as the user, and the one-line fields are kept on one line, so a title cannot start a
+    fake "System:" line. Missing fields are left out.
     """
     blocks = []
     for n, p in enumerate(passages, 1):
-        meta = " | ".join(x for x in (p.title, p.source, p.published_at) if x)
-        body = _TAG.sub(lambda m: m.group().replace("<", "‹").replace(">", "›"), p.text.strip())
-        blocks.append(f'[{n}] {meta}\n<passage n="{n}">\n{body}\n</passage>')
+        fields = [(name, " ".join(_data(value).split())) for name, value in
+                  (("title", p.title), ("outlet", p.source), ("date", p.published_at)) if value and value.strip()]
+        head = "".join(f"{name}: {value}\n" for name, value in fields)
+        blocks.append(f'[{n}]\n<passage n="{n}">\n{head}\n{_data(p.text.strip())}\n</passage>')
     return "\n\n".join(blocks)
+
+
+def _data(text: str) -> str:
+    """Article text with passage tags neutralised (‹passage›): it can quote a tag, never close its block."""
+    return _TAG.sub(lambda m: m.group().replace("<", "‹").replace(">", "›"), text)
 
 
 def format_history(history: list[tuple[str, str]]) -> str:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.engines.base import Engine
-from assistant.lexical import tokenize
+from assistant.instructions import addresses_reader
+from assistant.lexical import stem, tokenize
 from assistant.models import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -62,6 +63,7 @@ class Pick:
     text: str
     score: float
     article_id: str = ""
+    title: str = ""  # the article's title: the context a sentence is embedded in
     terms: set[str] = field(default_factory=set)
     words: float = 0.0  # word-level part of the score
     factor: float = 1.0  # passage rank, length and follow-up focus multiplier
@@ -70,16 +72,6 @@ class Pick:
 def passage_sentences(p: Passage) -> list[tuple[int, int]]:
     """Sentence spans of a passage long enough to answer (absolute article offsets); the whole passage if none."""
     return p.sentence_spans(min_chars=20) or [(p.start, p.end)]
-
-
-_SUFFIX = re.compile(r"(ing|ed|ly|es|s)$")
-
-
-def stem(term: str) -> str:
-    """A crude stem (suffix cut, then a 6-letter prefix) so 'military'/'militarily', 'offer'/'offered' meet."""
-    if len(term) <= 4 or term[0].isdigit():
-        return term
-    return _SUFFIX.sub("", term)[:6]
 
 
 def term_overlap(question_terms: set[str], text: str) -> float:
@@ -129,8 +121,9 @@ class ExtractiveEngine(Engine):
     generative = False
 
     def __init__(self, embed: Embed, max_sentences: int = 4, min_sentence_score: float = 0.3, pool: int = 0,
-                 weights: SentenceWeights = SentenceWeights()):
+                 weights: SentenceWeights = SentenceWeights(), title_context: bool = False):
         self.embed = embed
+        self.title_context = title_context
         self.weights = weights
         self.pool = pool
         self.max_sentences = max(1, min(5, max_sentences))
@@ -147,15 +140,18 @@ class ExtractiveEngine(Engine):
                     continue
                 seen.add((p.article_id, s))
                 s, e = self._context(spans, j, p)
-                cands.append(Pick(i, s, e, p.span_text(s, e), 0.0, p.article_id))
+                text = p.span_text(s, e)
+                if addresses_reader(text):  # instructions in an article are never quoted as an answer
+                    continue
+                cands.append(Pick(i, s, e, text, 0.0, p.article_id, p.title))
         return cands
 
     @staticmethod
     def _context(spans: list[tuple[int, int]], j: int, p: Passage) -> tuple[int, int]:
         """Span of sentence j, widened to a neighbour that names the speaker or the subject.
 
-        A quote keeps its attribution ("..." followed by 'said Nikita Smagin'), and a sentence opening with
-        'He'/'It' keeps the previous sentence that says who or what that is; the span stays verbatim.
+        A quote keeps its attribution (a quoted sentence followed by 'Marrow told reporters.'), and a sentence
+        opening with 'He'/'It' keeps the previous sentence that says who or what that is; the span stays verbatim.
         """
         s, e = spans[j]
         text = p.span_text(s, e)
@@ -217,9 +213,16 @@ class ExtractiveEngine(Engine):
             # question's words (weighted as above) are rarely the answer, so they are not embedded.
             keep = {id(c) for c in sorted(cands, key=lambda c: c.score, reverse=True)[: self.pool]}
             cands = [c for c in cands if id(c) in keep]
-        vectors = self.embed([question] + [c.text for c in cands])
-        self.score(cands, vectors)
-        cvec = {id(c): v for c, v in zip(cands, vectors[1:])}
+        # Each sentence is scored as it reads under its article's title (as chunks are embedded), so one whose
+        # subject the article implies ("no concrete support has been offered") meets the question in its
+        # article's sense; sentences are compared with each other alone, where a shared title would make
+        # every pair from one article look alike.
+        alone = [c.text for c in cands]
+        titled = [f"{c.title}\n{c.text}" if c.title else c.text for c in cands] if self.title_context else []
+        vectors = self.embed([question] + alone + titled)
+        n = len(cands)
+        self.score(cands, vectors[[0, *range(1 + n, 1 + 2 * n)]] if titled else vectors[: 1 + n])
+        cvec = {id(c): v for c, v in zip(cands, vectors[1:1 + n])}
         best = max(c.score for c in cands)
         if best < self.min_sentence_score:
             return []
@@ -245,8 +248,8 @@ class ExtractiveEngine(Engine):
     def stream(self, question: str, passages: list[Passage],
                history: list[tuple[str, str]] | None = None) -> Iterator[str]:
         picks = self.select(question, passages)
-        for i, pick in enumerate(picks):
-            yield ("" if i == 0 else " ") + f"{pick.text} [{pick.passage + 1}]"
+        for i, pick in enumerate(picks):  # a pick spanning two paragraphs reads as one line
+            yield ("" if i == 0 else " ") + f"{' '.join(pick.text.split())} [{pick.passage + 1}]"
 
 
 def _near_duplicate(a: Pick, b: Pick, similarity: float) -> bool:
