@@ -149,3 +149,29 @@ def test_watcher_stopped_mid_round_then_once_leaves_every_article_once(tmp_path,
     each_article_once(cfg, urls)
     if how == signal.SIGTERM:  # what the stopped watcher stored is not downloaded again
         assert all(len(site.downloads(p)) == 1 for p in paths), [len(site.downloads(p)) for p in paths]
+
+
+def test_watch_keeps_the_archive_current(tmp_path, site):
+    """The long-running watcher polls again when the interval has passed and picks up a new story."""
+    site.add("/live.xml", rss("Calder Gazette", ["{base}/news/ferry-fares.html"]), "application/rss+xml")
+    cfg = write_config(tmp_path, site, [], watch={"interval": 1})
+    cfg.write_text(cfg.read_text() + f'\n[[sources]]\nurl = "{site.base}/live.xml"\ninterval = 1\n')
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "--config", str(cfg), "watch"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: site.downloads("/news/ferry-fares.html"), 120, proc)
+        wait_until(lambda: len(site.requests("/live.xml")) >= 2, 30, proc)  # polled again: a 304
+        site.add("/live.xml", rss("Calder Gazette", ["{base}/news/library.html", "{base}/news/ferry-fares.html"]),
+                 "application/rss+xml")
+        wait_until(lambda: site.downloads("/news/library.html"), 30, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [q.status for q in site.requests("/live.xml")][:2] == [200, 304]
+    assert len(site.downloads("/news/ferry-fares.html")) == 1  # not downloaded again when the feed changed
+    each_article_once(cfg, [site.base + "/news/ferry-fares.html", site.base + "/news/library.html"])
+    assert "round: 1 sources polled, 1 added" in proc.stderr.read().decode()
