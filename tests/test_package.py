@@ -64,9 +64,10 @@ def _imports(folder: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Distributions imported by the .py files under `folder`: (required, optional), each name -> files.
 
     Optional means inside a `try` whose handler catches ImportError (an extra's feature). `pytest.importorskip`
-    counts as an optional import. Standard library and the folder's own modules are left out.
+    counts as an optional import. Standard library and the repository's own modules are left out (bench/
+    scripts import helpers from tests/).
     """
-    local = {p.stem for p in folder.rglob("*.py")} | {"assistant", "tests"}
+    local = {p.stem for d in ("assistant", "tests", "bench") for p in (ROOT / d).rglob("*.py")} | {"assistant", "tests"}
     names = packages_distributions()
     required: dict[str, set[str]] = {}
     optional: dict[str, set[str]] = {}
