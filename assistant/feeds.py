@@ -4,10 +4,10 @@ feedparser rather than trafilatura.feeds: trafilatura's feed code returns bare l
 each item's title, date and author (used when the page lacks them) and its updated date (to re-fetch only
 what the feed says changed), and its URL filter (courlan) drops every link on an IP address or a non-default
 port (tried on tests/data/feeds: no links at all from the loopback site); feedparser keeps them, and
-recovers items from broken XML. Sitemaps are read with lxml
-rather than trafilatura.sitemaps, which fetches by itself (around our polite client), returns bare links
-without <lastmod> or the news: title and date, and tells a nested sitemap by '.xml' in its URL instead of by
-the <sitemapindex> element. Everything here is parsing only: no network.
+recovers items from broken XML. Sitemaps are read with lxml rather than trafilatura.sitemaps, which fetches
+by itself (around our polite client), returns bare links without <lastmod> or the news: title and date, and
+tells a nested sitemap by '.xml' in its URL instead of by the <sitemapindex> element. Everything here is
+parsing only: no network.
 """
 
 from __future__ import annotations
