@@ -139,7 +139,8 @@ class LLMSettings(_Section):
     max_tokens: int = Field(512, description="Most tokens in a generated answer.")
     max_retries: int = Field(1, description="Retries of a failed model call (OpenAI-compatible client).")
     prompts_dir: str = Field("", description="Folder of prompt files (answer_system.md, answer_user.md, "
-                             "condense.md); empty = the project's prompts/.")
+                             "condense.md); empty = the bundled ones (the checkout's prompts/, "
+                             "or the copy an installed wheel carries in assistant/prompt_files/).")
 
 
 class ServerSettings(_Section):
