@@ -240,11 +240,13 @@ class Retriever:
 
 
 def word_coverage(terms: list[str], text: str) -> float:
-    """Share of the question's words (as stems) in the text, each weighted by its general information;
-    numbers weigh half as much again. The same on any archive: no statistics of the archive enter it."""
+    """Share of the question's words (as stems) in the text, each weighted by the square root of its general
+    information (a rare name counts about twice a common word, not three times: "What is the capital of X?"
+    is not answered by any mention of X); numbers weigh half as much again. The same on any archive: no
+    statistics of the archive enter it."""
     weights: dict[str, float] = {}
     for t in terms:
-        w = information(t) * (1.5 if t.isdigit() else 1.0)
+        w = math.sqrt(information(t)) * (1.5 if t.isdigit() else 1.0)
         weights[stem(t)] = max(weights.get(stem(t), 0.0), w)
     total = sum(weights.values())
     if not total:

@@ -14,7 +14,8 @@ store `assistant eval` builds):
   shown apart);
 - corpus/ (the seed article), asked the seed questions of issue #13 (answerable) and two it cannot answer.
 For each archive size it prints the confidence distribution of answerable and null questions under the
-configured rule (`Retriever.confidence`) and under the alternatives measured for issue #13, their separation
+configured rule (`Retriever.confidence`: sqrt(information) weights, stems) and under the alternatives measured
+for issue #13 (archive-idf: the rule before it), their separation
 (AUC), and the share refused at a few thresholds. On the full archive it also prints the eval's refusal rate,
 false-refusal rate and answer accuracy per threshold (as bench/refusal.py, from one answer per question).
 """
@@ -38,7 +39,7 @@ SEED_ANSWERABLE = ["Did Russia offer Iran military help?", "What did Peskov say 
                    "Who condemned the US and Israeli attacks on Iran?", "Did Russia intervene militarily?",
                    "What did Putin say in his telegram to Pezeshkian?"]
 SEED_NULL = ["What did the Pope say about the Brazilian election?", "Who won the 2022 World Cup?",
-             "What is the capital of Norrheim?", "How much did the new harbour bridge cost?"]
+             "What is the capital of Iran?", "How much did the new harbour bridge cost?"]
 
 
 @dataclass
@@ -60,7 +61,8 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
 
     passages = retrieval.passages[:3]
     if not passages:
-        return {k: 0.0 for k in ("configured", "archive-idf", "info", "info+stems", "blend+stems")}
+        return {k: 0.0 for k in ("configured", "archive-idf", "info", "info+stems", "sqrt(info)+stems",
+                                 "blend+stems")}
     qvec = retrieval.query_vector
     vectors = assistant.store.vectors([p.chunk_id for p in passages])
     sim = max((float(v @ qvec) for v in vectors.values()), default=0.0)
@@ -86,9 +88,10 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
     a_tot, alpha = sum(archive.values()) or 1.0, n / (n + 1000)
     blend = {t: alpha * archive[t] / a_tot + (1 - alpha) * digit(t) / sum(map(digit, terms)) for t in terms}
     conf = lambda cov: max(0.0, min(1.0, 0.6 * sim + 0.4 * cov))  # noqa: E731
+    sqrt_info = {t: math.sqrt(w) for t, w in info.items()}
     return {"configured": retrieval.confidence, "archive-idf": conf(coverage(archive, False)),
             "info": conf(coverage(info, False)), "info+stems": conf(coverage(info, True)),
-            "blend+stems": conf(coverage(blend, True))}
+            "sqrt(info)+stems": conf(coverage(sqrt_info, True)), "blend+stems": conf(coverage(blend, True))}
 
 
 def store_for(base: Path, name: str, articles) -> object:

@@ -8,12 +8,17 @@ import pytest
 
 from assistant.chain import Assistant
 from assistant.config import load_settings
-from assistant.engines.extractive import answer_type, stem
+from assistant.engines.extractive import answer_type
 from assistant.ingest import Ingestor
-from tests.conftest import CORPUS
+from assistant.lexical import stem
+from assistant.loaders import load_file
+from tests.conftest import CORPUS, SEED
 
 QUESTION = "Did Russia offer Iran military help?"
-ANSWERS = Path(__file__).parent / "data" / "answers"
+DATA = Path(__file__).parent / "data"
+ANSWERS = DATA / "answers"
+FOLLOWUPS = DATA / "followups"
+WIRE = DATA / "reliability" / "wire"
 
 
 def quoted_from_articles(answer, assistant: Assistant) -> None:
@@ -21,30 +26,82 @@ def quoted_from_articles(answer, assistant: Assistant) -> None:
     for c in answer.citations:
         assert f"[{c.n}]" in answer.answer
         assert c.quote in c.passage and c.quote.strip() == c.quote
-        assert c.quote in answer.answer  # the extractive answer is the quotes themselves
+        assert " ".join(c.quote.split()) in answer.answer  # the extractive answer is the quotes themselves
 
 
-def test_seed_question_states_the_refusal_and_the_diplomatic_condemnation(corpus_assistant):
+def cited(answer, text: str) -> list:
+    return [c for c in answer.citations if text in c.quote]
+
+
+def test_seed_question_is_answered_from_the_real_seed_with_the_three_points(corpus_assistant):
     answer = corpus_assistant.ask(QUESTION)
-    assert not answer.refused
+    assert not answer.refused and answer.notice is None, answer.notice
     text = answer.answer
-    assert "will not intervene militarily" in text or "BRICS is not a military alliance" in text, text
-    assert "diplomatic condemnation" in text, text
-    sentences = [s for s in text.split("] ") if s.strip()]
-    assert 1 <= len(answer.citations) <= 5 and len(sentences) <= 5
+    # Moscow will not intervene militarily; Peskov's BRICS statement; no concrete support beyond condemnation
+    assert "Moscow has made clear it will not intervene militarily on Iran’s behalf" in text, text
+    assert "Membership in BRICS does not imply an obligation to provide mutual assistance" in text, text
+    assert "beyond diplomatic condemnation, no concrete support has been offered" in text, text
+    [brics] = cited(answer, "Membership in BRICS does not imply")
+    assert brics.quote.startswith("“Membership") and "Peskov told reporters" in brics.quote  # quote and speaker
+    assert 1 <= len(answer.citations) <= 5
     quoted_from_articles(answer, corpus_assistant)
-    assert answer.support is not None and answer.support > 0.9 and answer.unsupported == []
+    [seed], _ = load_file(SEED)
+    body = seed.body
+    for c in answer.citations:
+        assert body[c.start:c.end] == c.quote  # offsets into the body, the file's first line being the title
+    assert answer.support == 1.0 and answer.unsupported == []  # verbatim quotes: supported by construction
     assert all(c.supported for c in answer.citations)
 
 
-def test_follow_up_carries_the_previous_topic(corpus_assistant):
+def test_what_peskov_said_about_brics_is_quoted_with_his_attribution(corpus_assistant):
+    answer = corpus_assistant.ask("What did Peskov say about BRICS?")
+    assert not answer.refused
+    quotes = [c.quote for c in answer.citations]
+    assert any(q.startswith("“Membership in BRICS") and "Peskov told reporters" in q for q in quotes), quotes
+    assert any("Kremlin spokesman Dmitry Peskov said on Monday" in q for q in quotes), quotes
+    quoted_from_articles(answer, corpus_assistant)
+
+
+@pytest.mark.parametrize("question", ["What did the Pope say about the Brazilian election?",
+                                      "Who won the 2022 World Cup?"])
+def test_questions_the_seed_does_not_cover_are_refused(corpus_assistant, question):
+    answer = corpus_assistant.ask(question)
+    assert answer.refused and answer.citations == []
+    # the nearest article is named without the metadata the seed does not state: no "()", no "None"
+    assert answer.answer.endswith("The nearest articles: “Russia snubs Iran as Kremlin refuses military help: "
+                                  "“BRICS is not a mutual defense pact””.")
+    assert "()" not in answer.answer and "None" not in answer.answer
+
+
+def test_follow_up_about_china_brings_the_joint_condemnation(corpus_assistant):
     first = corpus_assistant.ask(QUESTION)
     answer = corpus_assistant.ask("And China?", [(QUESTION, first.answer)])
     assert not answer.refused
-    assert answer.citations[0].title.startswith("China calls for ceasefire")
-    assert "China" in answer.answer.split("[1]")[0]
-    assert "military support" in answer.answer  # the China article's answer to the carried-over topic
+    assert cited(answer, "Russian Foreign Minister Sergei Lavrov and Chinese Foreign Minister Wang Yi condemned"), \
+        answer.answer
     quoted_from_articles(answer, corpus_assistant)
+
+
+@pytest.fixture(scope="module")
+def two_stories(tmp_path_factory):
+    """Two fictional stories from one region: herring quotas in Norrheim, a library in Durnholt."""
+    settings = load_settings(data_dir=str(tmp_path_factory.mktemp("follow-ups")))
+    report = Ingestor(settings).ingest_paths([FOLLOWUPS])
+    assert report.added == 2 and not report.failed
+    return Assistant(settings)
+
+
+def test_follow_up_whose_own_words_find_nothing_is_refused_not_answered_with_the_previous_story(two_stories):
+    first_q = "Why did Norrheim cut the herring quota?"
+    first = two_stories.ask(first_q)
+    assert not first.refused and "18 percent" in first.answer
+    alone = two_stories.ask("What is the capital of Norrheim?")
+    assert alone.refused  # on its own: nothing in the archive says
+    follow = two_stories.ask("What is the capital of Norrheim?", [(first_q, first.answer)])
+    assert follow.refused and follow.citations == [], follow.answer
+    # the carried topic still helps a follow-up whose own words are there
+    skippers = two_stories.ask("And the skippers?", [(first_q, first.answer)])
+    assert not skippers.refused and "Vellmark" in skippers.answer, skippers.answer
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +109,7 @@ def two_banks(tmp_path_factory, corpus_assistant):
     data_dir = tmp_path_factory.mktemp("answers-store")
     settings = load_settings(data_dir=str(data_dir))
     report = Ingestor(settings).ingest_paths([CORPUS, ANSWERS])
-    assert report.added == 4 and not report.failed
+    assert report.added == 3 and not report.failed
     return Assistant(settings)
 
 
@@ -73,16 +130,14 @@ def test_quote_keeps_its_speaker(two_banks):
     assert "Marrow told reporters" in quote  # the quote's attribution travels with it
 
 
-def test_near_duplicate_sentences_are_quoted_once(tmp_path, make_settings):
-    body = (CORPUS / "russia-snubs-iran.md").read_text(encoding="utf-8")
-    copy = body.replace("source: Newsroom Wire", "source: Syndicate Daily").replace(
-        "url: https://newsroom.example/world/2025/06/24/russia-snubs-iran-kremlin-refuses-military-help",
-        "url: https://syndicate.example/russia-iran")
-    (tmp_path / "copy.md").write_text(copy, encoding="utf-8")
-    settings = make_settings()
-    Ingestor(settings).ingest_paths([CORPUS, tmp_path / "copy.md"])
+def test_near_duplicate_sentences_are_quoted_once(make_settings):
+    """The seed stored twice (a syndicated copy under a fictional outlet, ingest dedupe off): each sentence
+    is quoted once."""
+    settings = make_settings(**{"ingest.near_duplicate": 0})
+    report = Ingestor(settings).ingest_paths([CORPUS, WIRE / "lanthorn-wire.md"])
+    assert report.added == 2
     answer = Assistant(settings).ask(QUESTION)
-    quotes = [c.quote for c in answer.citations]
+    quotes = [" ".join(c.quote.split()) for c in answer.citations]
     assert len(quotes) == len(set(quotes)) >= 2
 
 
@@ -97,7 +152,8 @@ def test_answer_type_of_a_question(question, kind):
 
 def test_stem_meets_word_forms():
     assert stem("military") == stem("militarily") and stem("offer") == stem("offered")
-    assert stem("2025") == "2025"
+    assert stem("china") == stem("chinese") and stem("ukraine") == stem("ukrainian") and stem("iran") == stem("iranian")
+    assert stem("2025") == "2025" and stem("ocean") != stem("oc")
 
 
 def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
@@ -118,7 +174,7 @@ def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
     picks = pooled.select(QUESTION, retrieval.passages)
     assert n_all > 5 and embedded[-1] == 1 + 5
     text = " ".join(p.text for p in picks)
-    assert "will not intervene militarily" in text or "BRICS is not a military alliance" in text, text
+    assert "will not intervene militarily" in text or "Membership in BRICS" in text, text
 
 
 def test_sentence_floor_sets_how_far_below_the_best_a_sentence_may_score(corpus_assistant):
@@ -142,13 +198,13 @@ def test_embed_memo_returns_the_embedders_vectors_and_forgets_the_oldest(corpus_
     import numpy as np
 
     emb = corpus_assistant.store.embedder
-    texts = ["Peskov spoke on Tuesday.", "BRICS is not a military alliance.", "Peskov spoke on Tuesday."]
+    texts = ["Marrow spoke on Tuesday.", "The bank raised its rate.", "Marrow spoke on Tuesday."]
     np.testing.assert_allclose(emb.embed_memo(texts), emb.embed(texts), atol=1e-6)
-    assert "BRICS is not a military alliance." in emb._memo
+    assert "The bank raised its rate." in emb._memo
     old = emb.MEMO_SIZE
     try:
         emb.MEMO_SIZE = 2
         emb.embed_memo(["one more sentence here", "and another one"])
-        assert len(emb._memo) == 2 and "Peskov spoke on Tuesday." not in emb._memo
+        assert len(emb._memo) == 2 and "Marrow spoke on Tuesday." not in emb._memo
     finally:
         emb.MEMO_SIZE = old
