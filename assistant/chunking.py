@@ -61,13 +61,19 @@ class Chunker:
         chunks: list[Chunk] = []
         for rs, re_ in regions if regions is not None else [(0, len(body))]:
             region = body[rs:re_]
-            cursor = 0
+            cursor, prev = 0, -1
             for piece in splitter.split_text(region):
-                pos = region.find(piece, max(0, cursor - len(piece)))
+                # The piece starts after the previous piece's start and at most at the end of the previous piece
+                # plus the whitespace the splitter stripped: the latest such occurrence is it. (In repetitive text,
+                # "0000...", an earlier occurrence of the same characters is not this piece.)
+                gap = len(region[cursor:]) - len(region[cursor:].lstrip())
+                pos = region.rfind(piece, prev + 1, cursor + gap + len(piece))
                 if pos < 0:  # cannot happen with strip_whitespace splitting; be safe
+                    pos = region.find(piece, max(0, cursor - len(piece)))
+                if pos < 0:
                     pos = region.find(piece)
                 start, end = rs + pos, rs + pos + len(piece)
-                cursor = pos + len(piece)
+                cursor, prev = pos + len(piece), pos
                 chunks.append(Chunk(article.id, len(chunks), piece, start, end,
                                     split_sentences(body, start, end)))
         return chunks

@@ -163,8 +163,17 @@ def test_cli_machine_interface(tmp_path):
 
     res = runner.invoke(cli, ["ask", "--data-dir", data, "   "])
     assert res.exit_code == 1 and "question is empty" in res.stderr
-    res = runner.invoke(cli, ["ingest", "--data-dir", data, str(tmp_path / "missing")])
-    assert res.exit_code == 0 and "no such file" in res.stderr
+    # a path that does not exist is the caller's error: exit 2, one line, nothing ingested ...
+    res = runner.invoke(cli, ["ingest", "--json", "--data-dir", data, str(CORPUS), str(tmp_path / "typo")])
+    assert res.exit_code == 2 and res.stdout == ""
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith("Error: no such file or folder: ") and str(tmp_path / "typo") in line
+    # ... while a bad file inside an existing folder is reported and the run exits 0
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "empty.md").write_text("")
+    res = runner.invoke(cli, ["ingest", "--json", "--data-dir", data, str(folder)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["failed"][0]["path"].endswith("empty.md")
 
 
 def test_data_dir_from_environment(tmp_path, monkeypatch):
