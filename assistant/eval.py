@@ -122,7 +122,7 @@ def _file_hash(path: Path) -> str:
 
 def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) -> str:
     """Cache key of an eval store: the corpus file plus every setting and code that shapes its chunks."""
-    from assistant import chunking, cleaning
+    from assistant import chunking, cleaning, sentences
 
     parts = {
         "corpus": _file_hash(corpus_file),
@@ -132,8 +132,10 @@ def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) 
         "embedding": settings.embedding.model,
         # other backends make other vectors (the torch key stays as it was, so cached stores stay valid)
         **({"backend": settings.embedding.backend} if settings.embedding.backend != "torch" else {}),
-        # the cleaning and chunking code itself: a new rule must not reuse chunks cut by the old one
-        "code": hashlib.sha1((inspect.getsource(cleaning) + inspect.getsource(chunking)).encode()).hexdigest(),
+        # the cleaning, chunking and sentence-splitting code itself: a new rule must not reuse chunks (and
+        # their sentence offsets) cut by the old one
+        "code": hashlib.sha1("".join(inspect.getsource(m) for m in (cleaning, chunking, sentences))
+                             .encode()).hexdigest(),
     }
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
