@@ -102,8 +102,6 @@ def test_ask_accepts_history_and_filters(client):
     assert bad.status_code == 422 and "date_from" in bad.json()["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lead's answer-engine change (issue 13): today the follow-up "
-                   "quotes the BRICS member list; strict, so it fails loudly once it passes and the mark must go")
 def test_a_follow_up_is_read_with_the_conversation(client):
     """"And China?" after the seed question is about China's part in it: the Lavrov / Wang Yi condemnation."""
     seed = "Did Russia offer Iran military help?"
