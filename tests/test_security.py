@@ -396,3 +396,16 @@ def test_make_run_takes_port_and_host():
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert "assistant serve --host 0.0.0.0 --port 7861" in r.stdout
+
+
+def test_same_origin_compares_host_and_port():
+    from assistant.web.security import same_origin
+
+    assert same_origin("http://127.0.0.1:7860", "127.0.0.1:7860")
+    assert same_origin("https://assistant.example", "assistant.example:443")
+    assert same_origin("http://[::1]:7860", "[::1]:7860")
+    for origin, host in (("http://127.0.0.1:7861", "127.0.0.1:7860"), ("http://127.0.0.1", "127.0.0.1:7860"),
+                         ("https://assistant.example", "assistant.example:80"), ("null", "127.0.0.1:7860"),
+                         ("http://evil.example", "assistant.example"), ("ftp://assistant.example", "assistant.example"),
+                         ("http://a.example:x", "a.example")):
+        assert not same_origin(origin, host), (origin, host)

@@ -68,6 +68,18 @@ def normalize_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's Origin is this server as the request's Host names it (host and port; a default port
+    may be written or not)."""
+    try:
+        o, h = urlsplit(origin), urlsplit("//" + host.strip().lower())
+        default = {"http": 80, "https": 443}.get(o.scheme)
+        return bool(o.hostname) and default is not None and o.hostname == h.hostname and \
+            (o.port or default) == (h.port or default)
+    except ValueError:  # a port that is not a number
+        return False
+
+
 def admin_only(path: str, method: str) -> bool:
     """Whether only the admin token may call `method path` (see ADMIN_ONLY)."""
     for prefix, methods in ADMIN_ONLY.items():
@@ -212,7 +224,7 @@ class Guard:
         token = _bearer(headers) or headers.get("x-widget-token") or None
         origin = headers.get("origin")
         norigin = normalize_origin(origin) if origin else None
-        foreign = origin is not None and urlsplit(norigin).netloc != (headers.get("host") or "").lower()
+        foreign = norigin is not None and not same_origin(norigin, headers.get("host") or "")
 
         if GRADIO_OFF.match(path):
             return _error(403, "this route is off: the chat takes no files",
