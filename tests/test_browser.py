@@ -252,11 +252,11 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
     n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
     other = passage_number(corpus_assistant, QUESTION, "Unian")  # the seed's last passage, not the first
     llm.enqueue(f"Moscow will not intervene militarily on Iran's behalf [{n}]. "
-                f"Russia sent 300 tanks and 40 brigades to Isfahan [{other}].")
+                f"The Duchy of Vellmark sent 300 tanks and 40 brigades to Durnholt [{other}].")
     _ask_on_wiki(page, llm_site["wiki"], QUESTION)
     warn = page.locator("#nra-panel .warn")
     sync_api.expect(warn).to_be_visible(timeout=60_000)
-    assert "Russia sent 300 tanks and 40 brigades to Isfahan" in warn.inner_text()
+    assert "The Duchy of Vellmark sent 300 tanks and 40 brigades to Durnholt" in warn.inner_text()
     assert re.search(r"support 0\.\d\d", warn.inner_text()), warn.inner_text()
     good, bad = page.locator("#nra-panel details[data-n~='1']"), page.locator("#nra-panel details[data-n~='2']")
     assert good.get_attribute("class") is None and "does not support" not in good.inner_text()
