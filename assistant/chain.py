@@ -1,15 +1,35 @@
-"""Question -> cited answer: the LangChain retrieval chain over retrieval, refusal and an answer engine."""
+"""Question -> cited answer: the one LangChain chain behind every surface (CLI, chat, REST, widget, /v1).
+
+The chain is a Runnable over `{"question", "history"?, "filters"?}`, composed as
+`prepare | condense | retrieve | answer | cite`; `invoke`, `stream`, `astream` and `astream_events` all run
+the same steps, and a `RunnableConfig` (callbacks, tags, run_name) reaches each of them, the retriever (a
+`langchain_core` `BaseRetriever`) and the chat model included. Streamed chunks are dicts (`AddableDict`):
+
+- `{"notices": [text]}`: the model server failed and the extractive engine answers instead (before its text);
+- `{"delta": text}`: answer text as it is written (a notice means the text starts again);
+- one last chunk with the `ask --json` fields `answer`, `refused`, `citations`, plus `support`,
+  `unsupported`, `notice` and `result`, the `assistant.models.Answer` (whose `answer` replaces the streamed
+  text: citations may be renumbered, or the checks may turn a reply into a refusal).
+
+`invoke` returns those chunks added up: the last chunk's fields, `delta` (the text as streamed) and `notices`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import re
+import threading
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from langchain_core.documents import Document
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
+from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.utils import AddableDict
 
 from assistant.citations import check_support, cite
 from assistant.config import Settings
@@ -19,12 +39,14 @@ from assistant.errors import AssistantError, EngineError
 from assistant.ingest import lexical_path
 from assistant.lexical import LexicalIndex, stem, token_set, tokenize
 from assistant.models import Answer, Citation, Passage
-from assistant.retrieval import Filters, Retrieval, Retriever, key_terms
+from assistant.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+MAX_TURNS = 6  # earlier turns the chain reads; older ones are dropped
+RUN_NAME = "newsroom-assistant"
 NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
 EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
 _FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
@@ -33,11 +55,27 @@ _FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|t
 
 @dataclass
 class Event:
-    """A streamed piece of an answer: kind 'delta' (text) or 'answer' (the final Answer)."""
+    """A streamed piece of an answer: kind 'delta' (text), 'notice' or 'answer' (the final Answer)."""
 
     kind: str
     text: str = ""
     answer: Answer | None = None
+
+
+def events_of(chunk: dict[str, Any]) -> Iterator[Event]:
+    """A chunk of the chain's stream as Events (notices first, then text, then the answer)."""
+    for notice in chunk.get("notices") or []:
+        yield Event("notice", notice)
+    if chunk.get("delta"):
+        yield Event("delta", chunk["delta"])
+    if chunk.get("result") is not None:
+        yield Event("answer", answer=chunk["result"])
+
+
+def answer_fields(answer: Answer) -> dict[str, Any]:
+    """The chain's last chunk: the `ask --json` fields, the checks' verdict and the Answer itself."""
+    return {**answer.to_json(), "support": answer.support, "unsupported": list(answer.unsupported),
+            "notice": answer.notice, "result": answer}
 
 
 def check_question(question: str) -> str:
@@ -53,6 +91,18 @@ def check_question(question: str) -> str:
         raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
                              "ask a shorter question")
     return q
+
+
+def history_pairs(history: Any) -> list[tuple[str, str]]:
+    """Earlier turns as (question, answer) pairs, from pairs or {"question", "answer"} dicts; the last 6."""
+    pairs = []
+    for turn in history or []:
+        if isinstance(turn, dict):
+            pairs.append((str(turn.get("question") or ""), str(turn.get("answer") or "")))
+        else:
+            q, a = turn
+            pairs.append((str(q), str(a)))
+    return pairs[-MAX_TURNS:]
 
 
 def own_terms(question: str, history: list[tuple[str, str]] | None) -> set[str]:
@@ -86,8 +136,79 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None) ->
     return question
 
 
+def retrieval_of(documents: list[Document]) -> Retrieval:
+    """The retriever's Documents back as a Retrieval (passages in rank order and the confidence)."""
+    passages = [passage_of(d, i) for i, d in enumerate(documents)]
+    confidence = float(documents[0].metadata.get("confidence") or 0.0) if documents else 0.0
+    return Retrieval(passages, confidence)
+
+
+@dataclass
+class _Draft:
+    """What the answer step hands to the cite step: reply text to check, or an answer already final."""
+
+    text: str = ""
+    passages: list[Passage] = field(default_factory=list)
+    confidence: float = 0.0
+    generative: bool = False
+    notice: str | None = None
+    final: Answer | None = None
+
+
+async def iterate_in_thread(make: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """A blocking iterator driven from a worker thread, as an async iterator.
+
+    The thread runs in a copy of the caller's context, so a chat model called inside sees the run's callbacks.
+    When the consumer stops (a client disconnected, the task was cancelled), the iterator is closed in its own
+    thread as soon as its current step returns: a streaming model call is closed at its next chunk.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone: nobody is listening any more
+            stop.set()
+
+    def work() -> None:
+        iterator = make()
+        try:
+            for value in iterator:
+                if stop.is_set():
+                    break
+                put(("value", value))
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, who raises it
+            put(("error", e))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True,
+                     name="assistant-answer").start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
 class Assistant:
-    """Retriever + engine behind every surface (CLI, Gradio, REST)."""
+    """The store, retriever, engines and the chain built over them; every surface asks through `chain`.
+
+    Args:
+        settings: all settings (answer engine, retrieval, llm...).
+        store: an open Store to share (default: open the settings' store).
+        engine: an answer engine to use instead of `answer.engine`.
+    """
 
     def __init__(self, settings: Settings, store: Store | None = None, engine: Engine | None = None):
         self.settings = settings
@@ -96,6 +217,16 @@ class Assistant:
         self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
         self._engine = engine
         self.extractive = get_engine("extractive", settings, self.store.embedder.embed_memo)
+        self.answer_chain: Runnable = (
+            RunnableLambda(self._answer, afunc=self._aanswer, name="answer")
+            | RunnableGenerator(self._cite, self._acite, name="cite")
+        )
+        self.chain: Runnable = (
+            RunnableLambda(self._prepare, name="prepare")
+            | RunnableLambda(self._condense, name="condense")
+            | RunnableLambda(self._retrieve, name="retrieve")
+            | self.answer_chain
+        ).with_config(run_name=RUN_NAME)
 
     @property
     def engine(self) -> Engine:
@@ -103,115 +234,145 @@ class Assistant:
             self._engine = get_engine(self.settings.answer.engine, self.settings, self.store.embedder.embed_memo)
         return self._engine
 
-    def runnable(self):
-        """The chain as LCEL: {question, history, filters} -> Answer."""
-        return (
-            RunnablePassthrough.assign(standalone=RunnableLambda(
-                lambda x: self.condense(x["question"], x.get("history"))))
-            | RunnablePassthrough.assign(retrieval=RunnableLambda(
-                lambda x: self.retriever.retrieve(x["standalone"], Filters.from_dict(x.get("filters")))))
-            | RunnableLambda(lambda x: self._final(self._answer_events(x["standalone"], x["retrieval"],
-                                                                    x.get("history"))))
-        )
+    def news_retriever(self, filters: dict[str, Any] | Filters | None = None, k: int | None = None) -> NewsRetriever:
+        """The archive as a LangChain retriever (Documents with our metadata and exact offsets)."""
+        if not isinstance(filters, Filters):
+            filters = Filters.from_dict(filters)
+        return NewsRetriever(retriever=self.retriever, filters=filters, k=k)
 
-    def condense(self, question: str, history: list[tuple[str, str]] | None) -> str:
-        condense = getattr(self.engine, "condense", None)
-        if history and condense is not None:
-            try:
-                return condense(question, history)
-            except EngineError as e:
-                log.warning("could not condense the follow-up question: %s", e)
-        return standalone_question(question, history)
+    # ---- the surfaces' calls: all through self.chain ----
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None,
-            filters: dict[str, Any] | None = None) -> Answer:
-        """The whole answer at once."""
-        return self._final(self.stream(question, history, filters))
+            filters: dict[str, Any] | None = None, config: RunnableConfig | None = None) -> Answer:
+        """The whole answer at once (`chain.invoke`)."""
+        return self.chain.invoke(_inputs(question, history, filters), config)["result"]
 
     def stream(self, question: str, history: list[tuple[str, str]] | None = None,
-               filters: dict[str, Any] | None = None) -> Iterator[Event]:
-        """Text deltas as they come, maybe a 'notice' (e.g. model server down), then one 'answer' event."""
-        question = check_question(question)
-        history = [(str(q), str(a)) for q, a in (history or [])][-6:]
-        if self.store.count() == 0:
-            yield Event("delta", EMPTY_STORE)
-            yield Event("answer", answer=Answer(EMPTY_STORE, True, notice="empty store"))
-            return
-        engine, notice = self.engine, None
-        standalone = standalone_question(question, history)
-        condense = getattr(engine, "condense", None)
-        if history and condense is not None:
-            try:
-                standalone = condense(question, history)
-            except EngineError as e:
-                # The server just failed; do not make the journalist wait for it a second time.
-                notice = f"{e.message}; showing the extractive answer instead"
-                log.warning(notice)
-                engine = self.extractive
-                yield Event("notice", notice)
-        retrieval = self.retriever.retrieve(standalone, Filters.from_dict(filters))
-        if history and not follow_up_found(question, history, retrieval.passages):
-            # The follow-up's own words are in none of the passages: what was found is the previous story.
-            yield from self._refusal(retrieval.passages, notice)
-            return
-        yield from self._answer_events(standalone, retrieval, history, engine, notice)
+               filters: dict[str, Any] | None = None, config: RunnableConfig | None = None) -> Iterator[Event]:
+        """`chain.stream` as Events: text deltas as they come, maybe a 'notice', then one 'answer'."""
+        for chunk in self.chain.stream(_inputs(question, history, filters), config):
+            yield from events_of(chunk)
 
     def answer_retrieval(self, question: str, retrieval: Retrieval) -> Answer:
         """Answer from passages already retrieved (the eval harness retrieves once for both uses)."""
-        return self._final(self._answer_events(check_question(question), retrieval, None))
+        q = check_question(question)
+        return self.answer_chain.invoke({"question": q, "standalone": q, "history": [],
+                                         "retrieval": retrieval})["result"]
 
-    @staticmethod
-    def _final(events) -> Answer:
-        answer = None
-        for ev in events:
-            if ev.kind == "answer":
-                answer = ev.answer
-        assert answer is not None
-        return answer
+    # ---- the chain's steps ----
 
-    def _answer_events(self, question: str, retrieval: Retrieval, history: list[tuple[str, str]] | None,
-                       engine: Engine | None = None, notice: str | None = None) -> Iterator[Event]:
-        passages = retrieval.passages
+    def _prepare(self, x: dict[str, Any] | str) -> dict[str, Any]:
+        """Check the question, keep the last turns, check the filters, see whether there is anything to ask."""
+        if not isinstance(x, dict):
+            x = {"question": x}
+        filters = x.get("filters") or None
+        Filters.from_dict(filters)  # bad dates fail here, before anything is streamed
+        return {"question": check_question(x.get("question")), "history": history_pairs(x.get("history")),
+                "filters": filters, "empty": self.store.count() == 0}
+
+    def _condense(self, x: dict[str, Any]) -> dict[str, Any]:
+        """A follow-up rewritten as a standalone question: by the chat model when there is one, else by rule."""
+        standalone, notices = standalone_question(x["question"], x["history"]), []
+        if not x["empty"] and x["history"]:
+            condense = getattr(self.engine, "condense", None)
+            if condense is not None:
+                try:
+                    standalone = condense(x["question"], x["history"])
+                except EngineError as e:
+                    # The server just failed; do not make the journalist wait for it a second time.
+                    notices.append(f"{e.message}; showing the extractive answer instead")
+                    log.warning(notices[-1])
+        return {**x, "standalone": standalone, "notices": notices, "fallback": bool(notices)}
+
+    def _retrieve(self, x: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        """The archive's passages for the standalone question, through the LangChain retriever."""
+        documents = [] if x["empty"] else self.news_retriever(x["filters"]).invoke(x["standalone"], config)
+        return {**x, "documents": documents}
+
+    def _answer(self, x: dict[str, Any]) -> Iterator[AddableDict]:
+        """Refuse, or stream the engine's text; the last chunk is a draft for the cite step."""
+        notices = list(x.get("notices") or [])
+        if notices:
+            yield AddableDict(notices=notices)
+        if x.get("empty"):
+            yield AddableDict(delta=EMPTY_STORE)
+            yield AddableDict(draft=_Draft(final=Answer(EMPTY_STORE, True, notice="empty store")))
+            return
+        retrieval = x.get("retrieval") or retrieval_of(x["documents"])
+        passages, question, history = retrieval.passages, x["standalone"], x.get("history") or None
+        notice = "; ".join(notices) or None
+        if history and not follow_up_found(x["question"], history, passages):
+            # The follow-up's own words are in none of the passages: what was found is the previous story.
+            yield from self._refusal(passages, notice)
+            return
         if not tokenize(question) or retrieval.confidence < self.settings.answer.min_confidence:
             # Weak evidence: refuse before any model is asked, so it cannot answer from memory.
             yield from self._refusal(passages, notice)
             return
-        engine = engine or self.engine
+        engine = self.extractive if x.get("fallback") else self.engine
         text = ""
         try:
             for delta in engine.stream(question, passages, history):
                 text += delta
-                yield Event("delta", delta)
+                yield AddableDict(delta=delta)
         except EngineError as e:
             notice = f"{e.message}; showing the extractive answer instead"
             log.warning(notice)
-            yield Event("notice", notice)
+            yield AddableDict(notices=[notice])
             engine, text = self.extractive, ""
             for delta in engine.stream(question, passages, history):
                 text += delta
-                yield Event("delta", delta)
+                yield AddableDict(delta=delta)
         if not text.strip():
             yield from self._refusal(passages, notice)
             return
-        answer = self._cited(text, passages, engine)
-        weak = None
-        if not answer.refused and retrieval.confidence < self.settings.answer.caution_below:
-            weak = (f"the articles match this question only weakly (retrieval confidence "
-                    f"{retrieval.confidence:.2f}); check the quoted passages before relying on the answer")
-        answer.notice = "; ".join(x for x in (notice, answer.notice, weak) if x) or None
-        yield Event("answer", answer=answer)
+        yield AddableDict(draft=_Draft(text, passages, retrieval.confidence, engine.generative, notice))
 
-    def _cited(self, text: str, passages: list[Passage], engine: Engine) -> Answer:
+    async def _aanswer(self, x: dict[str, Any]) -> AsyncIterator[AddableDict]:
+        # The engines are blocking; a worker thread runs them, and stops them when the consumer goes away.
+        async for chunk in iterate_in_thread(lambda: self._answer(x)):
+            yield chunk
+
+    def _cite(self, chunks: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
+        """Text and notices pass through; the draft becomes the checked, cited answer."""
+        for chunk in chunks:
+            rest = AddableDict({k: v for k, v in chunk.items() if k != "draft"})
+            if rest:
+                yield rest
+            if chunk.get("draft") is not None:
+                yield AddableDict(answer_fields(self._finish(chunk["draft"])))
+
+    async def _acite(self, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[AddableDict]:
+        async for chunk in chunks:
+            rest = AddableDict({k: v for k, v in chunk.items() if k != "draft"})
+            if rest:
+                yield rest
+            if chunk.get("draft") is not None:  # the support check embeds sentences: off the event loop
+                yield AddableDict(answer_fields(await run_in_executor(None, self._finish, chunk["draft"])))
+
+    def _finish(self, draft: _Draft) -> Answer:
+        """The citation check and the weak-match caution on a draft reply."""
+        if draft.final is not None:
+            return draft.final
+        answer = self._cited(draft.text, draft.passages, draft.generative)
+        weak = None
+        if not answer.refused and draft.confidence < self.settings.answer.caution_below:
+            weak = (f"the articles match this question only weakly (retrieval confidence "
+                    f"{draft.confidence:.2f}); check the quoted passages before relying on the answer")
+        answer.notice = "; ".join(x for x in (draft.notice, answer.notice, weak) if x) or None
+        return answer
+
+    def _cited(self, text: str, passages: list[Passage], generative: bool) -> Answer:
         """Map [n] to citations, drop bogus ones, check each sentence against its sources."""
         cited = cite(text, passages)
         flags = []
         if cited.bogus:
             flags.append(f"removed citations to passages that do not exist: "
                          f"{', '.join(f'[{n}]' for n in sorted(set(cited.bogus)))}")
-        if engine.generative and is_refusal(cited.text):
+        if generative and is_refusal(cited.text):
             return self._refusal_answer(passages, "the model said the passages do not answer the question")
         if not cited.citations:
-            if engine.generative:  # uncited model text is never shown as an answer
+            if generative:  # uncited model text is never shown as an answer
                 return self._refusal_answer(passages, "the model's reply cited no passage, so it is not shown")
             return Answer(cited.text, True, [], passages)
         support = check_support(cited, self.store.embedder.embed_memo)
@@ -237,10 +398,14 @@ class Assistant:
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
 
-    def _refusal(self, passages: list[Passage], notice: str | None = None) -> Iterator[Event]:
+    def _refusal(self, passages: list[Passage], notice: str | None = None) -> Iterator[AddableDict]:
         answer = self._refusal_answer(passages, notice)
-        yield Event("delta", answer.answer)
-        yield Event("answer", answer=answer)
+        yield AddableDict(delta=answer.answer)
+        yield AddableDict(draft=_Draft(final=answer))
+
+
+def _inputs(question: str, history: Any, filters: dict[str, Any] | None) -> dict[str, Any]:
+    return {"question": question, "history": history or [], "filters": filters}
 
 
 def article_label(p: Passage | Citation) -> str:

@@ -107,13 +107,24 @@ class Retriever:
             self._known_sources = sorted({s for s in self.lexical.sources if s}) if len(self.lexical) else []
         return self._known_sources
 
+    def matching_sources(self, wanted: list[str]) -> list[str]:
+        """The outlets a `--source` / `filters.sources` value means: every known outlet whose name contains one
+        of the values, ignoring case ("gazette" is "Avrel Harbour Gazette"). The dense leg filters on exactly
+        these names and the keyword leg's substring mask selects the same ones; values matching no outlet are
+        kept as given, so they match nothing rather than lifting the filter."""
+        if not wanted:
+            return []
+        terms = [w.lower() for w in wanted if w and w.strip()]
+        known = sorted({s for s in self.lexical.sources if s}) if len(self.lexical) else []
+        return [s for s in known if any(t in s.lower() for t in terms)] or list(wanted)
+
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieval:
         s = self.settings
         filters = filters or Filters()
         k = k or s.k
         today = date.fromisoformat(filters.today) if filters.today else date.today()
         window = parse_time_window(question, today) if s.time_aware else None
-        sources = list(filters.sources)  # a user's choice is a hard filter
+        sources = self.matching_sources(filters.sources)  # a user's choice is a hard filter, in both legs
         named = [] if sources else parse_sources(question, self.known_sources())  # the question's: a boost
         d_from, d_to = _date_int(filters.date_from), _date_int(filters.date_to)
         if window and s.time_mode == "filter":
@@ -353,8 +364,12 @@ class NewsRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         result = self.retriever.retrieve(query, self.filters, self.k)
-        return [Document(page_content=p.text, metadata={"passage": p, "confidence": result.confidence})
-                for p in result.passages]
+        # Flat fields for any LangChain caller (start/end: the chunk's exact offsets in the article body); the
+        # Passage itself for our chain (sentence offsets, duplicate copies).
+        return [Document(page_content=p.text, metadata={
+            "chunk_id": p.chunk_id, "article_id": p.article_id, "title": p.title, "source": p.source,
+            "published_at": p.published_at, "url": p.url, "start": p.start, "end": p.end, "score": p.score,
+            "confidence": result.confidence, "passage": p}) for p in result.passages]
 
 
 def passage_of(doc: Document, i: int = 0) -> Passage:

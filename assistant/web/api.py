@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,18 +16,18 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from assistant import __version__
-from assistant.chain import MAX_QUESTION_CHARS, Assistant, Event, check_question
+from assistant.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, StoreError
 from assistant.ingest import Ingestor
 from assistant.loaders import articles_from_records
 from assistant.models import Answer
 from assistant.web.app import CSS, THEME, build_app
+from assistant.web.openai_api import OpenAIErrors, openai_router
 from assistant.web.security import install
 from assistant.web.sources import sources_router
 
@@ -199,10 +199,13 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _error_json(status: int, message: str, hint: str | None = None, headers: dict | None = None) -> JSONResponse:
+def _error_json(status: int, message: str, hint: str | None = None, headers: dict | None = None,
+                code: str | None = None) -> JSONResponse:
     body = {"error": message}
     if hint:
         body["hint"] = hint
+    if code:
+        body["code"] = code
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -216,12 +219,17 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     app.state.assistant = assistant
     app.state.ingestor = None
     install(app, settings.server)
+    app.add_middleware(OpenAIErrors)  # outermost: /v1 errors, the access policy's included, in OpenAI's shape
     app.include_router(sources_router(settings))  # /api/sources: the watcher's feeds (admin token)
+    app.include_router(openai_router(assistant))  # /v1: the archive as an OpenAI-compatible model
 
     @app.exception_handler(AssistantError)
     async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:
-        status = 503 if isinstance(e, StoreError) else 400
-        return _error_json(status, e.message, e.hint)
+        status = getattr(e, "status", None) or (503 if isinstance(e, StoreError) else 400)
+        response = _error_json(status, e.message, e.hint)
+        if getattr(e, "code", None):  # the /v1 routes' OpenAI error code
+            response = _error_json(status, e.message, e.hint, code=e.code)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -264,10 +272,12 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     async def ask_stream(req: AskIn) -> StreamingResponse:
         """The answer as Server-Sent Events, text first, citations at the end."""
         check_question(req.question)
-        events = assistant.stream(req.question, _turns(req), _filters(req))
-        # The first event comes after retrieval: pulling it here turns store errors into a proper status.
-        first = await run_in_threadpool(next, events, None)
-        return StreamingResponse(_sse_events(first, events), media_type="text/event-stream",
+        chunks = assistant.chain.astream({"question": req.question, "history": _turns(req),
+                                          "filters": _filters(req)})
+        # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
+        # A client that goes away cancels the stream, which stops the model call (chain.iterate_in_thread).
+        first = await anext(chunks, None)
+        return StreamingResponse(_sse_events(first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
@@ -337,18 +347,19 @@ def _filters(req: AskIn) -> dict[str, Any] | None:
     return req.filters.model_dump() if req.filters else None
 
 
-async def _sse_events(first: Event | None, events: Iterator[Event]) -> AsyncIterator[str]:
+async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncIterator[str]:
     """[notice] delta... citations done; an `error` event replaces the rest when answering fails midway."""
-    ev = first
+    chunk = first
     try:
-        while ev is not None:
-            if ev.kind == "delta" and ev.text:
-                yield _sse("delta", {"text": ev.text})
-            elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
-                yield _sse("notice", {"notice": ev.text})
-            elif ev.kind == "answer" and ev.answer is not None:
-                yield _sse("citations", answer_out(ev.answer))
-            ev = await run_in_threadpool(next, events, None)
+        while chunk is not None:
+            for ev in events_of(chunk):
+                if ev.kind == "delta" and ev.text:
+                    yield _sse("delta", {"text": ev.text})
+                elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
+                    yield _sse("notice", {"notice": ev.text})
+                elif ev.kind == "answer" and ev.answer is not None:
+                    yield _sse("citations", answer_out(ev.answer))
+            chunk = await anext(chunks, None)
     except AssistantError as e:
         log.warning("answer stream failed: %s", e)
         yield _sse("error", {"error": e.message, "hint": e.hint})

@@ -10,8 +10,8 @@
    Referrer-Policy.
 4. Starlette's `CORSMiddleware`: only the origins some widget token allows, no credentials. Its presence also
    switches off Gradio's own CORS layer, which echoed any Origin.
-5. `Guard`: who may call what. The same rules hold on /api/*, Gradio's /gradio_api/*, /config, /openapi.json
-   and the docs: a request from a foreign Origin needs a widget token bound to that origin (and may then only
+5. `Guard`: who may call what. The same rules hold on /api/*, the OpenAI-compatible /v1/* (its chat
+   completions are asked like /api/ask), Gradio's /gradio_api/*, /config, /openapi.json and the docs: a request from a foreign Origin needs a widget token bound to that origin (and may then only
    ask); the admin token may do everything; no token is fine from the same origin or outside a browser.
 """
 
@@ -40,7 +40,9 @@ from assistant.config import ServerSettings
 
 log = logging.getLogger(__name__)
 
-ASK_PATHS = ("/api/ask", "/api/ask/stream")
+ASK_PATHS = ("/api/ask", "/api/ask/stream", "/v1/chat/completions")  # /v1: the OpenAI-compatible model
+# What an OpenAI client reads before it asks (the archive's model name): a widget token may read it too.
+MODEL_PATHS = ("/v1/models",)
 ARTICLES = "/api/articles"
 # Routes only the admin token may use: path prefix -> methods (None = every method). The one list to extend.
 ADMIN_ONLY: dict[str, frozenset[str] | None] = {
@@ -207,7 +209,7 @@ class Guard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        if method in ("POST", "PUT", "PATCH") and (path.startswith("/api/") or path.startswith(GRADIO)):
+        if method in ("POST", "PUT", "PATCH") and (path.startswith(("/api/", "/v1/")) or path.startswith(GRADIO)):
             limit = self.max_upload if (path == ARTICLES) else self.max_request
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
@@ -254,7 +256,7 @@ class Guard:
                     else "set ASSISTANT_SERVER__ADMIN_TOKEN on the server to enable this route")
             return self._failed(client, None, path, "this route needs the admin token", hint)
         if role == "widget":
-            if path not in ASK_PATHS:
+            if path not in ASK_PATHS and not any(path == p or path.startswith(p + "/") for p in MODEL_PATHS):
                 return _error(403, "widget tokens can only ask questions", "use POST /api/ask or /api/ask/stream")
             if norigin is not None and norigin not in allowed:
                 log.info("a widget token was used from origin %s, not in its allowed origins", norigin)
