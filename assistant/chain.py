@@ -213,7 +213,7 @@ class Assistant:
     def __init__(self, settings: Settings, store: Store | None = None, engine: Engine | None = None):
         self.settings = settings
         self.store = store or Store(settings)
-        self.lexical = LexicalIndex(lexical_path(settings))
+        self.lexical = LexicalIndex(lexical_path(settings), source=self.store)  # follows the store
         self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
         self._engine = engine
         self.extractive = get_engine("extractive", settings, self.store.embedder.embed_memo)

@@ -281,12 +281,14 @@ def stats(ctx, as_json) -> None:
     from assistant.store import Store
 
     settings = _settings(ctx)
-    info = Store(settings).stats()
+    store = Store(settings)
+    info = store.stats()
     if as_json:
         click.echo(json.dumps(info))
     else:
         for k, v in info.items():
             click.echo(f"{k}: {v}")
+        click.echo(_keyword_index_line(settings, store))
         from assistant.sources import SourceBook
 
         book = SourceBook(settings)
@@ -300,6 +302,35 @@ def stats(ctx, as_json) -> None:
                        f"{s.interval:g} s, {s.origin}): last poll {pub.get('last_poll') or 'never'}, last success "
                        f"{pub.get('last_success') or 'never'}, {pub.get('articles_added', 0)} articles added"
                        + (f", last error: {pub['last_error']}" if pub.get("last_error") else ""))
+
+
+def _keyword_index_line(settings, store) -> str:
+    """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
+    from assistant.ingest import lexical_path
+    from assistant.lexical import LexicalIndex
+
+    st = LexicalIndex(lexical_path(settings), source=store).status()
+    if st["in_step"]:
+        return f"keyword index: in step ({st['chunks']} chunks, change {st['seq'] or 0})"
+    return (f"keyword index: behind the store ({st['chunks']} of {st['store_chunks']} chunks, change "
+            f"{st['seq'] if st['seq'] is not None else 'none'} of {st['store_seq'] or 0}); "
+            "queries bring it in step, or run `assistant reindex`")
+
+
+@cli.command()
+@_data_dir_option
+@click.pass_context
+def reindex(ctx) -> None:
+    """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
+    from assistant.ingest import lexical_path
+    from assistant.lexical import LexicalIndex
+    from assistant.store import Store
+
+    settings = _settings(ctx)
+    t0 = time.perf_counter()
+    report = LexicalIndex(lexical_path(settings), source=Store(settings)).sync(full=True)
+    click.echo(f"keyword index rebuilt from the store: {report.upserted} chunks, change {report.seq or 0} "
+               f"({time.perf_counter() - t0:.1f}s)")
 
 
 @cli.command(name="eval")

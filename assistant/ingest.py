@@ -21,7 +21,7 @@ from assistant.chunking import Chunker
 from assistant.cleaning import content_regions
 from assistant.config import Settings
 from assistant.errors import StoreError
-from assistant.lexical import LexicalIndex, tokenize
+from assistant.lexical import LexicalIndex
 from assistant.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
 from assistant.retrieval import normalized
@@ -113,7 +113,7 @@ class Ingestor:
     def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.store = store or Store(settings)
-        self.lexical = LexicalIndex(lexical_path(settings))
+        self.lexical = LexicalIndex(lexical_path(settings), source=self.store)
         self._chunker: Chunker | None = None
 
     @property
@@ -166,7 +166,6 @@ class Ingestor:
             # A killed run can only leave whole articles (one upsert each), except an update killed between
             # its upsert and the delete of its now-surplus chunks: sweep those before diffing.
             swept = self.store.sweep_partial_articles() if interrupted is not None else 0
-            cache = self._synced_cache(report, None)
             stored = self.store.manifest()
             if interrupted is not None:
                 report.resumed = self._resumed_note(interrupted, stored, swept)
@@ -193,14 +192,13 @@ class Ingestor:
             for a in todo:
                 batch.append(a)
                 if len(batch) >= self.settings.ingest.batch_articles or a is todo[-1]:
-                    self._write_batch(batch, stored, cache, report, signatures)
+                    self._write_batch(batch, stored, report, signatures)
                     done += len(batch)
                     batch = []
                     log.info("stored %d/%d articles", done, total)
                     if progress:
                         progress("embed", done, total)
-            if todo or report.resumed:
-                self.lexical.rebuild(cache)
+            self._sync_keywords(report)
             journal.unlink(missing_ok=True)
         report.seconds = time.perf_counter() - t0
         return report
@@ -208,14 +206,16 @@ class Ingestor:
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks from the store and the keyword index; returns chunks removed."""
         with self.lock():
-            report = IngestReport()
-            cache = self._synced_cache(report, None)
             n = self.store.delete_article(article_id)
-            for cid in [c for c in cache if c.startswith(article_id + ":")]:
-                del cache[cid]
-            if n:
-                self.lexical.rebuild(cache)
+            self._sync_keywords(IngestReport())
             return n
+
+    def _sync_keywords(self, report: IngestReport) -> None:
+        """Bring this data dir's keyword index in step with the store: what this run changed, or the whole
+        store when the index is missing, stale or built by another tokenizer."""
+        done = self.lexical.sync()
+        if done.rebuilt and done.upserted and report.resumed is None and not (report.added or report.updated):
+            report.resumed = "keyword index rebuilt from the store"
 
     @staticmethod
     def _write_journal(journal: Path, todo: list[Article]) -> None:
@@ -250,35 +250,6 @@ class Ingestor:
             note += f"; removed {swept} leftover chunks of partly replaced articles"
         return note
 
-    def _synced_cache(self, report: IngestReport, journal: Path | None) -> dict[str, list[Any]]:
-        """The keyword index's token cache, resynced from the store when they disagree (e.g. after a crash)."""
-        cache = self.lexical.load_cache()
-        store_ids = {cid for cid, _, _ in self._iter_ids()}
-        if store_ids != set(cache):
-            log.info("keyword index disagrees with the store (%d vs %d chunks); resyncing",
-                     len(cache), len(store_ids))
-            cache = {cid: self._cache_entry(text, meta) for cid, text, meta in self.store.iter_chunks()}
-            if report.resumed is None and (cache or store_ids):
-                report.resumed = "keyword index resynced with the store"
-            self.lexical.rebuild(cache)
-        return cache
-
-    def _iter_ids(self):
-        col = self.store.collection()
-        offset, page = 0, 20000
-        while True:
-            got = self.store._call("read", col.get, include=[], limit=page, offset=offset)
-            for cid in got["ids"]:
-                yield cid, None, None
-            if len(got["ids"]) < page:
-                return
-            offset += page
-
-    @staticmethod
-    def _cache_entry(text: str, meta: dict[str, Any]) -> list[Any]:
-        return [meta.get("text_hash"), tokenize(meta.get("title", "") + "\n" + text),
-                meta.get("date_int"), meta.get("source")]
-
     def _drop_near_duplicates(self, todo: list[Article], stored: dict[str, dict[str, Any]],
                               signatures: dict[str, list[int]], report: IngestReport) -> list[Article]:
         """Skip syndicated copies (the same wire story under another title, source or dateline).
@@ -311,7 +282,7 @@ class Ingestor:
             keep.append(a)
         return keep
 
-    def _write_batch(self, batch: list[Article], stored: dict, cache: dict, report: IngestReport,
+    def _write_batch(self, batch: list[Article], stored: dict, report: IngestReport,
                      signatures: dict[str, list[int]] | None = None) -> None:
         chunker = self.chunker
         plans = []
@@ -331,12 +302,7 @@ class Ingestor:
             hashes = [content_hash(normalized(c.text)) for c in chunks]
             items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
         self.store.write(items, {aid: {"minhash": json.dumps(sig)} for aid, sig in (signatures or {}).items()})
-        for a, chunks, hashes, _, old_ids in items:
-            for cid in old_ids:
-                cache.pop(cid, None)
-            date_int = int(a.published_at[:10].replace("-", "")) if a.published_at else None
-            for c, h in zip(chunks, hashes):
-                cache[c.id] = [h, tokenize(a.title + "\n" + c.text), date_int, a.source]
+        for a, chunks, _, _, _ in items:
             report.chunks += len(chunks)
             if a.id in stored:
                 report.updated += 1

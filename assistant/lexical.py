@@ -1,19 +1,27 @@
-"""The BM25 keyword index over the same chunks as the vector store, persisted beside it."""
+"""The keyword index: BM25 over the same chunks as the vector store, in tantivy, a derived cache of the store.
+
+Chroma is the one store of truth. Each chunk carries a change sequence (`seq`) in its metadata and every
+deletion leaves a tombstone in the store's change log (see `Store.change_head`), so any process can bring
+its own copy of the index in step by applying what changed since the sequence it last saw.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
+import inspect
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +35,6 @@ their theirs them themselves then there these they this those through to too und
 what when where which while who whom why will with would you your yours yourself yourselves said says say
 also after would could new one two its it's s t don't
 """.split())
-
-
-def _bm25s():
-    """bm25s, imported lazily; it sets its own logger to DEBUG on import, which would print on every ingest."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    return bm25s
 
 
 def tokenize(text: str) -> list[str]:
@@ -94,125 +94,347 @@ def token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
-class LexicalIndex:
-    """bm25s index of chunk texts (title included), rebuilt from a token cache after each ingest.
+# The token cache's version: a change to the tokenizer (its code, pattern or stopwords) rebuilds every index.
+TOKENIZER_VERSION = hashlib.sha1(
+    (inspect.getsource(tokenize) + _WORD.pattern + " ".join(sorted(STOPWORDS))).encode()).hexdigest()[:12]
+SCHEMA = "tantivy-1"
+STATE_ID = "\x00state"  # the document that records what the index holds (committed with the changes it describes)
+NO_DATE_MAX = 99_991_231
 
-    Files in `path`: tokens.json (chunk id -> [text hash, tokens, date_int, source]) and the bm25s index.
-    A reader reloads when `stamp` changes, so a running server sees new ingests.
+
+def _tantivy():
+    import tantivy
+
+    return tantivy
+
+
+def _schema():
+    """Our tokens joined by spaces go into `tokens` under tantivy's whitespace tokenizer, so the index
+    keeps exactly `tokenize`'s words; term frequencies only (BM25 needs no positions)."""
+    sb = _tantivy().SchemaBuilder()
+    sb.add_text_field("id", stored=True, tokenizer_name="raw")
+    sb.add_text_field("tokens", stored=False, tokenizer_name="whitespace", index_option="freq")
+    sb.add_integer_field("date", stored=True, indexed=True, fast=True)
+    sb.add_text_field("source", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("text_hash", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("seq", stored=True, indexed=False)
+    sb.add_text_field("state", stored=True, tokenizer_name="raw", index_option="basic")
+    return sb.build()
+
+
+class ChangeSource(Protocol):
+    """What the index reads from the store of truth (implemented by `assistant.store.Store`)."""
+
+    def identity(self) -> str: ...  # changes when the collection is dropped and made anew
+    def change_head(self) -> int | None: ...  # the store's latest change sequence (None: no change log yet)
+    def count(self) -> int: ...
+    def iter_chunks(self) -> Iterator[tuple[str, str, dict[str, Any]]]: ...
+    def changes_since(self, seq: int) -> Iterator[tuple[str, str, dict[str, Any]]]: ...
+    def deletions_since(self, seq: int) -> list[tuple[str, int]]: ...
+
+
+@dataclass(frozen=True)
+class KeywordFilter:
+    """A date window and outlet filter, applied inside the keyword query (what `LexicalIndex.mask` returns)."""
+
+    date_from: int | None = None
+    date_to: int | None = None
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    rebuilt: bool = False
+    upserted: int = 0
+    deleted: int = 0
+    seq: int | None = None
+
+
+def _cache_fields(cid: str, text: str, meta: dict[str, Any]) -> tuple:
+    """The row of one store chunk: id, text hash, tokens (title included), date, source, its lowercase, seq."""
+    meta = meta or {}
+    source = meta.get("source") or ""
+    return (cid, meta.get("text_hash"), " ".join(tokenize((meta.get("title") or "") + "\n" + (text or ""))),
+            int(meta.get("date_int") or 0), source, source.lower(), int(meta.get("seq") or 0))
+
+
+class LexicalIndex:
+    """BM25 over chunk texts (title included) in a tantivy index at `path`/tantivy.
+
+    Readers never block and never see half a change: every query runs on one tantivy searcher, an immutable
+    snapshot of the committed segments, taken for that query alone (`mask` returns a plain value applied
+    inside it). With a `source` (the store), the index keeps itself in step: at most every SYNC_SECONDS a
+    query first applies the store's changes since the sequence the index last saw (one thread of a process
+    at a time, one process at a time through a lock file; the other threads go on reading the last commit).
+    An ingest costs what it changes: a commit of its documents, nothing else is rewritten. What the index
+    holds (store, tokenizer version, change sequence) is a document committed with the changes themselves.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self._stamp: float | None = None
-        self._bm25 = None
-        self.ids: list[str] = []
-        self.dates = np.zeros(0, dtype=np.int64)
-        self.sources: list[str] = []
+    SYNC_SECONDS = 1.0
 
-    # -- writing (ingest holds the ingest lock) ---------------------------------------------
-    def load_cache(self) -> dict[str, list[Any]]:
-        f = self.path / "tokens.json"
-        if not f.exists():
+    def __init__(self, path: Path, source: ChangeSource | None = None):
+        self.path = Path(path)
+        self.dir = self.path / "tantivy"
+        self.source = source
+        self._index = None
+        self._open_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._checked = float("-inf")
+
+    # -- the index and its snapshots -------------------------------------------------------------
+    def _opened(self, reload: bool = False):
+        """This process's handle on the index (None while none exists); `reload` picks up new commits."""
+        t = _tantivy()
+        with self._open_lock:
+            if self._index is None:
+                if not (self.dir / "meta.json").exists():
+                    return None
+                self._index = t.Index.open(str(self.dir))
+                self._index.config_reader("Manual")
+            elif reload:
+                self._index.reload()
+            return self._index
+
+    def _snapshot(self):
+        """(index, searcher) for one query: the latest commit this process has loaded."""
+        self._maybe_sync()
+        index = self._opened()
+        return (index, index.searcher()) if index is not None else (None, None)
+
+    @staticmethod
+    def _state(index, searcher) -> dict[str, Any]:
+        t = _tantivy()
+        hits = searcher.search(t.Query.term_query(index.schema, "id", STATE_ID), 1).hits
+        if not hits:
             return {}
         try:
-            return json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            log.warning("keyword index cache unreadable; it will be rebuilt from the store")
+            return json.loads(searcher.doc(hits[0][1])["state"][0])
+        except (ValueError, KeyError, IndexError):
             return {}
 
-    def rebuild(self, cache: dict[str, list[Any]]) -> None:
-        """Write the token cache and a fresh bm25s index atomically (temp folder, then rename)."""
-        bm25s = _bm25s()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        ids = sorted(cache)
-        (tmp / "tokens.json").write_text(json.dumps(cache), encoding="utf-8")
-        meta = {"ids": ids, "dates": [cache[i][2] for i in ids], "sources": [cache[i][3] for i in ids]}
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        if ids:
-            bm25 = bm25s.BM25()
-            bm25.index([cache[i][1] or ["\x00"] for i in ids], show_progress=False)
-            bm25.save(str(tmp / "bm25"), show_progress=False)
-        old = self.path.with_name(self.path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
-        (self.path.parent / f"{self.path.name}.stamp").write_text(str(len(ids)))
+    # -- keeping in step with the store -----------------------------------------------------------
+    def _maybe_sync(self) -> None:
+        if time.monotonic() - self._checked < self.SYNC_SECONDS:
+            return
+        if not self._sync_lock.acquire(blocking=False):
+            return  # another thread is syncing: read the last commit
+        try:
+            self._checked = time.monotonic()
+            if self.source is None:
+                self._opened(reload=True)  # a read-only index still sees other processes' commits
+            else:
+                self._sync_locked(full=False)
+        except Exception as e:  # noqa: BLE001 - a store outage must not break keyword search
+            log.warning("keyword index not brought in step with the store (%s); using it as it is", e)
+        finally:
+            self._sync_lock.release()
+
+    def sync(self, full: bool = False) -> SyncReport:
+        """Apply the store's changes since the last sync (or rebuild from the whole store: `full`, a first
+        sync, a tokenizer change, a collection made anew). Safe from any thread and any process."""
+        if self.source is None:
+            raise ValueError("this keyword index has no store to sync from")
+        with self._sync_lock:
+            self._checked = time.monotonic()
+            return self._sync_locked(full)
+
+    def _sync_locked(self, full: bool) -> SyncReport:
+        source = self.source
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / "write.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer across processes (tantivy allows one IndexWriter)
+            index = self._opened(reload=True)
+            state = self._state(index, index.searcher()) if index is not None else {}
+            head = source.change_head()  # read under the lock: no other sync can move past it meanwhile
+            ident = source.identity()
+            seen = state.get("seq")
+            if index is None or state.get("schema") != SCHEMA:
+                index = self._create()
+                full = True
+            if (full or seen is None or state.get("tokenizer") != TOKENIZER_VERSION
+                    or state.get("store") != ident or (head or 0) < seen):
+                report = self._rebuild(index, source, head, ident)
+            elif head is not None and head > seen:
+                report = self._apply(index, source, seen, head, ident)
+            else:
+                return SyncReport(seq=seen)
+            self._opened(reload=True)
+        if report.rebuilt or report.upserted or report.deleted:
+            log.info("keyword index: %s", report)
+        return report
+
+    def _create(self):
+        """A new, empty index (none yet, or one of an older schema: removed)."""
+        t = _tantivy()
+        with self._open_lock:
+            self._index = None
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True)
+            index = t.Index(_schema(), path=str(self.dir), reuse=False)
+            index.config_reader("Manual")
+            self._index = index
+        return index
+
+    @staticmethod
+    def _document(row: tuple):
+        cid, text_hash, tokens, date_int, source, _, seq = row
+        return _tantivy().Document(id=cid, tokens=tokens, date=date_int, source=source, text_hash=text_hash or "",
+                                   seq=seq)
+
+    @staticmethod
+    def _state_document(seq: int | None, ident: str):
+        state = {"schema": SCHEMA, "tokenizer": TOKENIZER_VERSION, "store": ident, "seq": seq or 0}
+        return _tantivy().Document(id=STATE_ID, tokens="", date=0, source="", text_hash="", seq=0,
+                                   state=json.dumps(state))
+
+    @staticmethod
+    def _writer(index):
+        return index.writer(heap_size=64_000_000, num_threads=1)
+
+    def _rebuild(self, index, source: ChangeSource, head: int | None, ident: str) -> SyncReport:
+        writer = self._writer(index)
+        try:
+            writer.delete_all_documents()
+            n = 0
+            for cid, text, meta in source.iter_chunks():
+                writer.add_document(self._document(_cache_fields(cid, text, meta)))
+                n += 1
+            writer.add_document(self._state_document(head, ident))
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        writer.wait_merging_threads()
+        return SyncReport(rebuilt=True, upserted=n, seq=head or 0)
+
+    def _apply(self, index, source: ChangeSource, seen: int, head: int, ident: str) -> SyncReport:
+        """Upsert the chunks changed after `seen` and drop the chunks deleted after it, unless a later write
+        brought them back. Changes past `head` (a write still under way) are applied too, harmlessly: the
+        next sync starts again from `head`."""
+        t = _tantivy()
+        searcher = index.searcher()
+        changed = {cid: _cache_fields(cid, text, meta) for cid, text, meta in source.changes_since(seen)}
+        doomed = set()
+        for cid, dseq in source.deletions_since(seen):
+            if cid in changed:
+                if changed[cid][6] < dseq:
+                    doomed.add(cid)
+                    del changed[cid]
+                continue
+            hits = searcher.search(t.Query.term_query(index.schema, "id", cid), 1).hits
+            if hits and int(searcher.doc(hits[0][1])["seq"][0]) < dseq:
+                doomed.add(cid)
+        writer = self._writer(index)
+        try:
+            for cid in [*doomed, *changed, STATE_ID]:  # deletions first: they apply to earlier documents only
+                writer.delete_documents_by_term("id", cid)
+            for row in changed.values():
+                writer.add_document(self._document(row))
+            writer.add_document(self._state_document(head, ident))
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        writer.wait_merging_threads()
+        return SyncReport(upserted=len(changed), deleted=len(doomed), seq=head)
+
+    def status(self) -> dict[str, Any]:
+        """Whether this index is in step with its store: same change sequence and the same chunk count
+        (looked at as it is: no sync first)."""
+        index = self._opened(reload=True)
+        searcher = index.searcher() if index is not None else None
+        state = self._state(index, searcher) if index is not None else {}
+        out: dict[str, Any] = {"chunks": self._count(searcher, state), "seq": state.get("seq"), "path": str(self.dir)}
+        if self.source is not None:
+            head, count = self.source.change_head(), self.source.count()
+            empty = count == 0 and out["chunks"] == 0 and head is None  # nothing stored, nothing to index
+            out.update(store_chunks=count, store_seq=head,
+                       in_step=empty or (state.get("seq") == (head or 0) and out["chunks"] == count
+                                         and state.get("tokenizer") == TOKENIZER_VERSION))
+        return out
 
     # -- reading -------------------------------------------------------------------------------
-    def _current_stamp(self) -> float | None:
-        try:
-            return (self.path.parent / f"{self.path.name}.stamp").stat().st_mtime_ns
-        except OSError:
-            return None
-
-    def _ensure_loaded(self) -> None:
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return
-        with self._lock:
-            if stamp == self._stamp:
-                return
-            bm25s = _bm25s()
-            try:
-                meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
-                bm25 = bm25s.BM25.load(str(self.path / "bm25"), show_progress=False) if meta["ids"] else None
-            except (OSError, ValueError) as e:
-                log.warning("keyword index not readable (%s); keyword search off until the next ingest", e)
-                meta, bm25 = {"ids": [], "dates": [], "sources": []}, None
-            self._bm25, self.ids = bm25, meta["ids"]
-            self.dates = np.array([d or 0 for d in meta["dates"]], dtype=np.int64)
-            self.sources = [s or "" for s in meta["sources"]]
-            self._stamp = stamp
+    @staticmethod
+    def _count(searcher, state: dict[str, Any]) -> int:
+        return 0 if searcher is None else searcher.num_docs - (1 if state else 0)
 
     def __len__(self) -> int:
-        self._ensure_loaded()
-        return len(self.ids)
+        index, searcher = self._snapshot()
+        return 0 if index is None else self._count(searcher, self._state(index, searcher))
 
-    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score) best first; `mask` (0/1 per chunk) restricts the candidates."""
-        self._ensure_loaded()
-        tokens = tokenize(query)
-        if self._bm25 is None or not tokens:
+    def _all(self, searcher, index) -> list[dict[str, Any]]:
+        t = _tantivy()
+        if searcher is None or not searcher.num_docs:
             return []
-        scores = self._bm25.get_scores(tokens)
+        hits = searcher.search(t.Query.all_query(), searcher.num_docs).hits
+        docs = [searcher.doc(addr) for _, addr in hits]
+        return [d for d in docs if d["id"][0] != STATE_ID]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every indexed chunk id, sorted (reads every document: for checks, not for queries)."""
+        index, searcher = self._snapshot()
+        return sorted(d["id"][0] for d in self._all(searcher, index))
+
+    def load_cache(self) -> dict[str, list[Any]]:
+        """chunk id -> [text hash, None (tokens are not stored), date_int, source]."""
+        index, searcher = self._snapshot()
+        return {d["id"][0]: [d["text_hash"][0] or None, None, d["date"][0] or None, d["source"][0] or None]
+                for d in self._all(searcher, index)}
+
+    @property
+    def sources(self) -> list[str]:
+        """The distinct outlets of the indexed chunks."""
+        index, searcher = self._snapshot()
+        return self._sources(searcher)
+
+    @staticmethod
+    def _sources(searcher) -> list[str]:
+        if searcher is None:
+            return []
+        return sorted(term for term, count in searcher.terms_with_prefix("source", "") if term and count)
+
+    def search(self, query: str, k: int, mask: KeywordFilter | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) best first; `mask` (from `mask()`) restricts the candidates."""
+        tokens = tokenize(query)
+        index, searcher = self._snapshot()
+        if index is None or not tokens or k <= 0:
+            return []
+        t = _tantivy()
+        schema = index.schema
+        # a repeated word counts again, as in bm25s
+        q = t.Query.boolean_query([(t.Occur.Should, t.Query.term_query(schema, "tokens", tok)) for tok in tokens])
         if mask is not None:
-            scores = scores * mask
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+            must = [(t.Occur.Must, q)]
+            if mask.date_from is not None or mask.date_to is not None:
+                lo = max(mask.date_from or 0, 1 if mask.date_to is not None else 0)
+                must.append((t.Occur.Must, t.Query.range_query(schema, "date", t.FieldType.Integer, lo,
+                                                               mask.date_to if mask.date_to is not None
+                                                               else NO_DATE_MAX)))
+            if mask.sources:
+                wanted = [w.lower() for w in mask.sources]
+                names = [s for s in self._sources(searcher) if any(w in s.lower() for w in wanted)]
+                if not names:
+                    return []
+                must.append((t.Occur.Must, t.Query.boolean_query(
+                    [(t.Occur.Should, t.Query.term_query(schema, "source", n)) for n in names])))
+            q = t.Query.boolean_query(must)
+        hits = searcher.search(q, k).hits
+        out = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in hits]
+        return [(cid, score) for cid, score in out if score > 0 and cid != STATE_ID]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each (already tokenized) term; unseen terms get the maximum."""
-        self._ensure_loaded()
-        n = len(self.ids)
-        top = math.log(1 + (n + 0.5) / 0.5) if n else 1.0
-        if self._bm25 is None:
-            return {t: top for t in terms}
-        vocab, indptr = self._bm25.vocab_dict, self._bm25.scores["indptr"]
-        out = {}
-        for t in terms:
-            i = vocab.get(t)
-            df = int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 0
-            out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return out
+        index, searcher = self._snapshot()
+        n = 0 if index is None else self._count(searcher, self._state(index, searcher))
+        if not n:
+            return {t: 1.0 for t in terms}
+        return {t: math.log(1 + (n - (df := min(n, searcher.doc_freq("tokens", t))) + 0.5) / (df + 0.5))
+                for t in terms}
 
     def mask(self, date_from: int | None = None, date_to: int | None = None,
-             sources: list[str] | None = None) -> np.ndarray | None:
-        self._ensure_loaded()
+             sources: list[str] | None = None) -> KeywordFilter | None:
+        """The filter `search` applies in its query (None: no filter)."""
         if date_from is None and date_to is None and not sources:
             return None
-        m = np.ones(len(self.ids), dtype=np.float32)
-        if date_from is not None:
-            m *= self.dates >= date_from
-        if date_to is not None:
-            m *= (self.dates <= date_to) & (self.dates > 0)
-        if sources:
-            wanted = [s.lower() for s in sources]
-            m *= np.array([any(w in s.lower() for w in wanted) for s in self.sources], dtype=np.float32)
-        return m
+        return KeywordFilter(date_from, date_to, tuple(sources or ()))

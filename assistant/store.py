@@ -213,87 +213,57 @@ def passage_from(chunk_id: str, text: str, meta: dict[str, Any], score: float = 
     )
 
 
-class Store:
-    """Chunks and their embeddings in a Chroma collection, embedded or on a Chroma server."""
+# chromadb keeps one client "system" per path in a plain class-level dict (SharedSystemClient), filled and
+# emptied without a lock: clients are made and closed under this one.
+_CLIENTS_LOCK = threading.Lock()
+LOG_SUFFIX = ".changes"  # the change log beside a collection: its head sequence and the tombstones of deletions
+HEAD_ID = "head"
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
-        self.settings = settings
-        self.embedder = embedder or Embedder.shared(settings.embedding)
-        self._client = None
-        self._collection = None
-        self._stamp: int | None = None  # embedded store files' mtime when this process last read/wrote them
-        self._fresh_client = None  # the client this Store reopened itself, if any
-        self._reopens = 0
 
-    @property
-    def location(self) -> str:
-        s = self.settings.store
-        if s.host:
-            return f"{'https' if s.ssl else 'http'}://{s.host}:{s.port}"
-        return str(self.settings.data_dir / "chroma")
+def _chroma_settings():
+    import chromadb
 
-    @property
-    def client(self):
-        if self._client is None:
-            import chromadb
+    return chromadb.Settings(anonymized_telemetry=False)
 
-            s = self.settings.store
-            chroma_settings = chromadb.Settings(anonymized_telemetry=False)
-            try:
-                if s.host:
-                    self._client = chromadb.HttpClient(host=s.host, port=s.port, ssl=s.ssl, settings=chroma_settings)
-                    self._client.heartbeat()
-                else:
-                    path = self.settings.data_dir / "chroma"
-                    path.mkdir(parents=True, exist_ok=True)
-                    self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-            except StoreError:
-                raise
-            except Exception as e:  # noqa: BLE001 - chroma raises many kinds
-                hint = ("start it with `chroma run --port PORT` or unset store.host" if s.host
-                        else "check that the data dir is writable (--data-dir)")
-                raise StoreError(f"cannot open the Chroma store at {self.location}: {e}", hint) from e
-        return self._client
 
-    def collection(self, create: bool = True):
-        """The chunk collection; refuses a collection built by another embedding model."""
-        if self._collection is None:
-            name = self.settings.store.collection
-            try:
-                if create:
-                    col = self.client.get_or_create_collection(
-                        name, configuration={"hnsw": {"space": "cosine"}},
-                        metadata={"embedding_model": self.embedder.name}, embedding_function=None)
-                else:
-                    col = self.client.get_collection(name, embedding_function=None)
-            except StoreError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                if not create:
-                    return None
-                raise StoreError(f"cannot open collection {name!r} at {self.location}: {e}") from e
-            built_with = (col.metadata or {}).get("embedding_model")
-            if built_with and built_with != self.embedder.name:
-                raise StoreError(
-                    f"collection {name!r} was built with embedding model {built_with!r}, "
-                    f"but the configured model is {self.embedder.name!r}",
-                    "set embedding.model and embedding.backend back, or use another --data-dir / store.collection and re-ingest",
-                )
-            self._collection = col
-            self._stamp = self._files_stamp()
-        elif not self.settings.store.host and self._files_stamp() != self._stamp:
-            # another process (an ingest beside a running server) changed the embedded store: this process's
-            # Chroma keeps serving its old in-memory index until reopened
-            log.info("the embedded store changed on disk; reopening it")
-            self._reopen()
-            return self.collection(create)
-        return self._collection
+class _Handle:
+    """A Chroma client and the collections opened through it.
 
-    def _files_stamp(self) -> int | None:
-        """When the embedded store's files last changed (None on a Chroma server)."""
-        if self.settings.store.host:
-            return None
-        db = self.settings.data_dir / "chroma" / "chroma.sqlite3"
+    Every store call holds a handle for its duration. A reopen puts a fresh handle in place and retires the
+    old one, which the last call still using it closes: a client is never closed under another thread.
+    """
+
+    def __init__(self, client, stamp: int | None, closes: bool):
+        self.client = client
+        self.stamp = stamp  # the embedded store files' mtime when this handle last read or wrote them
+        self.closes = closes
+        self.collections: dict[str, Any] = {}
+        self.users = 0
+        self.retired = False
+
+
+class _Embedded:
+    """The one current handle of an embedded store folder, shared by every Store of this process."""
+
+    _folders: dict[str, _Embedded] = {}
+    _folders_lock = threading.Lock()
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.current: _Handle | None = None
+        self.reopens = 0
+
+    @classmethod
+    def of(cls, path: Path) -> _Embedded:
+        key = str(path.resolve())
+        with cls._folders_lock:
+            if key not in cls._folders:
+                cls._folders[key] = cls(path)
+            return cls._folders[key]
+
+    def files_stamp(self) -> int:
+        db = self.path / "chroma.sqlite3"
         stamp = 0
         for f in (db, db.with_name(db.name + "-wal")):
             try:
@@ -302,47 +272,252 @@ class Store:
                 pass
         return stamp
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def acquire(self, stale: _Handle | None = None) -> _Handle:
+        """The current handle, first replaced by a fresh client when the files changed since it last saw
+        them (another process wrote) or when `stale` (a handle whose call just failed) is still current."""
+        with self.lock:
+            h = self.current
+            stamp = self.files_stamp()
+            if h is None or h is stale or h.stamp != stamp:
+                if h is not None:
+                    log.info("the embedded store changed on disk; reopening it")
+                self.current = self._open(fresh=h is not None)
+                if h is not None:
+                    self._retire(h)
+                h = self.current
+            h.users += 1
+            return h
+
+    def release(self, h: _Handle) -> None:
+        with self.lock:
+            h.users -= 1
+            close = h.retired and h.users == 0
+        if close:
+            self._close(h)
+
+    def wrote(self, h: _Handle) -> None:
+        """This process's own write: no reason for its readers to reopen."""
+        with self.lock:
+            if self.current is h:
+                h.stamp = self.files_stamp()
+
+    def _retire(self, h: _Handle) -> None:  # under self.lock
+        h.retired = True
+        if h.users == 0:
+            threading.Thread(target=self._close, args=(h,), daemon=True).start()
+
+    def _open(self, fresh: bool) -> _Handle:
+        """A client reading the folder anew. chromadb shares one system per path spelling, and a live system
+        keeps its old in-memory index, so a reopen takes the first spelling of the folder no live system has
+        (`chroma`, `chroma/.`, `chroma/./.`, ...): with retired clients closed, that stays at one or two."""
+        import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with _CLIENTS_LOCK:
+            spelling = str(self.path)
+            while fresh and spelling in SharedSystemClient._identifier_to_system:
+                spelling += "/."
+            client = chromadb.PersistentClient(path=spelling, settings=_chroma_settings())
+            self.reopens += fresh
+        # opening touches the files itself: the stamp is taken after, or every call would reopen again
+        return _Handle(client, self.files_stamp(), closes=True)
+
+    @staticmethod
+    def _close(h: _Handle) -> None:
+        if h.closes:
+            with _CLIENTS_LOCK:
+                try:
+                    h.client.close()
+                except Exception as e:  # noqa: BLE001 - closing is best effort
+                    log.debug("closing a retired Chroma client failed: %s", e)
+
+
+class Store:
+    """Chunks and their embeddings in a Chroma collection, embedded or on a Chroma server.
+
+    Beside the collection, a small change log collection (`<collection>.changes`) holds the sequence of the
+    latest write (`head`) and a tombstone per deleted chunk; each chunk's metadata carries the sequence of the
+    write that stored it (`seq`). The keyword index of any process follows the store through them
+    (`assistant.lexical.LexicalIndex.sync`). One writer at a time (the ingest lock) allocates sequences.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.embedder = embedder or Embedder.shared(settings.embedding)
+        self._server: _Handle | None = None
+        self._server_lock = threading.Lock()
+        self._embedded = None if settings.store.host else _Embedded.of(settings.data_dir / "chroma")
+
+    @property
+    def location(self) -> str:
+        s = self.settings.store
+        if s.host:
+            return f"{'https' if s.ssl else 'http'}://{s.host}:{s.port}"
+        return str(self.settings.data_dir / "chroma")
+
+    # -- handles ---------------------------------------------------------------------------------
+    def _acquire(self, stale: _Handle | None = None) -> _Handle:
+        s = self.settings.store
         try:
-            return fn(*args, **kwargs)
+            if self._embedded is not None:
+                return self._embedded.acquire(stale)
+            with self._server_lock:
+                if self._server is None:
+                    import chromadb
+
+                    with _CLIENTS_LOCK:
+                        client = chromadb.HttpClient(host=s.host, port=s.port, ssl=s.ssl, settings=_chroma_settings())
+                    client.heartbeat()
+                    self._server = _Handle(client, None, closes=False)
+                return self._server
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001 - chroma raises many kinds
+            hint = ("start it with `chroma run --port PORT` or unset store.host" if s.host
+                    else "check that the data dir is writable (--data-dir)")
+            raise StoreError(f"cannot open the Chroma store at {self.location}: {e}", hint) from e
+
+    def _release(self, h: _Handle) -> None:
+        if self._embedded is not None:
+            self._embedded.release(h)
+
+    @property
+    def client(self):
+        """The current Chroma client (for callers that hold it briefly; store calls hold their handle)."""
+        h = self._acquire()
+        self._release(h)
+        return h.client
+
+    def _collection_of(self, h: _Handle, create: bool = True, log_collection: bool = False):
+        name = self.settings.store.collection + (LOG_SUFFIX if log_collection else "")
+        col = h.collections.get(name)
+        if col is None:
+            try:
+                if log_collection and create:
+                    col = h.client.get_or_create_collection(name, embedding_function=None)
+                elif log_collection or not create:
+                    col = h.client.get_collection(name, embedding_function=None)
+                else:
+                    col = h.client.get_or_create_collection(
+                        name, configuration={"hnsw": {"space": "cosine"}},
+                        metadata={"embedding_model": self.embedder.name}, embedding_function=None)
+            except StoreError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                if not create:
+                    return None
+                raise StoreError(f"cannot open collection {name!r} at {self.location}: {e}") from e
+            h.collections[name] = col
+            if self._embedded is not None:
+                self._embedded.wrote(h)  # opening a collection may touch the files too: not another process
+        if not log_collection:
+            built_with = (col.metadata or {}).get("embedding_model")
+            if built_with and built_with != self.embedder.name:
+                raise StoreError(
+                    f"collection {self.settings.store.collection!r} was built with embedding model {built_with!r}, "
+                    f"but the configured model is {self.embedder.name!r}",
+                    "set embedding.model and embedding.backend back, or use another --data-dir / store.collection and re-ingest",
+                )
+        return col
+
+    def collection(self, create: bool = True):
+        """The chunk collection; refuses a collection built by another embedding model."""
+        h = self._acquire()
+        try:
+            return self._collection_of(h, create)
+        finally:
+            self._release(h)
+
+    def _call(self, what: str, method: str, *, log_collection: bool = False, create: bool = True, **kwargs):
+        """One Chroma call on the current handle, held for the call's duration.
+
+        An embedded store written by another process (an ingest beside a server) can fail a read while this
+        process's in-memory index lags the files ("Error finding id"): reopen and retry once.
+        """
+        h = self._acquire()
+        try:
+            return self._run(h, what, method, log_collection, create, kwargs)
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
-            if what in ("read", "query", "count") and not self.settings.store.host:
-                # An embedded store written by another process (an ingest running beside a server): this
-                # process's in-memory vector index lags the files ("Error finding id"). Reopen and retry once.
-                log.info("Chroma %s failed (%s); reopening the embedded store and retrying", what, e)
-                try:
-                    self._reopen()
-                    return getattr(self.collection(), fn.__name__)(*args, **kwargs)
-                except Exception as e2:  # noqa: BLE001
-                    e = e2
+            if what not in ("read", "query", "count") or self._embedded is None:
+                raise StoreError(f"Chroma {what} failed at {self.location}: {e}") from e
+            log.info("Chroma %s failed (%s); reopening the embedded store and retrying", what, e)
+        finally:
+            self._release(h)
+        fresh = self._acquire(stale=h)
+        try:
+            return self._run(fresh, what, method, log_collection, create, kwargs)
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001
             raise StoreError(f"Chroma {what} failed at {self.location}: {e}") from e
+        finally:
+            self._release(fresh)
 
-    def _reopen(self) -> None:
-        """A fresh embedded client that reads the store's files anew.
+    def _run(self, h: _Handle, what: str, method: str, log_collection: bool, create: bool, kwargs: dict):
+        col = self._collection_of(h, create, log_collection)
+        if col is None:
+            return None
+        out = getattr(col, method)(**kwargs)
+        if what in ("write", "delete") and self._embedded is not None:
+            self._embedded.wrote(h)
+        return out
 
-        chromadb keeps one client system per path and process; other Store objects in this process keep
-        theirs, so the fresh one is registered under a path spelling of its own (the same folder).
-        """
-        import chromadb
+    # -- the change log -------------------------------------------------------------------------
+    def identity(self) -> str:
+        """The collection's id: a collection dropped and made anew is another store to the keyword index."""
+        h = self._acquire()
+        try:
+            return str(self._collection_of(h).id)
+        finally:
+            self._release(h)
 
-        old = self._fresh_client
-        self._reopens += 1
-        path = str(self.settings.data_dir / "chroma") + "/." * self._reopens
-        self._client = chromadb.PersistentClient(path=path, settings=chromadb.Settings(anonymized_telemetry=False))
-        self._collection = None
-        self._fresh_client = self._client
-        if old is not None:  # only the clients this Store created itself are closed (their system stops)
-            old.close()
+    def change_head(self) -> int | None:
+        """The sequence of the latest write (None: nothing written since change logging began)."""
+        got = self._call("read", "get", log_collection=True, create=False, ids=[HEAD_ID], include=["metadatas"])
+        return int(got["metadatas"][0]["seq"]) if got and got["ids"] else None
 
+    def changes_since(self, seq: int, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(id, text, metadata) of the chunks written after `seq`."""
+        offset = 0
+        while True:
+            got = self._call("read", "get", where={"seq": {"$gt": seq}}, include=["documents", "metadatas"],
+                             limit=page, offset=offset)
+            yield from zip(got["ids"], got["documents"], got["metadatas"])
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def deletions_since(self, seq: int) -> list[tuple[str, int]]:
+        """(chunk id, sequence) of the chunks deleted after `seq`."""
+        got = self._call("read", "get", log_collection=True, create=False, where={"seq": {"$gt": seq}},
+                         include=["metadatas"])
+        if not got:
+            return []
+        return [(m["chunk_id"], int(m["seq"])) for i, m in zip(got["ids"], got["metadatas"]) if i != HEAD_ID]
+
+    def _next_seq(self) -> int:
+        return (self.change_head() or 0) + 1
+
+    def _log(self, seq: int, deleted: list[str]) -> None:
+        """Record a write: tombstones of its deleted chunks, then the new head (last, so a reader that sees
+        the head sees the whole write)."""
+        ids = [f"del:{cid}" for cid in deleted] + [HEAD_ID]
+        metas = [{"seq": seq, "chunk_id": cid} for cid in deleted] + [{"seq": seq, "chunk_id": ""}]
+        for i in range(0, len(ids), 5000):
+            part = slice(i, i + 5000)
+            self._call("write", "upsert", log_collection=True, ids=ids[part], metadatas=metas[part],
+                       embeddings=np.ones((len(ids[part]), 1), dtype=np.float32))
+
+    # -- reading and writing chunks ---------------------------------------------------------------
     def manifest(self) -> dict[str, dict[str, Any]]:
         """Every stored article's first-chunk metadata, keyed by article id."""
-        col = self.collection()
         out: dict[str, dict[str, Any]] = {}
         offset, page = 0, 5000
         while True:
-            got = self._call("read", col.get, where={"chunk_index": 0}, include=["metadatas"],
+            got = self._call("read", "get", where={"chunk_index": 0}, include=["metadatas"],
                              limit=page, offset=offset)
             for meta in got["metadatas"]:
                 out[meta["article_id"]] = meta
@@ -351,7 +526,7 @@ class Store:
             offset += page
 
     def chunk_ids(self, article_id: str) -> list[str]:
-        got = self._call("read", self.collection().get, where={"article_id": article_id}, include=[])
+        got = self._call("read", "get", where={"article_id": article_id}, include=[])
         return list(got["ids"])
 
     def chunk_ids_by_article(self, article_ids: list[str]) -> dict[str, list[str]]:
@@ -359,8 +534,7 @@ class Store:
         out: dict[str, list[str]] = {aid: [] for aid in article_ids}
         if not article_ids:
             return out
-        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
-                         include=[])
+        got = self._call("read", "get", where={"article_id": {"$in": list(article_ids)}}, include=[])
         for cid in got["ids"]:
             aid = cid.rsplit(":", 1)[0]
             if aid in out:
@@ -371,25 +545,35 @@ class Store:
               article_meta: dict[str, dict[str, Any]] | None = None) -> None:
         """Upsert whole articles (article, chunks, chunk texts hashes, embeddings, old chunk ids).
 
-        An article's chunks go in one upsert, then its stale chunks (an edit made it shorter) are deleted.
-        `article_meta` adds per-article fields to the first chunk's metadata (the manifest row).
+        An article's chunks go in one upsert, then its stale chunks (an edit made it shorter) are deleted,
+        then the change log records the write. `article_meta` adds per-article fields to the first chunk's
+        metadata (the manifest row).
         """
+        seq = self._next_seq()
         ids, embs, docs, metas, stale = [], [], [], [], []
         for article, chunks, text_hashes, vectors, old_ids in items:
             new_ids = [c.id for c in chunks]
             ids += new_ids
             embs.append(vectors)
             docs += [c.text for c in chunks]
-            metas += [chunk_metadata(article, c, h) for c, h in zip(chunks, text_hashes)]
+            metas += [{**chunk_metadata(article, c, h), "seq": seq} for c, h in zip(chunks, text_hashes)]
             if chunks and article_meta and article.id in article_meta:
                 metas[-len(chunks)].update(article_meta[article.id])
             stale += sorted(set(old_ids) - set(new_ids))
-        col = self.collection()
         if ids:
-            self._call("write", col.upsert, ids=ids, embeddings=np.vstack(embs), documents=docs, metadatas=metas)
+            self._call("write", "upsert", ids=ids, embeddings=np.vstack(embs), documents=docs, metadatas=metas)
         if stale:
-            self._call("delete", col.delete, ids=stale)
-        self._stamp = self._files_stamp()  # our own write: no reason to reopen
+            self._call("delete", "delete", ids=stale)
+        self._log(seq, stale)
+
+    def delete_chunks(self, ids: list[str], page: int = 5000) -> None:
+        """Delete chunks and record their tombstones."""
+        if not ids:
+            return
+        seq = self._next_seq()
+        for i in range(0, len(ids), page):
+            self._call("delete", "delete", ids=ids[i:i + page])
+        self._log(seq, ids)
 
     def sweep_partial_articles(self, page: int = 5000) -> int:
         """Delete chunks that do not belong to their article's current version; returns how many.
@@ -398,11 +582,10 @@ class Store:
         come from a run killed between upserting an edited article and deleting its surplus chunks; an
         article missing a chunk (never seen, but cheap to check) is removed whole so the next run rewrites it.
         """
-        col = self.collection()
         by_article: dict[str, list[tuple[str, int, str]]] = {}
         offset = 0
         while True:
-            got = self._call("read", col.get, include=["metadatas"], limit=page, offset=offset)
+            got = self._call("read", "get", include=["metadatas"], limit=page, offset=offset)
             for cid, meta in zip(got["ids"], got["metadatas"]):
                 meta = meta or {}
                 by_article.setdefault(meta.get("article_id", ""), []).append(
@@ -418,9 +601,7 @@ class Store:
                 doomed += [cid for cid, _, _ in chunks]
             else:
                 doomed += [cid for cid, _, h in chunks if h != head]
-        for i in range(0, len(doomed), page):
-            self._call("delete", col.delete, ids=doomed[i:i + page])
-        self._stamp = self._files_stamp()
+        self.delete_chunks(doomed, page)
         if doomed:
             log.warning("removed %d chunks left by an interrupted ingest", len(doomed))
         return len(doomed)
@@ -430,8 +611,7 @@ class Store:
         counts = dict.fromkeys(article_ids, 0)
         if not article_ids:
             return counts
-        got = self._call("read", self.collection().get, where={"article_id": {"$in": list(article_ids)}},
-                         include=[])
+        got = self._call("read", "get", where={"article_id": {"$in": list(article_ids)}}, include=[])
         for cid in got["ids"]:
             aid = cid.rsplit(":", 1)[0]
             if aid in counts:
@@ -440,17 +620,14 @@ class Store:
 
     def delete_article(self, article_id: str) -> int:
         ids = self.chunk_ids(article_id)
-        if ids:
-            self._call("delete", self.collection().delete, ids=ids)
-            self._stamp = self._files_stamp()
+        self.delete_chunks(ids)
         return len(ids)
 
     def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
-        col = self.collection()
-        n = self._call("count", col.count)
+        n = self._call("count", "count")
         if n == 0:
             return []
-        got = self._call("query", col.query, query_embeddings=[query_vector.tolist()], n_results=min(k, n),
+        got = self._call("query", "query", query_embeddings=[query_vector.tolist()], n_results=min(k, n),
                          where=where or None, include=["documents", "metadatas", "distances"])
         return [passage_from(i, d, m, 1.0 - dist) for i, d, m, dist in
                 zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
@@ -458,30 +635,29 @@ class Store:
     def get_passages(self, ids: list[str]) -> dict[str, Passage]:
         if not ids:
             return {}
-        got = self._call("read", self.collection().get, ids=ids, include=["documents", "metadatas"])
+        got = self._call("read", "get", ids=ids, include=["documents", "metadatas"])
         return {i: passage_from(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored embeddings of the given chunks."""
         if not ids:
             return {}
-        got = self._call("read", self.collection().get, ids=ids, include=["embeddings"])
+        got = self._call("read", "get", ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
 
     def iter_chunks(self, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(id, text, metadata) of every chunk, page by page."""
-        col = self.collection()
         offset = 0
         while True:
-            got = self._call("read", col.get, include=["documents", "metadatas"], limit=page, offset=offset)
+            got = self._call("read", "get", include=["documents", "metadatas"], limit=page, offset=offset)
             yield from zip(got["ids"], got["documents"], got["metadatas"])
             if len(got["ids"]) < page:
                 return
             offset += page
 
     def count(self) -> int:
-        col = self.collection(create=False)
-        return 0 if col is None else self._call("count", col.count)
+        n = self._call("count", "count", create=False)
+        return 0 if n is None else n
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,51 @@
+"""One-article ingests into a copy of an archive, in process with the embedder warm (issue 15).
+
+    python bench/ingest_one.py DATA_DIR [--n 5]
+
+DATA_DIR is a data dir holding a store (e.g. a copy of the dev-set eval store, 21,388 chunks): it is
+written to, so never point it at a cache you keep. Prints each ingest's seconds and the median. Run it on the
+code before issue 15 with PYTHONPATH set to that checkout to compare (the keyword index was rebuilt whole).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.environ.get("PYTHONPATH", "").split(":")[0] or str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from assistant.config import load_settings  # noqa: E402
+from assistant.ingest import Ingestor  # noqa: E402
+from assistant.loaders import articles_from_records  # noqa: E402
+
+TOWNS = ["Quellan", "Marrowick", "Ostenby", "Pellham", "Varnook", "Tressel", "Hobbard", "Lunmere"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data_dir")
+    ap.add_argument("--n", type=int, default=5)
+    args = ap.parse_args()
+    ing = Ingestor(load_settings(data_dir=args.data_dir))
+    ing.store.embedder.embed(["warm"])
+    out = []
+    for i in range(args.n):
+        town = TOWNS[i % len(TOWNS)]
+        rec = {"title": f"Ferry timetable changes in {town} number {i}", "source": "Tidewater Note",
+               "published_at": f"2025-07-{1 + i % 28:02d}", "url": f"https://tidewater-note.example/{time.time_ns()}",
+               "body": f"{town} ferry operator Wenna Dolsk{i} said the winter timetable starts on Monday. " * 2
+               + f"Commuters in {town} asked for a later last boat; the council of {town} will vote."}
+        articles, _ = articles_from_records([rec], "bench")
+        t = time.perf_counter()
+        report = ing.ingest_articles(articles)
+        out.append(time.perf_counter() - t)
+        assert report.added == 1, report
+    print("one-article ingest s:", [round(x, 3) for x in out], "median", round(statistics.median(out), 3))
+
+
+if __name__ == "__main__":
+    main()

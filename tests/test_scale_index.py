@@ -1,0 +1,264 @@
+"""The incremental keyword index (issue 15 parts 1 and 2): tantivy over our tokens, a derived cache that any
+process brings in step with the store from its change log (a sequence per chunk, tombstones for deletions).
+
+Fictional articles only (invented towns, outlets and people; `.example` URLs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+import assistant.lexical as lexical
+from assistant.lexical import LexicalIndex, tokenize
+from tests.conftest import ROOT
+
+
+class FakeStore:
+    """A ChangeSource in memory: chunks with the sequence of the write that stored them, tombstones."""
+
+    def __init__(self):
+        self.chunks: dict[str, tuple[str, dict]] = {}
+        self.tombstones: dict[str, int] = {}
+        self.head: int | None = None
+        self.ident = "col-1"
+        self.reads = 0  # chunks handed out, in total
+
+    def write(self, chunks: dict[str, tuple[str, dict]], delete: tuple[str, ...] = ()) -> None:
+        seq = (self.head or 0) + 1
+        for cid, (text, meta) in chunks.items():
+            self.chunks[cid] = (text, {**meta, "seq": seq})
+        for cid in delete:
+            self.chunks.pop(cid, None)
+            self.tombstones[cid] = seq
+        self.head = seq
+
+    def identity(self):
+        return self.ident
+
+    def change_head(self):
+        return self.head
+
+    def count(self):
+        return len(self.chunks)
+
+    def iter_chunks(self):
+        for cid, (text, meta) in list(self.chunks.items()):
+            self.reads += 1
+            yield cid, text, meta
+
+    def changes_since(self, seq):
+        for cid, (text, meta) in list(self.chunks.items()):
+            if meta.get("seq", 0) > seq:
+                self.reads += 1
+                yield cid, text, meta
+
+    def deletions_since(self, seq):
+        return [(cid, s) for cid, s in self.tombstones.items() if s > seq]
+
+
+def chunk(title: str, text: str, date_int: int | None = None, source: str | None = None) -> tuple[str, dict]:
+    meta = {"title": title, "text_hash": str(hash(text)), **({"date_int": date_int} if date_int else {}),
+            **({"source": source} if source else {})}
+    return text, meta
+
+
+@pytest.fixture
+def store_and_index(tmp_path):
+    src = FakeStore()
+    src.write({
+        "a:0": chunk("Ferry strike in Velmora", "The Velmora ferry crews walked out over night shifts.", 20250301,
+                     "Velmora Courier"),
+        "b:0": chunk("Orchard frost in Quillby", "Frost hit the Quillby orchards; growers counted losses.", 20250310,
+                     "Quillby Post"),
+        "c:0": chunk("Velmora harbour budget", "Harbour fees in Velmora rise to pay for a new breakwater.", None, None),
+    })
+    index = LexicalIndex(tmp_path / "lex", source=src)
+    report = index.sync()
+    assert report.rebuilt and report.upserted == 3
+    return src, index
+
+
+def test_search_ranks_by_bm25_over_our_tokens_and_filters_in_the_query(store_and_index):
+    src, index = store_and_index
+    assert len(index) == 3 and index.ids == ["a:0", "b:0", "c:0"]
+    assert index.sources == ["Quillby Post", "Velmora Courier"]
+    hits = index.search("Velmora ferry strike", 10)
+    assert [cid for cid, _ in hits][:2] == ["a:0", "c:0"] and hits[0][1] > hits[1][1] > 0
+    assert index.search("nothing matches zzyzx", 10) == [] and index.search("the of and", 10) == []
+    # a date window: undated chunks are out as soon as the window has an end
+    assert [c for c, _ in index.search("Velmora Quillby", 10, index.mask(20250305, None, None))] == ["b:0"]
+    assert {c for c, _ in index.search("Velmora Quillby", 10, index.mask(None, 20250305, None))} == {"a:0"}
+    # outlets: case-insensitive substring of the chunk's source, as before
+    assert [c for c, _ in index.search("Velmora Quillby", 10, index.mask(sources=["courier"]))] == ["a:0"]
+    assert index.search("Velmora", 10, index.mask(sources=["Nowhere Gazette"])) == []
+    assert index.mask() is None
+
+
+def test_idf_is_the_bm25_formula_on_document_frequency(store_and_index):
+    import math
+
+    _, index = store_and_index
+    idf = index.idf(["velmora", "quillby", "unseenword"])
+    assert idf["velmora"] == pytest.approx(math.log(1 + (3 - 2 + 0.5) / (2 + 0.5)))
+    assert idf["quillby"] == pytest.approx(math.log(1 + (3 - 1 + 0.5) / (1 + 0.5)))
+    assert idf["unseenword"] == pytest.approx(math.log(1 + 3.5 / 0.5))  # the maximum
+
+
+def test_words_with_inner_punctuation_are_indexed_whole(tmp_path):
+    src = FakeStore()
+    text = "The covid-19 ward of O'Dara clinic in Straße-Nord; 3.5 km from the U.S. line."
+    src.write({"x:0": chunk("", text)})
+    index = LexicalIndex(tmp_path / "lex", source=src)
+    index.sync()
+    for token in tokenize(text):
+        assert [c for c, _ in index.search(token, 5)] == ["x:0"], token
+        assert index.idf([token])[token] < index.idf(["absentword"])["absentword"]
+
+
+def test_an_ingest_costs_what_it_changes(store_and_index):
+    src, index = store_and_index
+    before = src.reads
+    src.write({"d:0": chunk("Quillby tram returns", "Trams run again in Quillby after ten years.", 20250320)})
+    report = index.sync()
+    assert not report.rebuilt and report.upserted == 1 and src.reads - before == 1  # one chunk read, not four
+    assert [c for c, _ in index.search("Quillby tram", 1)] == ["d:0"]
+    assert index.sync().upserted == 0  # nothing new: nothing read or written
+    assert src.reads - before == 1
+
+
+def test_edits_and_deletions_follow_the_change_log(store_and_index):
+    src, index = store_and_index
+    src.write({"a:0": chunk("Ferry strike ends in Velmora", "Crews accept the Velmora night-shift deal.")},
+              delete=("b:0",))
+    report = index.sync()
+    assert (report.upserted, report.deleted, report.rebuilt) == (1, 1, False)
+    assert index.ids == ["a:0", "c:0"]
+    assert index.search("orchards frost", 5) == []
+    assert [c for c, _ in index.search("deal", 5)] == ["a:0"]
+    # deleted, then written again by a later write (both after the index's last sync): the chunk stays
+    src.write({}, delete=("c:0",))
+    src.write({"c:0": chunk("Velmora harbour budget", "Harbour fees rise again.")})
+    index.sync()
+    assert index.ids == ["a:0", "c:0"]
+    assert index.status()["in_step"] is True
+
+
+def test_tokenizer_change_collection_reset_and_full_rebuild(store_and_index, monkeypatch):
+    src, index = store_and_index
+    monkeypatch.setattr(lexical, "TOKENIZER_VERSION", "another-tokenizer")
+    assert index.status()["in_step"] is False
+    assert index.sync().rebuilt
+    assert index.status()["in_step"] is True
+    src.ident = "col-2"  # the collection was dropped and made anew
+    assert index.sync().rebuilt
+    assert index.sync(full=True).rebuilt and len(index) == 3
+
+
+def test_a_mask_taken_before_an_ingest_still_filters_after_it(store_and_index):
+    """Old code: the mask was an array per indexed chunk, so a reload between `mask` and `search` (an ingest
+    landing mid-question) broke the query (arrays of different lengths) or shifted the filter."""
+    src, index = store_and_index
+    index.SYNC_SECONDS = 0
+    mask = index.mask(sources=["Quillby"])
+    src.write({"e:0": chunk("Quillby bridge", "Quillby orchards bridge opens.", 20250401, "Quillby Post"),
+               "f:0": chunk("Velmora ferry again", "Velmora ferry orchards.", 20250401, "Velmora Courier")})
+    assert {c for c, _ in index.search("orchards", 10, mask)} == {"b:0", "e:0"}
+
+
+def test_another_reader_sees_commits_of_the_writer(store_and_index):
+    src, writer = store_and_index
+    reader = LexicalIndex(writer.path)  # no source: reads what others commit, reloading every SYNC_SECONDS
+    reader.SYNC_SECONDS = 0
+    assert len(reader) == 3
+    src.write({"g:0": chunk("Marlow dam", "The Marlow dam inspection.")})
+    writer.sync()
+    assert [c for c, _ in reader.search("Marlow dam", 3)] == ["g:0"]
+
+
+# -- on the real store -------------------------------------------------------------------------------
+
+def article(i: int, town: str) -> dict:
+    return {"title": f"{town} council votes on the {i}th canal lock", "source": "Brennick Ledger",
+            "published_at": f"2025-06-{1 + i % 27:02d}", "url": f"https://brennick-ledger.example/{town.lower()}/{i}",
+            "body": f"The {town} council met on Tuesday about canal lock number {i}. " * 3
+            + f"Lockkeeper Idris Vantol{i} said repairs would take weeks. Boats wait at the {town} basin."}
+
+
+def write_jsonl(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+def test_store_chunks_carry_a_sequence_and_deletions_leave_tombstones(make_settings, tmp_path):
+    from assistant.ingest import Ingestor, lexical_path
+    from assistant.loaders import load_paths
+
+    settings = make_settings()
+    ing = Ingestor(settings)
+    arts = load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Harrowgate") for i in range(3)])]).articles
+    ing.ingest_articles(arts)
+    head = ing.store.change_head()
+    seqs = {meta["seq"] for _, _, meta in ing.store.iter_chunks()}
+    assert head is not None and seqs and max(seqs) == head
+    victim = arts[0].id
+    n = ing.delete(victim)
+    assert n >= 1 and ing.store.change_head() == head + 1
+    assert {cid.rsplit(":", 1)[0] for cid, _ in ing.store.deletions_since(head)} == {victim}
+    index = LexicalIndex(lexical_path(settings))
+    assert not any(cid.startswith(victim) for cid in index.ids)
+    assert set(index.ids) == {cid for cid, _, _ in ing.store.iter_chunks()}
+
+
+def test_reindex_command_and_stats_say_whether_the_index_is_in_step(make_settings, tmp_path):
+    data = tmp_path / "data"
+    src = write_jsonl(tmp_path / "a.jsonl", [article(i, "Olmfield") for i in range(2)])
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin"}
+
+    def run(*args):
+        out = subprocess.run([sys.executable, "-m", "assistant", *args, "--data-dir", str(data)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=240, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    run("ingest", str(src))
+    assert "keyword index: in step" in run("stats")
+    assert set(json.loads(run("stats", "--json"))) == {"articles", "chunks", "embedding_model", "store"}
+    import shutil
+
+    shutil.rmtree(data / "lexical")
+    assert "keyword index: behind the store" in run("stats")
+    out = run("reindex")
+    assert "rebuilt" in out and "chunks" in out
+    assert "keyword index: in step" in run("stats")
+
+
+def test_a_server_on_another_data_dir_answers_hybrid_and_sees_new_articles(make_settings, tmp_path, chroma_server):
+    """Two data dirs against one Chroma server: the one that never ingested builds its keyword index from the
+    store and follows the other's ingests within seconds."""
+    from assistant.chain import Assistant
+    from assistant.ingest import Ingestor
+    from assistant.loaders import load_paths
+
+    host, port = chroma_server
+    writer = Ingestor(make_settings(tmp_path / "writer", **{"store.host": host, "store.port": port}))
+    first = load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Tarnwick") for i in range(3)])]).articles
+    writer.ingest_articles(first)
+    reader = Assistant(make_settings(tmp_path / "reader", **{"store.host": host, "store.port": port}))
+    hits = reader.lexical.search("Vantol1 lockkeeper", 3)
+    assert hits and hits[0][0].startswith(first[1].id)  # keyword search works on a data dir that never ingested
+    assert not (tmp_path / "reader" / "ingest.lock").exists()
+
+    late = load_paths([write_jsonl(tmp_path / "b.jsonl", [article(7, "Ebbenmoor")])]).articles
+    writer.ingest_articles(late)
+    t0 = time.monotonic()
+    while not reader.lexical.search("Ebbenmoor basin", 3):
+        assert time.monotonic() - t0 < 10, "the reader never saw the new article"
+        time.sleep(0.1)
+    seen_after = time.monotonic() - t0
+    assert seen_after < LexicalIndex.SYNC_SECONDS + 5
+    retrieval = reader.retriever.retrieve("What did lockkeeper Idris Vantol7 say about Ebbenmoor?")
+    assert retrieval.passages[0].article_id == late[0].id
