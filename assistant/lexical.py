@@ -223,7 +223,7 @@ class LexicalIndex:
             if self.source is None:
                 self._opened(reload=True)  # a read-only index still sees other processes' commits
             else:
-                self._sync_locked(full=False)
+                self._sync_locked(full=False, wait=False)
         except Exception as e:  # noqa: BLE001 - a store outage must not break keyword search
             log.warning("keyword index not brought in step with the store (%s); using it as it is", e)
         finally:
@@ -238,11 +238,17 @@ class LexicalIndex:
             self._checked = time.monotonic()
             return self._sync_locked(full)
 
-    def _sync_locked(self, full: bool) -> SyncReport:
+    def _sync_locked(self, full: bool, wait: bool = True) -> SyncReport:
+        """The sync itself (this object's sync lock held). A query does not `wait` for another process's
+        sync (a rebuild can take a while): it reads the last commit and tries again later."""
         source = self.source
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / "write.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer across processes (tantivy allows one IndexWriter)
+            try:  # one writer across processes (tantivy allows one IndexWriter per index)
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                self._opened(reload=True)
+                return SyncReport()
             index = self._opened(reload=True)
             state = self._state(index, index.searcher()) if index is not None else {}
             head = source.change_head()  # read under the lock: no other sync can move past it meanwhile

@@ -262,3 +262,20 @@ def test_a_server_on_another_data_dir_answers_hybrid_and_sees_new_articles(make_
     assert seen_after < LexicalIndex.SYNC_SECONDS + 5
     retrieval = reader.retriever.retrieve("What did lockkeeper Idris Vantol7 say about Ebbenmoor?")
     assert retrieval.passages[0].article_id == late[0].id
+
+
+def test_a_query_never_waits_for_another_process_sync(store_and_index):
+    """While another process holds the index's write lock (a rebuild can take a while), a query reads the
+    last commit at once instead of queueing behind it; once the lock is free, the next query syncs."""
+    import fcntl
+
+    src, index = store_and_index
+    index.SYNC_SECONDS = 0
+    src.write({"h:0": chunk("Selkirk mill", "The Selkirk mill reopens.")})
+    with open(index.path / "write.lock", "a+") as other:  # flock: another open file, as another process
+        fcntl.flock(other, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        assert index.search("Selkirk mill", 3) == [] and len(index) == 3
+        assert time.monotonic() - t0 < 5
+        fcntl.flock(other, fcntl.LOCK_UN)
+    assert [c for c, _ in index.search("Selkirk mill", 3)] == ["h:0"]
