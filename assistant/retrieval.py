@@ -20,7 +20,7 @@ from assistant.errors import AssistantError
 from assistant.lexical import LexicalIndex, information, stem, token_set, tokenize
 from assistant.models import Passage
 from assistant.store import Store
-from assistant.timeparse import TimeWindow, parse_sources, parse_time_window
+from assistant.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,10 @@ class Filters:
             value = getattr(self, name)
             if value is None:
                 continue
-            try:  # a real calendar day: "2025-13-01" would otherwise crash retrieval
-                date.fromisoformat(str(value)[:10])
-            except ValueError as e:
-                raise AssistantError(f"invalid {name.replace('_', ' ')} {value!r}: {e}",
-                                     "give dates as YYYY-MM-DD") from e
+            try:  # a real day, kept as YYYY-MM-DD: "2025-13-01" refused, the ISO week date "2025-W23-2" read
+                setattr(self, name, parse_day(value).isoformat())
+            except AssistantError as e:
+                raise AssistantError(f"invalid {name.replace('_', ' ')} {value!r}: {e.message}", e.hint) from e
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Filters:
@@ -60,10 +59,6 @@ class Retrieval:
     confidence: float
     window: TimeWindow | None = None
     query_vector: np.ndarray | None = None
-
-
-def _date_int(s: str | None) -> int | None:
-    return int(s[:10].replace("-", "")) if s else None
 
 
 def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[str, float]:
@@ -126,7 +121,7 @@ class Retriever:
         window = parse_time_window(question, today) if s.time_aware else None
         sources = self.matching_sources(filters.sources)  # a user's choice is a hard filter, in both legs
         named = [] if sources else parse_sources(question, self.known_sources())  # the question's: a boost
-        d_from, d_to = _date_int(filters.date_from), _date_int(filters.date_to)
+        d_from, d_to = date_int(filters.date_from), date_int(filters.date_to)
         if window and s.time_mode == "filter":
             w_from, w_to = window.as_ints()
             d_from, d_to = max(d_from or 0, w_from), min(d_to or 99991231, w_to)
@@ -175,7 +170,7 @@ class Retriever:
         score = 0.0
         if window and s.time_mode == "boost" and p.published_at:
             w_from, w_to = window.as_ints()
-            score += s.time_weight if w_from <= _date_int(p.published_at) <= w_to else -s.time_weight / 2
+            score += s.time_weight if w_from <= date_int(p.published_at) <= w_to else -s.time_weight / 2
         elif not window and s.time_aware and s.recency_days > 0 and today and p.published_at:
             try:
                 age = (today - date.fromisoformat(p.published_at[:10])).days

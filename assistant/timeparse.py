@@ -13,13 +13,44 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
 _WEEKDAYS = {d: i for i, d in enumerate("monday tuesday wednesday thursday friday saturday sunday".split())}
 
 
+_DAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T ].*)?|(\d{4})-?W(\d{2})(?:-?([1-7]))?", re.I)
+
+
+def parse_day(value: str | date) -> date:
+    """A day from what a user or a caller may write: a calendar date (2025-06-03, 20250603, a time after it
+    ignored) or an ISO week date (2025-W23-2 is that Tuesday; 2025-W23 its Monday).
+
+    Raises AssistantError for anything else, e.g. "2025-13-01", "2025-W54" or "June".
+    """
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    m = _DAY.fullmatch(text)
+    try:
+        if m and m.group(1):
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        if m:
+            return date.fromisocalendar(int(m.group(4)), int(m.group(5)), int(m.group(6) or 1))
+    except ValueError as e:
+        raise AssistantError(f"{text!r} is not a day of the calendar: {e}", "give dates as YYYY-MM-DD") from e
+    raise AssistantError(f"{text!r} is not a date", "give dates as YYYY-MM-DD (or an ISO week date, 2025-W23-2)")
+
+
+def date_int(day: str | date | None) -> int | None:
+    """A day as the integer YYYYMMDD the store and the keyword index filter on (None for no day)."""
+    if day is None or day == "":
+        return None
+    d = parse_day(day)
+    return d.year * 10000 + d.month * 100 + d.day
+
+
 @dataclass
 class TimeWindow:
     start: date
     end: date
 
     def as_ints(self) -> tuple[int, int]:
-        return int(self.start.strftime("%Y%m%d")), int(self.end.strftime("%Y%m%d"))
+        return date_int(self.start), date_int(self.end)
 
 
 def parse_time_window(question: str, today: date) -> TimeWindow | None:
