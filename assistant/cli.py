@@ -21,7 +21,17 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 def _settings(ctx: click.Context, **overrides):
     obj = ctx.obj or {}
-    return load_settings(obj.get("config"), data_dir=obj.get("data_dir"), **overrides)
+    settings = load_settings(obj.get("config"), data_dir=obj.get("data_dir"), **overrides)
+    _process_threads(settings)
+    return settings
+
+
+def _process_threads(settings) -> None:
+    """torch's thread count is the whole process's: set here, at the edge, never by the library."""
+    if settings.embedding.backend == "torch" and settings.embedding.threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.embedding.threads)
 
 
 class _Group(click.Group):
@@ -45,6 +55,7 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, data_dir: str | None, config: str | None, verbose: int) -> None:
     """Newsroom assistant: cited answers from the articles you collect."""
+    # The process's environment is the command line's to set (the library loads models with local_files_only).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=LOG_LEVELS[min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
@@ -264,6 +275,7 @@ def serve(ctx, host, port) -> None:
         # The server answers many questions at once: one embedder thread per request keeps the cores busy
         # with requests instead of synchronizing threads.
         settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"threads": 1})})
+        _process_threads(settings)
     app = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
     # -v shows uvicorn's access log: method, path (no query string) and status; tokens never reach a log.

@@ -63,7 +63,7 @@ def export_onnx(model_path: Path, out: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager")
+    model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager", local_files_only=True)
     model.eval()
 
     class _Tokens(torch.nn.Module):
@@ -185,7 +185,7 @@ class OnnxEncoder:
 
         self.model_path = Path(model_path)
         self.max_seq_length, self.dimension, self.pooling = _model_config(self.model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
         self._encoder = _batch_encoder(self.tokenizer, self.max_seq_length)
         self.onnx_path = build(self.model_path, backend, Path(cache_dir))
         opts = ort.SessionOptions()

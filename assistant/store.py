@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from assistant.config import EmbeddingSettings, Settings, default_cache_dir
 from assistant.errors import ConfigError, StoreError
 from assistant.models import Article, Chunk, Passage
+from assistant.timeparse import date_int
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +66,16 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
                     hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
-                    if self.settings.threads > 0:
-                        import torch
-
-                        torch.set_num_threads(self.settings.threads)
-
                     try:
-                        self._model = SentenceTransformer(self.path, device=self.settings.device)
+                        # local_files_only: a local folder, never the hub, without touching os.environ; torch's
+                        # process-wide thread count is the caller's (the CLI sets embedding.threads).
+                        self._model = SentenceTransformer(self.path, device=self.settings.device,
+                                                          local_files_only=True)
                     except Exception as e:  # noqa: BLE001 - any load failure is a config problem
                         raise ConfigError(
                             f"cannot load embedding model {self.path!r}: {e}",
@@ -91,8 +89,6 @@ class Embedder:
         if self._onnx is None:
             with self._lock:
                 if self._onnx is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from assistant.embedding_onnx import OnnxEncoder
 
                     try:
@@ -164,11 +160,10 @@ def load_cross_encoder(path: str):
         if not os.path.isdir(path):
             raise ConfigError(f"reranker {path!r} is not a local folder",
                               "set retrieval.reranker to 'builtin' or to a local CrossEncoder model folder")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 
         try:
-            _cross_encoders[path] = CrossEncoder(path, device="cpu")
+            _cross_encoders[path] = CrossEncoder(path, device="cpu", local_files_only=True)
         except Exception as e:  # noqa: BLE001 - any load failure is a config problem
             raise ConfigError(f"cannot load reranker {path!r}: {e}",
                               "set retrieval.reranker to 'builtin' or to a local CrossEncoder folder") from e
@@ -200,7 +195,7 @@ def chunk_metadata(article: Article, chunk: Chunk, text_hash: str) -> dict[str, 
         if value:
             meta[key] = value
     if article.published_at:
-        meta["date_int"] = int(article.published_at[:10].replace("-", ""))
+        meta["date_int"] = date_int(article.published_at)
     return meta
 
 
@@ -218,6 +213,7 @@ def passage_from(chunk_id: str, text: str, meta: dict[str, Any], score: float = 
 _CLIENTS_LOCK = threading.Lock()
 LOG_SUFFIX = ".changes"  # the change log beside a collection: its head sequence and the tombstones of deletions
 HEAD_ID = "head"
+LEASE_ID = "lease"  # the write lease of hosts ingesting into one Chroma server (no `seq`: never a change)
 
 
 def _chroma_settings():
@@ -510,6 +506,35 @@ class Store:
             part = slice(i, i + 5000)
             self._call("write", "upsert", log_collection=True, ids=ids[part], metadatas=metas[part],
                        embeddings=np.ones((len(ids[part]), 1), dtype=np.float32))
+
+    # -- the write lease (several ingest hosts on one Chroma server) ---------------------------------
+    def lease(self) -> dict[str, Any] | None:
+        """The write lease record ({holder, expires}) or None."""
+        got = self._call("read", "get", log_collection=True, create=False, ids=[LEASE_ID], include=["metadatas"])
+        return dict(got["metadatas"][0]) if got and got["ids"] else None
+
+    def take_lease(self, holder: str, ttl: float, settle: float = 0.1) -> dict[str, Any] | None:
+        """Take or renew the write lease; returns None when taken, else the other holder's unexpired lease.
+
+        Chroma has no compare-and-set, so this is a guard that a second writer sees, not a mutex: two hosts
+        taking a free lease within `settle` seconds of each other can both succeed (docs/architecture.md).
+        After writing, the record is read back once `settle` has passed, so the later of two writes wins."""
+        current = self.lease()
+        if current and current.get("holder") != holder and float(current.get("expires", 0)) > time.time():
+            return current
+        record = {"holder": holder, "expires": time.time() + ttl}
+        self._call("write", "upsert", log_collection=True, ids=[LEASE_ID], metadatas=[record],
+                   embeddings=np.ones((1, 1), dtype=np.float32))
+        if settle:
+            time.sleep(settle)  # another host's write in this window overwrites ours: read it back
+        current = self.lease()
+        return None if current and current.get("holder") == holder else current
+
+    def release_lease(self, holder: str) -> None:
+        current = self.lease()
+        if current and current.get("holder") == holder:
+            self._call("write", "upsert", log_collection=True, ids=[LEASE_ID],
+                       metadatas=[{"holder": "", "expires": 0.0}], embeddings=np.ones((1, 1), dtype=np.float32))
 
     # -- reading and writing chunks ---------------------------------------------------------------
     def manifest(self) -> dict[str, dict[str, Any]]:

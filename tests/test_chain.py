@@ -21,6 +21,7 @@ from assistant import load_chain, load_retriever
 from assistant.chain import EMPTY_STORE, RUN_NAME, Assistant
 from assistant.cli import cli
 from assistant.errors import AssistantError
+from assistant.retrieval import Filters
 from assistant.web.api import create_app
 from tests.conftest import SEED, serve_in_thread
 from tests.test_api import sse_events
@@ -309,3 +310,89 @@ def test_a_client_that_disconnects_stops_the_model_call(corpus_assistant, corpus
                     break  # the first words of the model: hang up
         assert state["hung_up"].wait(5), "the model server kept streaming to nobody"
     assert not state["finished"].is_set() and state["sent"] < 300
+
+
+OUTLETS = [("Avrel Harbour Gazette", "Ferry crews in Port Avrel", "The first boat left at dawn with forty cyclists."),
+           ("Vell Courier", "Ferry crews in Vell", "Fishmongers on the quay cheered as the horn sounded."),
+           ("The Gazette of Durnholt", "Ferry crews in Durnholt", "The mayor thanked the librarians who had "
+                                                                  "kept the waiting room open all week.")]
+
+
+@pytest.fixture(scope="module")
+def three_outlets(tmp_path_factory):
+    """Three fictional ferry stories from three outlets, two of them named "Gazette"."""
+    from assistant.config import load_settings
+    from assistant.ingest import Ingestor
+
+    folder = tmp_path_factory.mktemp("outlets")
+    records = [{"title": f"{lead} end their strike", "source": source, "published_at": f"2025-06-0{i + 1}",
+                "url": f"https://outlet-{i}.example/ferry",
+                "body": f"{lead} ended their strike on Tuesday after the harbour board agreed to new rotas. {extra}"}
+               for i, (source, lead, extra) in enumerate(OUTLETS)]
+    (folder / "stories.json").write_text(json.dumps(records), encoding="utf-8")
+    settings = load_settings(data_dir=str(folder / "data"))
+    assert Ingestor(settings).ingest_paths([folder / "stories.json"]).added == 3
+    return Assistant(settings)
+
+
+def test_source_filter_means_the_same_in_the_dense_and_keyword_legs(three_outlets):
+    from assistant.retrieval import _where
+
+    r = three_outlets.retriever
+    resolved = r.matching_sources(["gazette"])  # any outlet whose name holds the value, ignoring case
+    assert resolved == ["Avrel Harbour Gazette", "The Gazette of Durnholt"]
+    question = "When did the ferry strike end?"
+    qvec = three_outlets.store.embedder.embed([question])[0]
+    dense = {p.chunk_id for p in three_outlets.store.dense_search(qvec, 50, _where(None, None, resolved))}
+    keyword = {cid for cid, _ in r.lexical.search(question, 50, r.lexical.mask(None, None, resolved))}
+    assert dense == keyword and len(dense) == 2  # the same two articles' chunks in both legs
+    passages = r.retrieve(question, Filters(sources=["GAZETTE"])).passages
+    assert {p.source for p in passages} == set(resolved)
+    # a value naming no outlet matches nothing, in both legs (it does not lift the filter)
+    assert r.matching_sources(["Harbour Times"]) == ["Harbour Times"]
+    assert r.retrieve(question, Filters(sources=["Harbour Times"])).passages == []
+
+
+def test_iso_week_dates_parse_and_impossible_dates_are_refused(three_outlets, tmp_path):
+    r = three_outlets.retriever
+    question = "When did the ferry strike end?"
+    week = r.retrieve(question, Filters(date_from="2025-W23-2"))  # the Tuesday of week 23: 2025-06-03
+    assert Filters(date_from="2025-W23-2").date_from == "2025-06-03"
+    assert [p.chunk_id for p in week.passages] == \
+        [p.chunk_id for p in r.retrieve(question, Filters(date_from="2025-06-03")).passages]
+    assert {p.published_at for p in week.passages} == {"2025-06-03"}
+    for bad in ("2025-W54", "2025-W23-8", "June", "2025-02-30"):
+        with pytest.raises(AssistantError, match="give dates as YYYY-MM-DD"):
+            Filters(date_from=bad)
+    data_dir = str(three_outlets.settings.data_dir)
+    ok = CliRunner().invoke(cli, ["--data-dir", data_dir, "ask", "--json", "--since", "2025-W23", question])
+    assert ok.exit_code == 0, ok.output
+    assert {c["published_at"] for c in json.loads(ok.stdout)["citations"]} <= {"2025-06-02", "2025-06-03"}
+    refused = CliRunner().invoke(cli, ["--data-dir", data_dir, "ask", "--since", "2025-W54", question])
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
+
+
+def test_the_library_leaves_the_environment_and_torch_threads_alone(tmp_path):
+    """Loading and running the embedders (torch and onnx) changes neither os.environ nor torch's threads."""
+    import subprocess
+    import sys
+
+    script = """
+import os, torch
+import onnxruntime, sentence_transformers, transformers  # their own import-time settings (KMP_*) are theirs
+torch.set_num_threads(3)
+before = dict(os.environ)
+from assistant import load_assistant
+for backend in ("torch", "onnx-int8"):
+    a = load_assistant(data_dir=DATA + backend, embedding={"backend": backend, "threads": 1})
+    assert a.store.embedder.embed(["ferry strike"]).shape[0] == 1
+ours = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS")
+changed = {k for k, _ in set(os.environ.items()) ^ set(before.items())}
+assert not changed & set(ours) and changed <= {"TORCHINDUCTOR_CACHE_DIR"}, changed  # torch's lazy cache dir
+assert torch.get_num_threads() == 3, torch.get_num_threads()
+print("ok")
+""".replace("DATA", repr(str(tmp_path / "data")))
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
