@@ -8,7 +8,10 @@ import json
 import logging
 import os
 import re
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -141,9 +144,50 @@ class Ingestor:
                 log.warning("another ingest is running on %s; waiting for it to finish", self.settings.data_dir)
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                if self.settings.store.host:
+                    with self._store_lease():
+                        yield
+                else:
+                    yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    LEASE_SECONDS = 60.0
+
+    @contextmanager
+    def _store_lease(self):
+        """On a Chroma server, ingest hosts take turns through a write lease kept in the store: a second host
+        waits while another holds it (renewed every LEASE_SECONDS / 3; a crashed holder's lease expires)."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        warned = False
+        while (other := self.store.take_lease(holder, self.LEASE_SECONDS)) is not None:
+            if not warned:
+                log.warning("another ingest host holds the store's write lease (%s, for %.0f s more); waiting",
+                            other.get("holder"), float(other.get("expires", 0)) - time.time())
+                warned = True
+            time.sleep(1.0)
+        stop = threading.Event()
+
+        def renew():
+            while not stop.wait(self.LEASE_SECONDS / 3):
+                try:
+                    if self.store.take_lease(holder, self.LEASE_SECONDS, settle=0) is not None:
+                        log.error("the store's write lease was taken by another ingest host")
+                except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                    log.warning("renewing the store's write lease failed: %s", e)
+
+        beat = threading.Thread(target=renew, name="ingest-lease", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join(10)
+            try:
+                self.store.release_lease(holder)
+            except Exception as e:  # noqa: BLE001 - it expires by itself
+                log.warning("releasing the store's write lease failed (%s); it expires in %.0f s", e,
+                            self.LEASE_SECONDS)
 
     def ingest_paths(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
         """Read files and folders, then ingest their articles."""

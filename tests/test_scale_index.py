@@ -279,3 +279,37 @@ def test_a_query_never_waits_for_another_process_sync(store_and_index):
         assert time.monotonic() - t0 < 5
         fcntl.flock(other, fcntl.LOCK_UN)
     assert [c for c, _ in index.search("Selkirk mill", 3)] == ["h:0"]
+
+
+def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(make_settings, tmp_path,
+                                                                               chroma_server, caplog):
+    """Another host's unexpired lease makes an ingest wait (nothing written meanwhile); released, it goes on;
+    an expired lease (a crashed host) does not block."""
+    import logging
+    import threading
+
+    from assistant.ingest import Ingestor
+    from assistant.loaders import load_paths
+
+    host, port = chroma_server
+    server = {"store.host": host, "store.port": port}
+    ing = Ingestor(make_settings(tmp_path / "host-b", **server))
+    other = Ingestor(make_settings(tmp_path / "host-a", **server)).store
+    assert other.take_lease("host-a:1:crashed", ttl=-1) is None  # a lease that has expired: its holder crashed
+    arts = load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Pollock Vale") for i in range(2)])]).articles
+    assert ing.ingest_articles(arts[:1]).added == 1
+    assert ing.store.lease()["holder"] == ""  # released after the run
+
+    assert other.take_lease("host-a:1:alive", ttl=120) is None
+    caplog.set_level(logging.WARNING, logger="assistant.ingest")
+    done: list = []
+    t = threading.Thread(target=lambda: done.append(ing.ingest_articles(arts[1:])))
+    t.start()
+    deadline = time.monotonic() + 30
+    while "holds the store's write lease" not in caplog.text:
+        assert time.monotonic() < deadline, "the second host never waited for the lease"
+        time.sleep(0.05)
+    assert not done and ing.store.chunk_ids(arts[1].id) == []  # waiting: nothing written
+    other.release_lease("host-a:1:alive")
+    t.join(60)
+    assert done and done[0].added == 1
