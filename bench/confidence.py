@@ -175,7 +175,7 @@ def main() -> None:
         ask(full, q.query, "1,941 articles", q.is_null, q.question_date, answer=True)
         recent = any(fortnight(q, by_url[u]) for u in q.evidence_urls if u in by_url)
         if recent and not q.is_null:
-            cases.append(Case("1,941, fortnight", False, cases[-1].scores))
+            cases.append(Case("1,941, fortnight", False, cases[-1].scores, cases[-1].correct))
 
     # the seed
     articles = load_paths([ROOT / "corpus"]).articles
@@ -208,6 +208,12 @@ def report(cases: list[Case]) -> None:
                 below = " ".join(f"{sum(x < t for x in xs) / len(xs):5.2f}" for t in THRESHOLDS)
                 print(f"{size:>18} {g:>10} {len(xs):3d} {min(xs):6.3f} {q[0]:6.3f} {q[1]:6.3f} {q[2]:6.3f} "
                       f"{max(xs):6.3f} {auc if g == 'answerable' else math.nan:6.3f} {below}")
+        recent = [c for c in cases if c.size == "1,941, fortnight"]
+        if recent:
+            row = [f"t={t:.2f}: false {sum(c.scores[name] < t for c in recent) / len(recent):.3f} accuracy "
+                   f"{sum(c.correct and c.scores[name] >= t for c in recent) / len(recent):.3f}"
+                   for t in EVAL_THRESHOLDS]
+            print(f"  fortnight subset ({len(recent)} answerable) by threshold:\n    " + "\n    ".join(row))
         full = [c for c in cases if c.size == "1,941 articles"]
         if full:
             ans = [c for c in full if not c.null]
