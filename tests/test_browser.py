@@ -437,6 +437,11 @@ def test_gradio_chat_answers_with_a_source_card(site, page):
     assert SEED_TITLE in card.inner_text()
     assert card.locator("mark").first.inner_text().strip()
     sync_api.expect(page.locator("#chat")).to_contain_text("[1]")
+    # the seed question answered in the browser from the real seed, its three points quoted verbatim
+    for point in ("Moscow has made clear it will not intervene militarily on Iran’s behalf",
+                  "Membership in BRICS does not imply an obligation to provide mutual assistance",
+                  "beyond diplomatic condemnation, no concrete support has been offered"):
+        sync_api.expect(page.locator("#chat")).to_contain_text(point)
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "chat.png"), full_page=True)
     assert page.dialogs == []
