@@ -17,6 +17,7 @@ section as a dict (`answer={"engine": "openai"}`) or dotted keys (`**{"llm.model
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -43,7 +44,7 @@ def _settings(settings: Settings | None = None, config: str | None = None, **ove
         if isinstance(value, dict) and "." not in key:  # answer={"engine": "openai"}
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
-            flat[key] = str(value) if key == "data_dir" else value
+            flat[key] = os.path.expanduser(str(value)) if key == "data_dir" else value
     return load_settings(config, **flat)
 
 

@@ -204,7 +204,8 @@ def _watch(watcher, once: bool, as_json: bool) -> None:
 @click.option("--engine", help="Answer engine: extractive, openai, ollama.")
 @click.option("--since", "date_from", help="Only articles published on/after YYYY-MM-DD.")
 @click.option("--until", "date_to", help="Only articles published on/before YYYY-MM-DD.")
-@click.option("--source", "sources", multiple=True, help="Only articles from this outlet (repeatable).")
+@click.option("--source", "sources", multiple=True,
+              help="Only articles from outlets whose name contains this, ignoring case (repeatable).")
 @click.option("--today", help="The day the question is asked (YYYY-MM-DD), for 'this week'.")
 @_data_dir_option
 @click.pass_context
