@@ -430,7 +430,7 @@ def test_gradio_chat_answers_with_a_source_card(site, page):
     page.goto(site["app"] + "/")
     box = page.locator("#question textarea")
     sync_api.expect(box).to_be_visible(timeout=60_000)
-    box.fill(QUESTION)
+    box.fill("Did Russia offer Iran military help?")  # the seed question
     box.press("Enter")
     card = page.locator("#sources .source-card").first
     sync_api.expect(card).to_be_visible(timeout=60_000)
