@@ -313,3 +313,16 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
     other.release_lease("host-a:1:alive")
     t.join(60)
     assert done and done[0].added == 1
+
+
+def test_hostile_text_is_indexed_without_breaking_the_index(tmp_path):
+    """Article text is untrusted: a 70,000-character word (over tantivy's term limit), NUL and replacement
+    characters, query syntax in the text and the question."""
+    src = FakeStore()
+    src.write({"x:0": chunk("Harbour log", "a" * 70_000 + " harbour " + "é" * 40_000),
+               "y:0": chunk("", "\x00 weird \ufffd OR title:* AND (NOT \"x"),
+               "z:0": chunk("", "harbour tides")})
+    index = LexicalIndex(tmp_path / "lex", source=src)
+    assert index.sync().upserted == 3
+    assert {c for c, _ in index.search("harbour", 5)} == {"x:0", "z:0"}
+    assert [c for c, _ in index.search('weird" OR * title:(', 5)] == ["y:0"]
