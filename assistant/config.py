@@ -122,8 +122,8 @@ class AnswerSettings(_Section):
     min_confidence: float = Field(0.48, description="Below this retrieval confidence the assistant says "
                                   "the articles do not cover the question. The confidence does not depend on the "
                                   "archive's size: with 0.48 the seed question is answered from the one-article "
-                                  "corpus, and on the dev archive refusals of unanswerable questions rise from 0.538 "
-                                  "to 0.577 with false refusals and accuracy unchanged (bench/confidence.py).")
+                                  "corpus, and the dev archive keeps its refusal rate, false refusals and accuracy "
+                                  "(bench/confidence.py).")
     caution_below: float = Field(0.55, description="Answers whose retrieval confidence is below this (and at "
                                  "least min_confidence) carry a notice that the articles match the question only "
                                  "weakly. On the dev archive 0.55 flags 3 of the 11 answers given to unanswerable "

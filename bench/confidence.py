@@ -14,8 +14,8 @@ store `assistant eval` builds):
   shown apart);
 - corpus/ (the seed article), asked the seed questions of issue #13 (answerable) and two it cannot answer.
 For each archive size it prints the confidence distribution of answerable and null questions under the
-configured rule (`Retriever.confidence`: sqrt(information) weights, stems) and under the alternatives measured
-for issue #13 (archive-idf: the rule before it), their separation
+configured rule (`Retriever.confidence`: sqrt(information) weights, stems of lemmas) and under the
+alternatives measured for issue #13 (archive-idf: the rule before it), their separation
 (AUC), and the share refused at a few thresholds. On the full archive it also prints the eval's refusal rate,
 false-refusal rate and answer accuracy per threshold (as bench/refusal.py, from one answer per question).
 """
@@ -54,6 +54,14 @@ def _hash(s: str) -> str:
     return hashlib.sha1(s.encode()).hexdigest()
 
 
+def lemma_stem(term: str) -> str:
+    import simplemma
+
+    from assistant import lexical
+
+    return term if term[:1].isdigit() else lexical.stem(simplemma.lemmatize(term, lang="en").lower())
+
+
 def variants(assistant, question: str, retrieval) -> dict[str, float]:
     """Confidence of one retrieval under the configured rule and the alternatives."""
     from assistant import lexical
@@ -62,7 +70,7 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
     passages = retrieval.passages[:3]
     if not passages:
         return {k: 0.0 for k in ("configured", "archive-idf", "info", "info+stems", "sqrt(info)+stems",
-                                 "blend+stems")}
+                                 "sqrt(info)+stems of lemmas", "blend+stems")}
     qvec = retrieval.query_vector
     vectors = assistant.store.vectors([p.chunk_id for p in passages])
     sim = max((float(v @ qvec) for v in vectors.values()), default=0.0)
@@ -71,10 +79,10 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
     idf = assistant.lexical.idf(terms) if terms else {}
     n = len(assistant.lexical)
 
-    def coverage(weights: dict[str, float], stems: bool) -> float:
+    def coverage(weights: dict[str, float], stems) -> float:
         if not terms:
             return 0.0
-        key = lexical.stem if stems else (lambda t: t)
+        key = stems if callable(stems) else lexical.stem if stems else (lambda t: t)
         total = sum(weights.values()) or 1.0
         best = 0.0
         for text in texts:
@@ -91,7 +99,9 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
     sqrt_info = {t: math.sqrt(w) for t, w in info.items()}
     return {"configured": retrieval.confidence, "archive-idf": conf(coverage(archive, False)),
             "info": conf(coverage(info, False)), "info+stems": conf(coverage(info, True)),
-            "sqrt(info)+stems": conf(coverage(sqrt_info, True)), "blend+stems": conf(coverage(blend, True))}
+            "sqrt(info)+stems": conf(coverage(sqrt_info, True)),
+            "sqrt(info)+stems of lemmas": conf(coverage(sqrt_info, lemma_stem)),
+            "blend+stems": conf(coverage(blend, True))}
 
 
 def store_for(base: Path, name: str, articles) -> object:

@@ -104,6 +104,18 @@ def test_follow_up_whose_own_words_find_nothing_is_refused_not_answered_with_the
     assert not skippers.refused and "Vellmark" in skippers.answer, skippers.answer
 
 
+def test_a_short_question_about_a_code_is_answered_on_a_small_archive(make_settings):
+    """A clause number and a name are what journalists ask about: the refusal score must not sink because a
+    small archive makes every other word of the question rare (issue #13: "Who wrote clause 6305?")."""
+    settings = make_settings()
+    report = Ingestor(settings).ingest_paths([ANSWERS, FOLLOWUPS, DATA / "codes", WIRE / "vellmark-coastguard.md"])
+    assert report.added == 6 and not report.failed
+    answer = Assistant(settings).ask("Who wrote clause 6305?")
+    assert not answer.refused, answer.answer
+    assert "Clause 6305" in answer.answer and "Hedda Lunn" in answer.answer
+    assert Assistant(settings).ask("Who wrote clause 7110?").refused  # a code the archive does not hold
+
+
 @pytest.fixture(scope="module")
 def two_banks(tmp_path_factory, corpus_assistant):
     data_dir = tmp_path_factory.mktemp("answers-store")
