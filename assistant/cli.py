@@ -346,6 +346,31 @@ def reindex(ctx) -> None:
                f"({time.perf_counter() - t0:.1f}s)")
 
 
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@_data_dir_option
+@click.pass_context
+def backup(ctx, file) -> None:
+    """Back up the archive (store and state files) to FILE (.jsonl.gz) while it serves and ingests go on."""
+    from assistant.backup import backup as run_backup
+
+    info = run_backup(_settings(ctx), file)
+    click.echo(f"backed up {info['articles']} articles ({info['chunks']} chunks, change {info['head'] or 0}) "
+               f"to {info['file']}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_data_dir_option
+@click.pass_context
+def restore(ctx, file) -> None:
+    """Load a backup FILE into this data dir's store, then rebuild its keyword index."""
+    from assistant.backup import restore as run_restore
+
+    info = run_restore(_settings(ctx), file)
+    click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
+
+
 @cli.command(name="eval")
 @click.option("--dataset", "dataset", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding corpus.json and queries.json.")

@@ -1,0 +1,128 @@
+"""Back up a live archive and restore it elsewhere (issue 15 part 5).
+
+A backup is one gzip'd JSON-lines file: a header (embedding model, collection, the store's change head), every
+chunk with its text, metadata and embedding, then the data dir's small state files (sources and their poll
+state). It is taken through the store's API while the archive serves and ingests go on: after the full pass,
+what changed meanwhile (chunks written after the head it started from, tombstones, chunks a shifting page
+skipped) is read again, until the head stops moving, so the file is the store as of one change head. The
+keyword index is not in it: it is derived from the store, and `restore` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.store import Store
+
+log = logging.getLogger(__name__)
+FORMAT = "newsroom-assistant-backup/1"
+STATE_FILES = ("sources.json", "robots.json")  # what the data dir holds besides the store and derived caches
+
+
+def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int = 10) -> dict[str, Any]:
+    """Write the archive of `settings` to `target` (a .jsonl.gz file); returns what it holds."""
+    store = Store(settings)
+    target = Path(target)
+    head = store.change_head()
+    chunks: dict[str, tuple[str, dict, list[float]]] = {}
+    offset = 0
+    while True:  # the full pass
+        got = store._call("read", "get", include=["documents", "metadatas", "embeddings"], limit=page, offset=offset)
+        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+            chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
+        if len(got["ids"]) < page:
+            break
+        offset += page
+    for _ in range(rounds):  # catch up with what changed during the pass
+        now = store.change_head()
+        changed = {cid for cid, _, _ in store.changes_since(head or 0)} if now is not None else set()
+        ids = set(_all_ids(store, page))
+        refetch = sorted(changed | (ids - set(chunks)))  # edited meanwhile, or skipped by a shifting page
+        for i in range(0, len(refetch), page):
+            got = store._call("read", "get", ids=refetch[i:i + page],
+                              include=["documents", "metadatas", "embeddings"])
+            for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+                chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
+        for cid in set(chunks) - ids:  # deleted meanwhile
+            del chunks[cid]
+        settled = store.change_head() == now
+        head = now
+        if settled:
+            break
+    else:
+        log.warning("the store kept changing during the backup; it holds the store as of change %s", head)
+    tmp = target.with_name(target.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps({"format": FORMAT, "embedding_model": store.embedder.name,
+                             "collection": settings.store.collection, "head": head, "chunks": len(chunks)}) + "\n")
+        for cid in sorted(chunks):
+            doc, meta, emb = chunks[cid]
+            fh.write(json.dumps({"id": cid, "document": doc, "metadata": meta, "embedding": emb}) + "\n")
+        for name in STATE_FILES:
+            f = settings.data_dir / name
+            if f.exists():
+                fh.write(json.dumps({"state_file": name, "text": f.read_text(encoding="utf-8")}) + "\n")
+    os.replace(tmp, target)
+    articles = {m.get("article_id") for _, m, _ in chunks.values()}
+    return {"chunks": len(chunks), "articles": len(articles), "head": head, "file": str(target)}
+
+
+def _all_ids(store: Store, page: int) -> list[str]:
+    out, offset = [], 0
+    while True:
+        got = store._call("read", "get", include=[], limit=page, offset=offset)
+        out += got["ids"]
+        if len(got["ids"]) < page:
+            return out
+        offset += page
+
+
+def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[str, Any]:
+    """Load a backup into the store of `settings` (merged by chunk id with what it holds), then rebuild the
+    keyword index. Restoring the same file twice writes the same ids: nothing is duplicated."""
+    from assistant.ingest import Ingestor
+
+    ing = Ingestor(settings)
+    store = ing.store
+    with gzip.open(source, "rt", encoding="utf-8") as fh:
+        header = json.loads(fh.readline())
+        if header.get("format") != FORMAT:
+            raise AssistantError(f"{source} is not a newsroom-assistant backup", "give a file `assistant backup` wrote")
+        if header["embedding_model"] != store.embedder.name:
+            raise AssistantError(
+                f"the backup was made with embedding model {header['embedding_model']!r}, this store uses "
+                f"{store.embedder.name!r}", "set embedding.model and embedding.backend to the backup's")
+        with ing.lock():
+            batch: list[dict] = []
+            n = 0
+            for line in fh:
+                rec = json.loads(line)
+                if "state_file" in rec:
+                    if rec["state_file"] in STATE_FILES:
+                        (settings.data_dir / rec["state_file"]).write_text(rec["text"], encoding="utf-8")
+                    continue
+                batch.append(rec)
+                if len(batch) >= page:
+                    n += _write(store, batch)
+                    batch = []
+            n += _write(store, batch)
+            store._log(max(header.get("head") or 0, (store.change_head() or 0) + 1), [])
+            report = ing.lexical.sync(full=True)
+    return {"chunks": n, "keyword_index": report.upserted, "head": store.change_head()}
+
+
+def _write(store: Store, batch: list[dict]) -> int:
+    if batch:
+        store._call("write", "upsert", ids=[r["id"] for r in batch], documents=[r["document"] for r in batch],
+                    metadatas=[r["metadata"] for r in batch],
+                    embeddings=np.asarray([r["embedding"] for r in batch], dtype=np.float32))
+    return len(batch)
