@@ -201,6 +201,12 @@ async def iterate_in_thread(make: Callable[[], Iterator[Any]]) -> AsyncIterator[
         stop.set()
 
 
+async def call_in_thread(fn: Callable[[], Any]) -> Any:
+    """`fn()` in a worker thread of its own, in a copy of the caller's context: a blocking model call (up to
+    llm.timeout) must not hold one of the few threads of asyncio's shared default executor."""
+    return [value async for value in iterate_in_thread(lambda: iter((fn(),)))][0]
+
+
 class Assistant:
     """The store, retriever, engines and the chain built over them; every surface asks through `chain`.
 
@@ -223,7 +229,7 @@ class Assistant:
         )
         self.chain: Runnable = (
             RunnableLambda(self._prepare, name="prepare")
-            | RunnableLambda(self._condense, name="condense")
+            | RunnableLambda(self._condense, afunc=self._acondense, name="condense")
             | RunnableLambda(self._retrieve, name="retrieve")
             | self.answer_chain
         ).with_config(run_name=RUN_NAME)
@@ -283,6 +289,9 @@ class Assistant:
                     notices.append(f"{e.message}; showing the extractive answer instead")
                     log.warning(notices[-1])
         return {**x, "standalone": standalone, "notices": notices, "fallback": bool(notices)}
+
+    async def _acondense(self, x: dict[str, Any]) -> dict[str, Any]:
+        return await call_in_thread(lambda: self._condense(x))
 
     def _retrieve(self, x: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         """The archive's passages for the standalone question, through the LangChain retriever."""

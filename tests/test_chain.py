@@ -186,6 +186,22 @@ def test_astream_events_carry_retriever_and_model_events(chat_assistant, llm):
     assert end and end[0]["data"]["output"]["citations"]
 
 
+def test_astream_events_see_the_condense_call_of_a_follow_up(chat_assistant, llm):
+    assistant = chat_assistant()
+    llm.enqueue("Did China offer Iran military help?", "Moscow will not intervene militarily on Iran's behalf [1].")
+    history = [(QUESTION, "No, Moscow will not intervene [1].")]
+
+    async def collect():
+        return [ev async for ev in assistant.chain.astream_events({"question": "And China?", "history": history},
+                                                                  version="v2")]
+
+    events = asyncio.run(collect())
+    starts = [ev for ev in events if ev["event"] == "on_chat_model_start"]
+    assert len(starts) == 2 and len(llm.history) == 2  # the condense call, then the answer, both traced
+    condense = next(ev for ev in events if ev["event"] == "on_chain_end" and ev["name"] == "condense")
+    assert condense["data"]["output"]["standalone"] == "Did China offer Iran military help?"
+
+
 def test_failed_condense_falls_back_without_asking_the_dead_server_again(chat_assistant, llm):
     assistant = chat_assistant()
     llm.enqueue(Fault(status=500))
