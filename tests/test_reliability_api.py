@@ -37,6 +37,9 @@ def error_is_json_with_message(ctx, response, case):
     """Every 4xx/5xx answer is a JSON object carrying a human-readable message (`error`, plus `hint`)."""
     if response.status_code >= 400:
         body = response.json()
+        if case.path.startswith("/v1/"):  # the OpenAI-compatible routes answer in OpenAI's shape, error.message
+            assert isinstance(body, dict) and isinstance(body.get("error"), dict), body
+            body = {"error": body["error"].get("message")}
         assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
 
 
