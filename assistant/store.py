@@ -129,7 +129,10 @@ class Embedder:
                 self._memo.move_to_end(t)
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:  # embedded outside the lock: other requests keep reading the memo meanwhile
-            known.update(zip(missing, self.embed(missing)))
+            # One text per run: int8 ONNX quantizes activations over the whole batch, so a sentence embedded
+            # beside others gets a slightly different vector; alone, it gets the same one whichever question
+            # (and whichever earlier question in this process) brought it, and answers do not drift.
+            known.update(zip(missing, self.embed(missing, batch_size=1)))
             with self._memo_lock:
                 self._memo.update((t, known[t]) for t in missing)
                 while len(self._memo) > self.MEMO_SIZE:

@@ -211,7 +211,14 @@ def test_embed_memo_returns_the_embedders_vectors_and_forgets_the_oldest(corpus_
 
     emb = corpus_assistant.store.embedder
     texts = ["Marrow spoke on Tuesday.", "The bank raised its rate.", "Marrow spoke on Tuesday."]
-    np.testing.assert_allclose(emb.embed_memo(texts), emb.embed(texts), atol=1e-6)
+    emb._memo.clear()
+    np.testing.assert_allclose(emb.embed_memo(texts), emb.embed(texts, batch_size=1), atol=1e-6)
+    # each text is embedded alone: its memoized vector does not depend on what it was embedded beside
+    emb._memo.clear()
+    beside = emb.embed_memo(["The bank raised its rate.", "A much longer sentence about herring quotas, ferries, "
+                             "harbour budgets and the council's plans for the lifeboat station next spring."])[0]
+    emb._memo.clear()
+    np.testing.assert_array_equal(beside, emb.embed_memo(["The bank raised its rate."])[0])
     assert "The bank raised its rate." in emb._memo
     old = emb.MEMO_SIZE
     try:
