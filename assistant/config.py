@@ -99,8 +99,8 @@ class RetrievalSettings(_Section):
     recency_days: int = Field(14, description="When the question names no time, favour articles of the last N days "
                               "before the day it is asked (0 = off): news questions are mostly about recent events.")
     recency_weight: float = Field(0.05, description="Score added for such recent articles.")
-    source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to CNN'); "
-                                 "explicit --source filters are hard filters.")
+    source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to the "
+                                 "Harbour Times'); explicit --source filters are hard filters.")
     dedupe: bool = Field(True, description="Collapse near-duplicate passages (syndicated copies).")
     dedupe_similarity: float = Field(0.8, description="Word-shingle Jaccard similarity above which two passages "
                                      "are one story.")

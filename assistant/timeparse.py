@@ -1,4 +1,5 @@
-"""Time and outlet hints in questions: "this week", "on Tuesday", "in January", "according to CNN"."""
+"""Time and outlet hints in questions: "this week", "on Tuesday", "in January", "according to the Harbour
+Times"."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def _window(q: str, today: date) -> TimeWindow | None:
 
 
 def parse_sources(question: str, known_sources: list[str]) -> list[str]:
-    """Outlets a question names ("according to CNN", "USA Today reported"), matched to known sources.
+    """Outlets a question names ("according to the Harbour Times", "the Durnholt Gazette reported"), matched to
+    known sources.
 
     The outlet's name must appear as written (outlets are proper nouns), so "this week" is not The Week.
     """
