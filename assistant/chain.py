@@ -36,8 +36,7 @@ from assistant.config import Settings
 from assistant.engines import get_engine
 from assistant.engines.base import Engine
 from assistant.errors import AssistantError, EngineError
-from assistant.ingest import lexical_path
-from assistant.lexical import LexicalIndex, stem, token_set, tokenize
+from assistant.lexical import LexicalIndex, lexical_path, stem, token_set, tokenize
 from assistant.models import Answer, Citation, Passage
 from assistant.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.store import Store

@@ -319,8 +319,7 @@ def stats(ctx, as_json) -> None:
 
 def _keyword_index_line(settings, store) -> str:
     """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
-    from assistant.ingest import lexical_path
-    from assistant.lexical import LexicalIndex
+    from assistant.lexical import LexicalIndex, lexical_path
 
     st = LexicalIndex(lexical_path(settings), source=store).status()
     if st["in_step"]:
@@ -335,8 +334,7 @@ def _keyword_index_line(settings, store) -> str:
 @click.pass_context
 def reindex(ctx) -> None:
     """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
-    from assistant.ingest import lexical_path
-    from assistant.lexical import LexicalIndex
+    from assistant.lexical import LexicalIndex, lexical_path
     from assistant.store import Store
 
     settings = _settings(ctx)

@@ -413,9 +413,8 @@ def with_top_chunk_answers(run: SystemRun, name: str) -> SystemRun:
 
 def run_bm25(settings: Settings, dataset: Dataset, limit: int | None = None,
              progress: Progress | None = None) -> SystemRun:
-    """Plain BM25 (bm25s) over our chunks, no filters or reranking; top-chunk answers."""
-    from assistant.ingest import lexical_path
-    from assistant.lexical import LexicalIndex
+    """Plain BM25 (the keyword index: tantivy) over our chunks, no filters or reranking; top-chunk answers."""
+    from assistant.lexical import LexicalIndex, lexical_path
     from assistant.store import Store
 
     store, lexical = Store(settings), LexicalIndex(lexical_path(settings))

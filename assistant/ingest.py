@@ -24,10 +24,9 @@ from assistant.chunking import Chunker
 from assistant.cleaning import content_regions
 from assistant.config import Settings
 from assistant.errors import StoreError
-from assistant.lexical import LexicalIndex
+from assistant.lexical import LexicalIndex, lexical_path, normalized
 from assistant.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
-from assistant.retrieval import normalized
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
@@ -101,13 +100,6 @@ class NearDuplicateIndex:
         arr = np.asarray(sig)
         scored = [(k, float((self.sigs[k][0] == arr).mean()), self.sigs[k][1]) for k in candidates]
         return max(scored, key=lambda x: x[1], default=None)
-
-
-def lexical_path(settings: Settings) -> Path:
-    """Where the keyword index of the configured store lives (one per store location and collection)."""
-    s = settings.store
-    where = f"{s.host}_{s.port}" if s.host else "local"
-    return settings.data_dir / "lexical" / f"{where}_{s.collection}"
 
 
 class Ingestor:

@@ -87,6 +87,21 @@ def information(term: str) -> float:
     return max(0.5, MAX_INFORMATION - zipf_frequency(term, lang))
 
 
+_NORM = re.compile(r"\W+")
+
+
+def normalized(text: str) -> str:
+    """Lower-case words separated by single spaces: how texts are compared for copies (ingest, retrieval)."""
+    return _NORM.sub(" ", text.lower()).strip()
+
+
+def lexical_path(settings) -> Path:
+    """Where the keyword index of the configured store lives (one per store location and collection)."""
+    s = settings.store
+    where = f"{s.host}_{s.port}" if s.host else "local"
+    return settings.data_dir / "lexical" / f"{where}_{s.collection}"
+
+
 @functools.lru_cache(maxsize=20_000)
 def token_set(text: str) -> frozenset[str]:
     """`tokenize` as a set, memoized: reranking and confidence look at the same passages and sentences again

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,7 +17,7 @@ from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
 from assistant.errors import AssistantError
-from assistant.lexical import LexicalIndex, information, stem, token_set, tokenize
+from assistant.lexical import LexicalIndex, information, normalized, stem, token_set, tokenize
 from assistant.models import Passage
 from assistant.store import Store
 from assistant.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
@@ -74,13 +73,6 @@ def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[st
 def key_terms(question: str) -> list[str]:
     """Content words of a question (names, numbers, rare words), as the keyword index tokenizes them."""
     return [t for t in dict.fromkeys(tokenize(question)) if len(t) > 2 or t.isdigit()]
-
-
-_NORM = re.compile(r"\W+")
-
-
-def normalized(text: str) -> str:
-    return _NORM.sub(" ", text.lower()).strip()
 
 
 class Retriever:

@@ -18,8 +18,7 @@ import pytest
 
 from assistant.chain import Assistant
 from assistant.config import load_settings
-from assistant.ingest import lexical_path
-from assistant.lexical import LexicalIndex
+from assistant.lexical import LexicalIndex, lexical_path
 from assistant.loaders import load_paths
 from assistant.store import Store
 from tests.conftest import ROOT
@@ -203,8 +202,8 @@ def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
 def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_path, make_settings):
     """The one partial state a kill can leave: an edited, shorter article upserted, its old tail not yet deleted."""
     from assistant.ingest import Ingestor
+    from assistant.lexical import normalized
     from assistant.models import content_hash
-    from assistant.retrieval import normalized
 
     src = tmp_path / "articles.jsonl"
     write_articles(src, 30, seed=3)

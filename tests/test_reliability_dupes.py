@@ -14,8 +14,8 @@ import numpy as np
 
 from assistant.chain import Assistant
 from assistant.ingest import Ingestor, minhash
+from assistant.lexical import normalized
 from assistant.loaders import load_file
-from assistant.retrieval import normalized
 from assistant.store import Store
 from tests.conftest import SEED
 

@@ -132,3 +132,14 @@ def test_outlet_names_are_proper_nouns_not_phrases():
     assert parse_sources("Which film, according to The Fortnight, led the box office?", known) == ["The Fortnight"]
     assert parse_sources("What did Lanthorn Wire report about the fires? Lanthorn Wire said what?",
                          known) == ["Lanthorn Wire"]
+
+
+def test_the_query_path_does_not_import_ingest():
+    """Data flows one way: asking (chain, retrieval) needs nothing of the ingest stage."""
+    import subprocess
+    import sys
+
+    code = "import sys, assistant.chain, assistant.retrieval; print('assistant.ingest' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

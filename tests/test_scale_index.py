@@ -194,7 +194,8 @@ def write_jsonl(path, records):
 
 
 def test_store_chunks_carry_a_sequence_and_deletions_leave_tombstones(make_settings, tmp_path):
-    from assistant.ingest import Ingestor, lexical_path
+    from assistant.ingest import Ingestor
+    from assistant.lexical import lexical_path
     from assistant.loaders import load_paths
 
     settings = make_settings()
