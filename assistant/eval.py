@@ -460,7 +460,7 @@ class NaivePipeline:
     """
 
     def __init__(self, settings: Settings, corpus_file: Path, sample: int | None = None):
-        from assistant.store import Embedder
+        from assistant.embedder import Embedder
 
         self.dir = naive_dir(settings, corpus_file, sample)
         self.model_path = Embedder.shared(settings.embedding).path

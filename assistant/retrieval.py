@@ -185,7 +185,7 @@ class Retriever:
         prior = prior or {}
         if s.reranker != "builtin":
             if self._cross_encoder is None:
-                from assistant.store import load_cross_encoder
+                from assistant.embedder import load_cross_encoder
 
                 self._cross_encoder = load_cross_encoder(s.reranker)
             raw = self._cross_encoder.predict([(question, f"{p.title}\n{p.text}") for p in passages])

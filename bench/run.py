@@ -97,7 +97,7 @@ def stage_naive(args) -> dict:
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from assistant.store import _resolve_model
+    from assistant.embedder import _resolve_model
 
     articles = load_articles(args.articles)
     embeddings = HuggingFaceEmbeddings(model_name=_resolve_model("")[0])
@@ -128,7 +128,7 @@ def chunk_texts(embedder, settings, n_articles: int | None) -> list[str]:
 def stage_embedder(args) -> dict:
     """The embedder alone at the pipeline's batch shapes: tokens/s on this CPU."""
     from assistant.config import load_settings
-    from assistant.store import Embedder
+    from assistant.embedder import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
     emb = Embedder.shared(settings.embedding)  # as Store picks it
@@ -146,7 +146,7 @@ def stage_backends(args) -> dict:
     """torch vs onnx vs onnx-int8 in one process on the same chunk texts, in alternating rounds (a shared,
     loaded machine drifts: interleaving gives each backend the same conditions); tokens/s and ratios."""
     from assistant.config import EmbeddingSettings, load_settings
-    from assistant.store import Embedder
+    from assistant.embedder import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
     names = ("torch", "onnx", "onnx-int8")

@@ -7,8 +7,9 @@ import pytest
 from conftest import SEED
 
 from assistant.config import EmbeddingSettings
+from assistant.embedder import Embedder
 from assistant.errors import ConfigError, StoreError
-from assistant.store import Embedder, Store
+from assistant.store import Store
 
 LONG = SEED.read_text(encoding="utf-8")  # the real seed article, verbatim
 TEXTS = [

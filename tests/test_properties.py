@@ -136,7 +136,7 @@ def test_jsonl_keeps_good_lines_and_numbers_bad_ones(lines):
 
 @pytest.fixture(scope="module")
 def chunker():
-    from assistant.store import Embedder
+    from assistant.embedder import Embedder
 
     e = Embedder.shared(load_settings().embedding)
     return Chunker(e.tokenizer, e.max_seq_length, 160, 24)
