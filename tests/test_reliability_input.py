@@ -231,11 +231,12 @@ def test_sources_panel_keeps_rtl_text(scripts):
 
 # ---------------------------------------------------------------- row 4: odd questions
 
-ERRORS = {"": "question is empty", "   \n\t ": "question is empty", "x" * 20_000: "20,000 characters"}
+ERRORS = {"": "question is empty", "   \n\t ": "question is empty", "x" * 20_000: "20,000 characters",
+          "\x01\x07\x1b\u202e\u200b\x7f": "question is empty"}  # control and format characters only
 ANSWERS = ["?!?...", "—", "Кто такая Вересова?", "ما هو موقف البلدية؟", "市長は何と言った？"]
 
 
-@pytest.mark.parametrize("question", list(ERRORS), ids=["empty", "whitespace", "20000-chars"])
+@pytest.mark.parametrize("question", list(ERRORS), ids=["empty", "whitespace", "20000-chars", "control-chars"])
 def test_bad_questions_are_clear_errors(scripts, question):
     settings, _ = scripts
     with pytest.raises(AssistantError, match=ERRORS[question]):
