@@ -7,6 +7,7 @@ its own copy of the index in step by applying what changed since the sequence it
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -309,23 +310,26 @@ class LexicalIndex:
                                    state=json.dumps(state))
 
     @staticmethod
-    def _writer(index):
-        return index.writer(heap_size=64_000_000, num_threads=1)
-
-    def _rebuild(self, index, source: ChangeSource, head: int | None, ident: str) -> SyncReport:
-        writer = self._writer(index)
+    @contextlib.contextmanager
+    def _committing(index):
+        """A writer whose documents are committed together when the block ends, or rolled back if it fails."""
+        writer = index.writer(heap_size=64_000_000, num_threads=1)
         try:
-            writer.delete_all_documents()
-            n = 0
-            for cid, text, meta in source.iter_chunks():
-                writer.add_document(self._document(_cache_fields(cid, text, meta)))
-                n += 1
-            writer.add_document(self._state_document(head, ident))
+            yield writer
             writer.commit()
         except BaseException:
             writer.rollback()
             raise
         writer.wait_merging_threads()
+
+    def _rebuild(self, index, source: ChangeSource, head: int | None, ident: str) -> SyncReport:
+        n = 0
+        with self._committing(index) as writer:
+            writer.delete_all_documents()
+            for cid, text, meta in source.iter_chunks():
+                writer.add_document(self._document(_cache_fields(cid, text, meta)))
+                n += 1
+            writer.add_document(self._state_document(head, ident))
         return SyncReport(rebuilt=True, upserted=n, seq=head or 0)
 
     def _apply(self, index, source: ChangeSource, seen: int, head: int, ident: str) -> SyncReport:
@@ -345,18 +349,12 @@ class LexicalIndex:
             hits = searcher.search(t.Query.term_query(index.schema, "id", cid), 1).hits
             if hits and int(searcher.doc(hits[0][1])["seq"][0]) < dseq:
                 doomed.add(cid)
-        writer = self._writer(index)
-        try:
+        with self._committing(index) as writer:
             for cid in [*doomed, *changed, STATE_ID]:  # deletions first: they apply to earlier documents only
                 writer.delete_documents_by_term("id", cid)
             for row in changed.values():
                 writer.add_document(self._document(row))
             writer.add_document(self._state_document(head, ident))
-            writer.commit()
-        except BaseException:
-            writer.rollback()
-            raise
-        writer.wait_merging_threads()
         return SyncReport(upserted=len(changed), deleted=len(doomed), seq=head)
 
     def status(self) -> dict[str, Any]:
