@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -101,6 +102,8 @@ def main() -> None:
     proc.start()  # forked before any model is loaded here
     base = parent.recv()
 
+    from run import time_embedding
+
     from assistant.config import load_settings
     from assistant.ingest import Ingestor
     from assistant.watch import Watcher
@@ -113,16 +116,7 @@ def main() -> None:
         ingestor = Ingestor(settings)
         ingestor.store.embedder.embed(["warm up"])  # model load is not ingest
         ingestor.chunker  # noqa: B018 - tokenizer load too
-        inner, spent = ingestor.store.embedder.embed, [0.0]
-
-        def timed(texts, batch_size=None):
-            t = time.perf_counter()
-            try:
-                return inner(texts, batch_size)
-            finally:
-                spent[0] += time.perf_counter() - t
-
-        ingestor.store.embedder.embed = timed
+        spent = time_embedding(ingestor.store.embedder)
         with Watcher(settings, ingestor=ingestor) as w:
             t0, c0 = time.perf_counter(), time.process_time()
             r = w.round()

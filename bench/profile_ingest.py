@@ -31,7 +31,7 @@ def main() -> None:
     if args.backend:
         os.environ["ASSISTANT_EMBEDDING__BACKEND"] = args.backend
     from pyinstrument import Profiler
-    from run import load_articles
+    from run import load_articles, time_embedding
 
     from assistant.config import load_settings
     from assistant.ingest import Ingestor
@@ -41,16 +41,7 @@ def main() -> None:
         ingestor = Ingestor(load_settings(data_dir=d))
         ingestor.store.embedder.embed(["warm up"])  # model load (and ONNX export) is not ingest
         ingestor.chunker  # noqa: B018 - tokenizer load too
-        inner, spent = ingestor.store.embedder.embed, [0.0]
-
-        def timed(texts, batch_size=None):
-            t = time.perf_counter()
-            try:
-                return inner(texts, batch_size)
-            finally:
-                spent[0] += time.perf_counter() - t
-
-        ingestor.store.embedder.embed = timed
+        spent = time_embedding(ingestor.store.embedder)
         profiler = Profiler(interval=0.005)
         t0 = time.perf_counter()
         profiler.start()

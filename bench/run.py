@@ -40,6 +40,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def time_embedding(embedder) -> list[float]:
+    """Wrap `embedder.embed` so the seconds spent in it add up in the returned one-item list."""
+    inner, spent = embedder.embed, [0.0]
+
+    def timed(texts, batch_size=None):
+        t = time.perf_counter()
+        try:
+            return inner(texts, batch_size)
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    embedder.embed = timed
+    return spent
+
+
 def load_articles(n: int | None):
     from assistant.models import Article
 
