@@ -20,7 +20,6 @@ _SCALES = {"percent": r"(?:%|percent|per\s+cent)", "thousand": r"thousand", "mil
            "billion": r"(?:billion|bn)", "trillion": r"(?:trillion|tn)"}
 _SCALED = re.compile(r"(\d+(?:[.,]\d+)*)(?:\s*(%|percent\b|per\s+cent\b|thousand\b|million\b|mn\b|billion\b|bn\b|"
                      r"trillion\b|tn\b))?", re.I)
-_NAME = re.compile(r"\b[A-Z][\w'’-]+")
 _COMMON = {"the", "a", "an", "it", "he", "she", "they", "we", "i", "this", "that", "these", "those", "but", "and",
            "in", "on", "at", "as", "for", "his", "her", "their", "its", "there", "when", "while", "after"}
 SUPPORT_THRESHOLD = 0.5
@@ -118,14 +117,30 @@ class Support:
     addressed: list[int] = field(default_factory=list)  # cited passages holding text addressed to the reader
 
 
+# A name: a capitalised word of two or more characters, inner dots, hyphens and apostrophes kept ("U.S",
+# "DE.CO", "Tehran’s"). A capitalised word opening a sentence (the text's start, or after . ! ? and a space,
+# opening quotes and brackets skipped) is not taken for one.
+_NAME = re.compile(r"\b[A-Z][\w'’.-]*\w")
+_ENDS = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+def names(text: str) -> list[str]:
+    """The names in a text: the one definition the extractive engine, the citation check and the eval use."""
+    found = []
+    for m in _NAME.finditer(text):
+        lead = text[:m.start()].rstrip("\"'“‘([")
+        bare = lead.rstrip()
+        if not bare or (bare != lead and _ENDS.search(bare)):
+            continue
+        found.append(m.group())
+    return found
+
+
 def anchors(sentence: str) -> tuple[set[str], set[str]]:
     """Names (capitalised words not opening the sentence) and numbers a supporting passage must contain."""
     s = sentence.strip().lstrip("\"“‘'([ ")
     numbers = {_number_key(m) for m in _SCALED.finditer(s)}
-    names = {m.group().lower() for m in _NAME.finditer(s)
-             if m.start() > 0 and m.group().lower() not in _COMMON
-             and not re.search(r"[.!?][\"”’]?\s*$", s[:m.start()])}
-    return names, numbers
+    return {n.lower() for n in names(s)} - _COMMON, numbers
 
 
 def pair_score(sentence: str, similarity: float, passage: str) -> tuple[float, bool]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.citations import names
 from assistant.config import Settings
 from assistant.errors import CorpusError
 from assistant.lexical import tokenize
@@ -200,13 +201,14 @@ def reciprocal_rank(rank: int | None, k: int = TOP) -> float:
     return 1.0 / rank if rank is not None and rank <= k else 0.0
 
 
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+|\b\d[\d,.:%]*\b")
+_NUMBER = re.compile(r"\b\d[\d,.:%]*\b")
 
 
 def key_tokens(sentence: str) -> set[str]:
     """Names (capitalized words not opening the sentence) and numbers, lowercased."""
     s = sentence.strip()
-    return {m.group().lower().rstrip(".,:").replace(",", "") for m in _NAME.finditer(s) if m.start() > 0}
+    return {n.lower() for n in names(s)} | {m.group().rstrip(".,:").replace(",", "") for m in _NUMBER.finditer(s)
+                                            if m.start() > 0}
 
 
 def sentence_supported(sentence: str, quotes: list[str], passages: list[str]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.citations import anchors, check_support, cite, has_number
+from assistant.citations import anchors, check_support, cite, has_number, names
 from assistant.models import Passage
 from assistant.sentences import sentences
 
@@ -85,3 +85,25 @@ def test_a_right_figure_in_a_paraphrase_is_supported():
     cited = cite("Traffic went up 12.9 percent in the first month [1].", [p])
     support = check_support(cited, embed=same_meaning)
     assert support.unsupported == [] and cited.citations[0].supported is True
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Engineers in Port Avalon met Tolk.", ["Port", "Avalon", "Tolk"]),  # the opening word is no name
+    ("The U.S. firm and DE.CO staff in Tehran’s office.", ["U.S", "DE.CO", "Tehran’s"]),
+    ("It rained. Then Tolk left! Why did Vellmark stay?", ["Tolk", "Vellmark"]),  # 'Then', 'Why' open sentences
+    ("“Membership in Norrheim is no pact,” Marrow said.", ["Norrheim", "Marrow"]),  # after an opening quote
+    ("a (Quay Street) office", ["Quay", "Street"]),
+])
+def test_names_are_capitalised_words_that_do_not_open_a_sentence(text, expected):
+    assert names(text) == expected
+
+
+def test_the_engine_the_citation_check_and_the_eval_share_one_name_definition():
+    from assistant.engines.extractive import has_answer_type
+    from assistant.eval import key_tokens
+
+    s = "Crews from the U.S. met Tolk in Port Avalon. Then 12 left."
+    assert anchors(s)[0] == {"u.s", "tolk", "port", "avalon"}
+    assert key_tokens(s) == anchors(s)[0] | {"12"}
+    assert has_answer_type("name", s, {"tolk", "port", "avalon"})  # 'U.S' is a name the question lacks
+    assert not has_answer_type("name", "Then it was Tolk again.", {"tolk"})

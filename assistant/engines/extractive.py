@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.citations import names
 from assistant.engines.base import Engine
 from assistant.instructions import addresses_reader
 from assistant.lexical import stem, tokenize
@@ -23,7 +24,6 @@ _STANCE = re.compile(r"\b(not|no|never|refused|refuses|declined|declines|rejecte
                      r"only|instead)\b", re.I)
 _ATTRIBUTION = re.compile(r"\b(said|says|told|according to|stated|added|wrote|announced)\b", re.I)
 _PRONOUN_LEAD = re.compile(r"^(he|she|it|they|this|that|these|those|the move|the decision)\b", re.I)
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w'’.-]*[\w]")
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(r"\b(\d{4}|january|february|march|april|may|june|july|august|september|october|november|"
                    r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|"
@@ -96,7 +96,7 @@ def has_answer_type(kind: str | None, text: str, question_stems: set[str]) -> bo
     if kind == "date":
         return bool(_DATE.search(text))
     if kind == "name":
-        return any(stem(t) not in question_stems for m in _NAME.finditer(text) for t in tokenize(m.group()))
+        return any(stem(t) not in question_stems for name in names(text) for t in tokenize(name))
     if kind == "stance":
         return bool(_STANCE.search(text))
     return False
