@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -58,10 +59,15 @@ def cli(ctx: click.Context, data_dir: str | None, config: str | None, verbose: i
     # The process's environment is the command line's to set (the library loads models with local_files_only).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=LOG_LEVELS[min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, LOG_LEVELS[min(verbose, 2)]))
+    _configure_logging(LOG_LEVELS[min(verbose, 2)])
     ctx.obj = {"data_dir": data_dir, "config": config}
+
+
+def _configure_logging(level: int) -> None:
+    """Our loggers at `level` on stderr, the chatty libraries at WARNING at least."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
 
 def _data_dir_option(f):
@@ -262,27 +268,62 @@ def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> N
 @cli.command()
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to bind (default 7860).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes sharing the port (more than 1 needs a Chroma server, store.host).")
 @_data_dir_option
 @click.pass_context
-def serve(ctx, host, port) -> None:
+def serve(ctx, host, port, workers) -> None:
     """Serve the chat UI at / (and the REST API) on 127.0.0.1:7860."""
     from assistant.web import server
-    from assistant.web.api import create_app
 
     settings = _settings(ctx, **{"server.host": host, "server.port": port})
+    if workers > 1 and not settings.store.host:
+        # chromadb's embedded PersistentClient keeps its vector index in each process's memory: several
+        # processes writing one folder corrupt or miss each other's writes.
+        click.echo(f"Error: --workers {workers} needs a Chroma server: the embedded store is not safe across "
+                   f"processes (hint: run `chroma run --path DIR --port 8000` and set store.host, e.g. "
+                   f"ASSISTANT_STORE__HOST=127.0.0.1, or serve with --workers 1)", err=True)
+        sys.exit(2)
     host, port = settings.server.host, settings.server.port
-    server.listen(host, port).close()  # a taken port fails here, before the models load
+    if workers == 1:
+        server.listen(host, port).close()  # a taken port fails here, before the models load
     if settings.embedding.threads == 0:
         # The server answers many questions at once: one embedder thread per request keeps the cores busy
         # with requests instead of synchronizing threads.
         settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"threads": 1})})
-        _process_threads(settings)
-    app = create_app(settings)
+        if workers == 1:
+            _process_threads(settings)
     shown = f"[{host}]" if ":" in host else host
     # -v shows uvicorn's access log: method, path (no query string) and status; tokens never reach a log.
     level = "info" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "warning"
-    server.run(app, host, port, level,
-               on_started=lambda: click.echo(f"Serving the assistant on http://{shown}:{port}/", err=True))
+
+    def announce() -> None:
+        click.echo(f"Serving the assistant on http://{shown}:{port}/" +
+                   (f" ({workers} workers)" if workers > 1 else ""), err=True)
+
+    if workers > 1:
+        # Each worker is a fresh (spawned) process that builds its own app from these settings.
+        factory = functools.partial(_worker_app, settings, logging.getLogger().getEffectiveLevel())
+        server.run_workers(factory, workers, host, port, level, on_started=announce)
+        return
+    from assistant.web.api import create_app
+
+    server.run(create_app(settings), host, port, level, on_started=announce)
+
+
+def _worker_app(settings, log_level: int):
+    """The app of one `serve --workers N` process (runs in the worker; a module-level function, so picklable)."""
+    from assistant.web import server
+    from assistant.web.api import create_app
+
+    _configure_logging(log_level)
+    _process_threads(settings)
+    try:
+        return create_app(settings)
+    except AssistantError as e:  # one line, as the CLI prints it; the supervisor then stops
+        click.echo(" ".join(f"Error: {e.message}".split()) + (f" (hint: {' '.join(e.hint.split())})" if e.hint
+                                                               else ""), err=True)
+        server.startup_failed()
 
 
 @cli.command()

@@ -1,6 +1,11 @@
 """Running the app with uvicorn: the port is bound first (a taken port is one clear error), "Serving ..." is
 printed only once the server accepts connections, the access log never shows query strings, and proxy
-headers are left to `server.trusted_proxies` (see security.install)."""
+headers are left to `server.trusted_proxies` (see security.install).
+
+Several workers (`run_workers`) are uvicorn's own supervisor (`uvicorn.supervisors.Multiprocess`): the parent
+binds the socket once and starts N spawned worker processes that share it, each building its app from the
+same settings through a picklable factory; it pings every worker and replaces one that dies or hangs, and
+stops when a worker fails during startup (uvicorn's exit code 3), instead of restarting it forever."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import sys
 from collections.abc import Callable
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from assistant.errors import AssistantError
 from assistant.web.security import access_log_config
@@ -47,11 +54,15 @@ class _Server(uvicorn.Server):
             self._on_started()
 
 
+def _config(app, log_level: str, **options) -> uvicorn.Config:
+    return uvicorn.Config(app, log_level=log_level, log_config=access_log_config(), proxy_headers=False,
+                          server_header=False, timeout_graceful_shutdown=5, **options)
+
+
 def run(app, host: str, port: int, log_level: str, on_started: Callable[[], None]) -> None:
     """Serve `app` on an already checked host:port until interrupted."""
     sock = listen(host, port)
-    config = uvicorn.Config(app, log_level=log_level, log_config=access_log_config(), proxy_headers=False,
-                            server_header=False, timeout_graceful_shutdown=5)
+    config = _config(app, log_level)
     server = _Server(config, on_started)
     try:
         server.run(sockets=[sock])
@@ -59,3 +70,43 @@ def run(app, host: str, port: int, log_level: str, on_started: Callable[[], None
         sock.close()
     if not server.started:
         sys.exit(1)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, calling `on_started` once every worker has finished its startup."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], on_started: Callable[[], None]):
+        super().__init__(config, sockets)
+        self._on_started = on_started
+        self.announced = False
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()  # every 0.5 s: a dead or hung worker is replaced
+        if not self.announced and not self.should_exit.is_set() and all(
+                p.is_ready(timeout=self.config.timeout_worker_healthcheck) for p in self.processes):
+            self.announced = True
+            self._on_started()
+
+
+def run_workers(factory: Callable[[], object], workers: int, host: str, port: int, log_level: str,
+                on_started: Callable[[], None]) -> None:
+    """Serve the app `factory` builds in each of `workers` processes on host:port until interrupted.
+
+    Args:
+        factory: a picklable callable (a module-level function or a functools.partial of one) that each
+            worker calls to build its app; a worker that cannot build it should exit with STARTUP_FAILURE.
+    """
+    sock = listen(host, port)  # bound once, here: the workers inherit it
+    config = _config(factory, log_level, factory=True, workers=workers)
+    supervisor = _Supervisor(config, [sock], on_started)
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if not supervisor.announced:
+        sys.exit(1)
+
+
+def startup_failed() -> None:
+    """End a worker whose app cannot be built, so the supervisor stops instead of restarting it."""
+    sys.exit(STARTUP_FAILURE)

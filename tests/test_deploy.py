@@ -1,0 +1,334 @@
+"""The deployment recipe of docs/deploy.md, run on loopback (issue 15 part 6).
+
+One `chroma run` server and one `redis-server` stand for the newsroom's shared services; two `assistant serve`
+processes, each with its own data dir, stand for two machines; `serve --workers 2` is one machine with
+uvicorn's supervisor. An article ingested through one server's admin API is answered by the other, the question
+budget is one budget across both, and a server killed with SIGKILL under load leaves the other answering every
+request; a killed worker of `--workers 2` is replaced by the supervisor.
+
+Fictional article only (an invented town, outlet and people; an `.example` URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+
+ADMIN = "deploy-admin-token"
+ARTICLE = {
+    "title": "Ostrevin rehangs its quarry bells after forty silent years",
+    "body": ("The six quarry bells of Ostrevin will ring again from the first Sunday of March, the town council "
+             "decided on Tuesday. Bell-keeper Maren Tollis said the bells had been silent since the slate quarry "
+             "closed forty years ago. \"The valley will hear the old peal at noon every Sunday,\" Tollis told "
+             "the council. The bells were recast at the Hennick foundry for 84,000 crowns, paid from a "
+             "residents' fund."),
+    "source": "Ostrevin Lantern",
+    "author": "Petra Vell",
+    "published_at": "2026-11-24",
+    "url": "https://ostrevin-lantern.example/town/quarry-bells",
+}
+QUESTION = "When will the Ostrevin quarry bells ring again?"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This test's settings only: ASSISTANT_* variables of the caller's shell are dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
+    return env
+
+
+def _wait_for_log(path: Path, needle: str, proc: subprocess.Popen, timeout: float, count: int = 1) -> str:
+    """The log once `needle` appears `count` times in it; fails when the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace")
+        if text.count(needle) >= count:
+            return text
+        assert proc.poll() is None, f"server exited with {proc.returncode}:\n{text[-3000:]}"
+        assert time.monotonic() < deadline, f"{needle!r} x{count} not in the log after {timeout}s:\n{text[-3000:]}"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _serve(data_dir: Path, port: int, log_path: Path, env: dict[str, str], *args: str):
+    """`assistant -v serve` on 127.0.0.1:port; yields the process once it printed "Serving the assistant"."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
+                                 "--port", str(port), *args], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        _wait_for_log(log_path, "Serving the assistant on", proc, 240)
+        yield proc
+    finally:
+        stop_process(proc, 20)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real redis-server on a free loopback port, nothing persisted; yields its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 30, proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc)
+
+
+def _recipe_env(chroma: tuple[str, int], redis: str | None, **extra: str) -> dict[str, str]:
+    host, port = chroma
+    env = {"ASSISTANT_STORE__HOST": host, "ASSISTANT_STORE__PORT": str(port), "ASSISTANT_SERVER__ADMIN_TOKEN": ADMIN,
+           **extra}
+    if redis:
+        env["ASSISTANT_SERVER__REDIS_URL"] = redis
+    return _env(**env)
+
+
+def _answered_from_article(reply: dict) -> bool:
+    return not reply["refused"] and any(c["url"] == ARTICLE["url"] for c in reply["citations"])
+
+
+def _ingest(base: str) -> None:
+    r = httpx.post(f"{base}/api/articles", json=ARTICLE, headers=AUTH, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == 1, r.json()
+
+
+def _ask_until_answered(base: str, timeout: float = 60) -> dict:
+    """Ask `base` (admin token: outside the question budget) until it answers from ARTICLE."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, headers=AUTH, timeout=120)
+        assert r.status_code == 200, r.text
+        if _answered_from_article(r.json()):
+            return r.json()
+        assert time.monotonic() < deadline, f"{base} did not answer from the new article in {timeout}s: {r.json()}"
+        time.sleep(0.25)
+
+
+class Load:
+    """Client threads asking `base` continuously, a new connection per request (as browsers behind a proxy
+    would spread), each request recorded as (thread, started, ended, ok, detail)."""
+
+    def __init__(self, base: str, threads: int):
+        self.base = base
+        self.records: list[tuple[int, float, float, bool, str]] = []
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, i: int) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                r = httpx.post(f"{self.base}/api/ask", json={"question": QUESTION}, headers=AUTH, timeout=60)
+                ok = r.status_code == 200 and _answered_from_article(r.json())
+                detail = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as e:
+                ok, detail = False, repr(e)
+            with self._lock:
+                self.records.append((i, started, time.monotonic(), ok, detail))
+            if not ok:
+                self.stop.wait(0.05)  # a server that is gone refuses at once: no busy loop
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(90)
+
+    def wait(self, per_thread: int, after: float = 0.0, timeout: float = 120) -> None:
+        """Until every thread finished `per_thread` requests that started after `after`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                done = [sum(1 for t, s, *_ in self.records if t == i and s > after) for i in range(len(self.threads))]
+            if min(done) >= per_thread:
+                return
+            assert time.monotonic() < deadline, f"requests per thread after {after}: {done} (want {per_thread})"
+            time.sleep(0.1)
+
+    def failures(self, started_after: float = 0.0) -> list[tuple]:
+        with self._lock:
+            return [r for r in self.records if not r[3] and r[1] > started_after]
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> float:
+    """The time by which process `pid` no longer runs (gone or a zombie)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return time.monotonic()
+        if state in ("Z", "X"):
+            return time.monotonic()
+        assert time.monotonic() < deadline, f"process {pid} still runs after SIGKILL"
+        time.sleep(0.05)
+
+
+def _workers(parent: int) -> set[int]:
+    """The uvicorn worker processes (multiprocessing spawn children) of `parent`, zombies excluded."""
+    pids = set()
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                continue
+            if b"spawn_main" in cmdline and state not in ("Z", "X"):
+                pids.add(int(pid))
+    return pids
+
+
+def _has_redis_url() -> bool:
+    from assistant.config import ServerSettings
+
+    return "redis_url" in ServerSettings.model_fields
+
+
+# -- two machines: two serve processes, own data dirs, one Chroma server and one Redis -----------------------
+
+def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis_url, tmp_path):
+    budget = 4
+    env = _recipe_env(chroma_server, redis_url if _has_redis_url() else None,
+                      ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE=str(budget))
+    port_a, port_b = free_port(), free_port()
+    a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    with _serve(tmp_path / "host-a", port_a, tmp_path / "a.log", env) as a, \
+            _serve(tmp_path / "host-b", port_b, tmp_path / "b.log", env):
+        # 1. an article ingested through A's admin API is answered by B (another data dir: its keyword index
+        # follows the Chroma server), within a bounded time
+        _ingest(a_url)
+        reply = _ask_until_answered(b_url)
+        assert any(c["source"] == ARTICLE["source"] for c in reply["citations"])
+        _ask_until_answered(a_url)
+
+        # 2. one question budget per client IP across both servers (Redis): `budget` questions in turns, then
+        # the next one is refused by whichever server gets it, though each has seen only half the budget
+        # (asked from 127.0.0.2: a spent per-IP budget refuses even the admin token, which the load below uses)
+        if _has_redis_url():
+            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=120) as client:
+                statuses = [client.post(f"{(a_url, b_url)[i % 2]}/api/ask", json={"question": QUESTION}).status_code
+                            for i in range(budget)]
+                assert statuses == [200] * budget
+                for base in (b_url, a_url):
+                    r = client.post(f"{base}/api/ask", json={"question": QUESTION})
+                    assert r.status_code == 429, (base, r.status_code, r.text)
+                    assert int(r.headers["Retry-After"]) >= 1
+            # another client's budget is its own
+            r = httpx.post(f"{b_url}/api/ask", json={"question": QUESTION}, timeout=120)
+            assert r.status_code == 200, r.text
+
+        # 3. kill -9 server A while clients ask both: B answers every request, before, during and after
+        with Load(b_url, 3) as on_b, Load(a_url, 2) as on_a:
+            on_b.wait(2)
+            on_a.wait(1)
+            a.send_signal(signal.SIGKILL)
+            killed = _wait_gone(a.pid)
+            on_b.wait(3, after=killed)
+        assert a.wait(10) == -signal.SIGKILL
+        assert not on_b.failures(), on_b.failures()[:3]
+        assert len(on_b.records) >= 15
+        # A's clients saw it go: every request that started after its death failed to connect
+        late_a = [r for r in on_a.records if r[1] > killed]
+        assert late_a and not any(ok for *_, ok, _ in late_a)
+
+
+# -- one machine, `serve --workers 2`: uvicorn's supervisor ------------------------------------------------
+
+def test_workers_share_one_port_and_a_killed_worker_is_replaced(chroma_server, redis_url, tmp_path):
+    env = _recipe_env(chroma_server, redis_url if _has_redis_url() else None,
+                      ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="1000")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "workers.log"
+    with _serve(tmp_path / "host", port, log, env, "--workers", "2") as parent:
+        text = log.read_text()
+        assert text.count("Serving the assistant on") == 1
+        assert f"Serving the assistant on {base}/ (2 workers)" in text
+        # printed once both workers finished their startup
+        assert text.count("Application startup complete") == 2
+        assert text.rindex("Application startup complete") < text.index("Serving the assistant")
+        first = _workers(parent.pid)
+        assert len(first) == 2, first
+
+        _ingest(base)
+        _ask_until_answered(base)
+
+        with Load(base, 3) as load:
+            load.wait(2)
+            # kill one worker: the other keeps answering, the supervisor starts a replacement
+            old1, old2 = sorted(first)
+            sent1 = time.monotonic()
+            os.kill(old1, signal.SIGKILL)
+            killed1 = _wait_gone(old1)
+            load.wait(2, after=killed1)
+            _wait_for_log(log, "Application startup complete", parent, 180, count=3)
+            second = _workers(parent.pid)
+            assert old1 not in second and old2 in second and len(second) == 2, (first, second)
+            # then kill the other original worker: what answers now can only be a replacement
+            sent2 = time.monotonic()
+            os.kill(old2, signal.SIGKILL)
+            killed2 = _wait_gone(old2)
+            load.wait(3, after=killed2)
+            _wait_for_log(log, "Application startup complete", parent, 180, count=4)
+        third = _workers(parent.pid)
+        assert not third & first and len(third) == 2, (first, second, third)
+        # A request can fail only when the worker that had accepted it was killed: each failure was in flight
+        # at a kill (at most one per client thread per kill), none started after the killed worker was gone.
+        failures = load.failures()
+        for thread, started, ended, _, detail in failures:
+            assert any(started < killed and ended >= sent for sent, killed in ((sent1, killed1), (sent2, killed2))), \
+                (thread, started, ended, detail, (sent1, killed1, sent2, killed2))
+        assert len(failures) <= 2 * len(load.threads), failures
+        assert sum(1 for r in load.records if r[3] and r[1] > killed2) >= 9
+        assert parent.poll() is None
+    assert "Child process" in log.read_text() and "died" in log.read_text()
+
+
+def test_workers_need_a_chroma_server(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
+                        "--port", str(free_port())], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "--workers 2 needs a Chroma server" in lines[0] and "not safe across processes" in lines[0]
+    assert "chroma run" in lines[0] and "ASSISTANT_STORE__HOST" in lines[0]
+    assert not (tmp_path / "chroma").exists()  # nothing was opened
+
+
+def test_workers_on_a_taken_port_is_one_line(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        # the supervisor binds before any worker starts: no Chroma server needs to run for this
+        r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
+                            "--port", str(port)], cwd=ROOT, env=_env(ASSISTANT_STORE__HOST="127.0.0.1"),
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Serving" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0], r.stderr
