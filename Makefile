@@ -27,11 +27,17 @@ run: setup
 	$(BIN)/assistant serve --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's chromium with Playwright; never `playwright install` (no browser downloads).
+# The shared rate-limit tests start Debian's redis-server on a loopback port (never a system service).
 test-deps: setup
 	@if [ ! -x /usr/bin/chromium ]; then \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+	@if [ ! -x /usr/bin/redis-server ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends redis-server; \
 	fi
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet 'playwright>=1.49'
 

@@ -151,6 +151,14 @@ class ServerSettings(_Section):
     widget_tokens: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Read-only widget tokens, each mapped to its allowed origins."))
     rate_limit_per_minute: int = Field(30, description="Questions per minute per token and per IP.")
+    redis_url: str | None = Field(None, description=(
+        "Redis for the rate limits, e.g. \"redis://127.0.0.1:6379/0\" (also rediss://, redis+unix://, "
+        "redis+sentinel://, redis+cluster://): every worker and machine then shares one budget per token and IP. "
+        "Unset = each process counts on its own. Unreachable at startup: `serve` stops with an error; an outage "
+        "later falls back to per-process limits with a warning (docs/security.md)."))
+    metrics_token: str | None = Field(None, description=(
+        "Token that may read /metrics and nothing else (for Prometheus); the admin token may read it too. "
+        "When neither is set, /metrics follows the anonymous rule (same origin or outside a browser)."))
     max_request_kb: int = Field(256, description="Largest accepted request body (KB); article uploads use max_upload_mb.")
     max_upload_mb: float = Field(20.0, description="Largest POST /api/articles body (MB).")
     allowed_hosts: list[str] = Field(default_factory=list, description=(
@@ -163,6 +171,16 @@ class ServerSettings(_Section):
     frame_ancestors: list[str] = Field(default_factory=lambda: ["'self'"], description=(
         "Pages that may show the chat in a frame (CSP frame-ancestors), e.g. [\"https://wiki.example.org\"]; "
         "[\"'none'\"] forbids every frame."))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        scheme = urlsplit(url.strip()).scheme
+        if scheme not in ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"):
+            raise ValueError(f"{scheme or url!r} is not a Redis URL scheme (redis://host:port/db)")
+        return url.strip()
 
 
 class FetchSettings(_Section):

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from assistant.chain import Assistant
 from assistant.config import load_settings
 from assistant.web.api import create_app
-from assistant.web.security import RateLimiter
 from tests.conftest import free_port
 
 ADMIN = "admin-secret-123"
@@ -218,13 +217,8 @@ def test_rate_limit_answers_429_with_retry_after(api_assistant):
         assert c.get("/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 429
 
 
-def test_rate_limiter_window_slides():
-    limiter = RateLimiter(2, window=60)
-    assert limiter.hit(["ip:a", "token:t"], now=0) == 0
-    assert limiter.hit(["ip:b", "token:t"], now=10) == 0
-    assert limiter.hit(["ip:c", "token:t"], now=20) == pytest.approx(40)  # the token is spent
-    assert limiter.hit(["ip:c"], now=20) == 0  # another IP without the token is not
-    assert limiter.hit(["ip:a", "token:t"], now=60.5) == 0  # the first hit left the window
+# The limiter's own window (the `limits` library's moving window, in memory and on Redis) is tested in
+# tests/test_service_limits.py.
 
 
 def test_oversized_bodies_get_413(api_assistant):

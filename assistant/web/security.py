@@ -13,6 +13,8 @@
 5. `Guard`: who may call what. The same rules hold on /api/*, the OpenAI-compatible /v1/* (its chat
    completions are asked like /api/ask), Gradio's /gradio_api/*, /config, /openapi.json and the docs: a request from a foreign Origin needs a widget token bound to that origin (and may then only
    ask); the admin token may do everything; no token is fine from the same origin or outside a browser.
+   /metrics takes the metrics or admin token when either is set. Question budgets are `limits` moving
+   windows, in memory or shared through Redis (`server.redis_url`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import re
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -37,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.config import ServerSettings
+from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ ADMIN_ONLY: dict[str, frozenset[str] | None] = {
 }
 # No archive data and needed by other sites' pages: the widget script and the widget's no-cors reachability probe.
 PUBLIC = frozenset({"/widget.js", "/healthz"})
+# Prometheus metrics: with an admin or metrics token configured, only those tokens read them (see Guard).
+METRICS = "/metrics"
 CORS_HEADERS = ("authorization", "content-type", "x-widget-token")
 GRADIO = "/gradio_api/"
 GRADIO_EVENTS = re.compile(r"^/gradio_api/(queue/join|run/|api/|call/)")  # each POST starts one question
@@ -106,51 +110,115 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
 
 
 class RateLimiter:
-    """Sliding-window log per key (token or IP), in memory: at most `limit` hits in any `window` seconds."""
+    """At most `limit` hits per key (token or IP) in any `window` seconds: the `limits` library's moving window.
 
-    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 50_000):
+    On `MemoryStorage` (this process) by default; given a shared storage (Redis, `server.redis_url`), every
+    worker and machine using it counts against one budget. Should that storage fail at run time, this process
+    counts on its own in memory meanwhile (a warning at most once a minute) and tries the shared storage
+    again every RETRY_SECONDS: an outage of the rate-limit store neither stops the answers nor lifts the limit.
+    """
+
+    RETRY_SECONDS = 5.0
+    WARN_SECONDS = 60.0
+
+    def __init__(self, limit: int, window: int = 60, storage=None):
+        from limits import RateLimitItemPerSecond
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
         self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.window = int(window)
+        self.item = RateLimitItemPerSecond(max(limit, 1), self.window, namespace="newsroom-assistant")
+        self.shared = storage is not None
+        self._primary = MovingWindowRateLimiter(storage if storage is not None else MemoryStorage())
+        self._local = MovingWindowRateLimiter(MemoryStorage()) if storage is not None else None
+        self._down_until = 0.0
+        self._warned = float("-inf")
+        self._lock = threading.Lock()  # the keys of one request are tested and hit together
 
-    def _wait(self, keys: list[str], now: float) -> float:
+    def _run(self, fn):
+        """fn(strategy) on the shared storage, or on this process's memory while the shared one is down."""
+        from limits.errors import StorageError
+
+        now = time.monotonic()
+        if self._local is not None and now < self._down_until:
+            return fn(self._local)
+        try:
+            return fn(self._primary)
+        except StorageError as e:
+            if self._local is None:
+                raise
+            self._down_until = now + self.RETRY_SECONDS
+            if now - self._warned >= self.WARN_SECONDS:
+                self._warned = now
+                log.warning("the shared rate-limit store is unreachable (%s); each process limits on its own "
+                            "until it is back", e.__cause__ or e)
+            return fn(self._local)
+
+    def _wait(self, strategy, keys: list[str]) -> float:
         wait = 0.0
         for key in keys:
-            q = self._hits.get(key)
-            if q is None:
-                continue
-            while q and q[0] <= now - self.window:
-                q.popleft()
-            if len(q) >= self.limit:
-                wait = max(wait, q[0] + self.window - now)
+            if not strategy.test(self.item, key):
+                reset = strategy.get_window_stats(self.item, key).reset_time
+                wait = max(wait, reset - time.time(), 0.001)
         return wait
 
-    def spent(self, keys: list[str], now: float | None = None) -> float:
+    def spent(self, keys: list[str]) -> float:
         """Seconds until one of `keys` has a free slot (0 when all have one), without counting a hit."""
         if self.limit <= 0:
             return 0.0
-        with self._lock:
-            return self._wait(keys, time.monotonic() if now is None else now)
+        return self._run(lambda strategy: self._wait(strategy, keys))
 
-    def hit(self, keys: list[str], now: float | None = None) -> float:
+    def hit(self, keys: list[str]) -> float:
         """Count one request against every key; 0 when allowed, else seconds until a slot frees up."""
         if self.limit <= 0:
             return 0.0
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            wait = self._wait(keys, now)
+
+        def hit(strategy) -> float:
+            wait = self._wait(strategy, keys)
             if wait > 0:
                 return wait
             for key in keys:
-                q = self._hits.setdefault(key, deque())
-                q.append(now)
-                self._hits.move_to_end(key)
-            # Bound memory under a flood of distinct IPs: forget the least recently seen keys.
-            while len(self._hits) > self.max_keys:
-                self._hits.popitem(last=False)
+                # Another worker may have taken the last slot since the test: that key's hit fails (atomic in
+                # the storage) and this request is refused like any other over the limit.
+                if not strategy.hit(self.item, key):
+                    return self._wait(strategy, [key]) or 1.0
             return 0.0
+
+        with self._lock:
+            return self._run(hit)
+
+
+def rate_limit_storage(settings: ServerSettings):
+    """The `limits` storage `server.redis_url` names (None: unset, each process counts in memory).
+
+    Raises ConfigError when it cannot be reached: `serve` (and each of its workers) stops at startup rather
+    than run with limits it cannot share. `serve --workers N` may call this in the parent first.
+    """
+    if not settings.redis_url:
+        return None
+    from limits.storage import storage_from_string
+
+    where = _redis_location(settings.redis_url)
+    try:
+        # Short timeouts: a stalled Redis costs a question half a second, then the local fallback takes over.
+        storage = storage_from_string(settings.redis_url, wrap_exceptions=True, key_prefix="newsroom-assistant",
+                                      socket_connect_timeout=0.5, socket_timeout=0.5)
+        reachable = storage.check()
+    except Exception as e:  # noqa: BLE001 - a bad URL or a missing server, in many forms
+        raise ConfigError(f"the rate-limit store {where} cannot be used: {e}",
+                          "check server.redis_url, or unset it for per-process limits") from e
+    if not reachable:
+        raise ConfigError(f"the rate-limit store {where} is unreachable",
+                          "start redis-server (or fix server.redis_url), or unset it for per-process limits")
+    return storage
+
+
+def _redis_location(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _error(status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -185,17 +253,18 @@ class Guard:
     """ASGI middleware: decides who may call what before the request reaches a route.
 
     Roles: the admin token may do everything; a widget token may only ask, and only from its allowed
-    origins; no token is fine for same-origin or non-browser callers (the Gradio page, curl on the
+    origins; the metrics token may only read /metrics; no token is fine for same-origin or non-browser callers (the Gradio page, curl on the
     server) but not for other websites. Failed authentications count against the caller's per-IP question
     budget, and while that budget is spent no token is even compared (so guessing gains nothing).
     """
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings):
+    def __init__(self, app: ASGIApp, settings: ServerSettings, limiter: RateLimiter | None = None):
         self.app = app
         self.admin_token = settings.admin_token or None
+        self.metrics_token = settings.metrics_token or None
         self.widget_tokens = {t: {normalize_origin(o) for o in origins}
                               for t, origins in (settings.widget_tokens or {}).items() if t}
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute)
         self.max_request = settings.max_request_kb * 1024
         self.max_upload = int(settings.max_upload_mb * 1024 * 1024)
 
@@ -238,6 +307,8 @@ class Guard:
                 return self._too_many(path, client, token, wait)
             if self.admin_token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
                 role = "admin"
+            elif self.metrics_token and hmac.compare_digest(token.encode(), self.metrics_token.encode()):
+                role = "metrics"
             else:
                 for candidate, origins in self.widget_tokens.items():
                     if hmac.compare_digest(token.encode(), candidate.encode()):
@@ -249,6 +320,14 @@ class Guard:
                                         "check the widget's data-token or the admin token")
         if role == "admin":
             return None
+        if role == "metrics":
+            return None if path == METRICS else _error(403, "the metrics token only reads /metrics",
+                                                       "use a widget token or the admin token for this route")
+        if path == METRICS and (self.admin_token or self.metrics_token):
+            if role == "widget":
+                return _error(403, "widget tokens can only ask questions", "send the metrics or admin token")
+            return self._failed(client, None, path, "/metrics needs the metrics token or the admin token",
+                                "send Authorization: Bearer <token> (Prometheus: authorization.credentials)")
         if admin_only(path, method):
             if role == "widget":
                 return _error(403, "widget tokens can only ask questions", "use the admin token for this route")
@@ -424,8 +503,12 @@ def access_log_config() -> dict:
 
 
 def install(app, settings: ServerSettings) -> None:
-    """Add the layers described in the module docstring to a FastAPI/Starlette `app` (before it starts)."""
-    app.add_middleware(Guard, settings=settings)
+    """Add the layers described in the module docstring to a FastAPI/Starlette `app` (before it starts).
+
+    Raises ConfigError when `server.redis_url` is set and Redis cannot be reached (`rate_limit_storage`).
+    """
+    limiter = RateLimiter(settings.rate_limit_per_minute, storage=rate_limit_storage(settings))
+    app.add_middleware(Guard, settings=settings, limiter=limiter)
     origins = sorted(set().union(*[{normalize_origin(o) for o in v} for v in settings.widget_tokens.values()]))
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                        allow_headers=list(CORS_HEADERS), expose_headers=["Retry-After"], allow_credentials=False,
