@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -12,18 +14,19 @@ from typing import Annotated, Any
 import gradio as gr
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
-from assistant import __version__
+from assistant import __version__, metrics
 from assistant.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, StoreError
 from assistant.ingest import Ingestor
+from assistant.lexical import LexicalIndex, lexical_path
 from assistant.loaders import articles_from_records
 from assistant.models import Answer
 from assistant.web.app import CSS, THEME, build_app
@@ -173,9 +176,30 @@ class DeletedOut(BaseModel):
     chunks: int = Field(description="Chunks removed from the store.")
 
 
+class StoreHealth(BaseModel):
+    reachable: bool
+    change: int | None = Field(None, description="The store's change head (sequence of its latest write).")
+
+
+class KeywordIndexHealth(BaseModel):
+    reachable: bool = Field(description="Whether this process can read its keyword index.")
+    in_step: bool = Field(description="Same change sequence and chunk count as the store.")
+    catching_up: bool = Field(False, description="Behind the store for less than the grace a normal sync needs.")
+    chunks: int | None = None
+    change: int | None = Field(None, description="The store change the index last applied.")
+
+
 class HealthOut(BaseModel):
+    """`ok`: store reachable, keyword index in step or catching up; `degraded`: the store answers but the
+    keyword index is unreadable or behind for longer (dense search still answers); `unavailable` (503): the
+    store is unreachable."""
+
     status: str
-    chunks: int
+    chunks: int | None = Field(description="Chunks in the store (None when it is unreachable).")
+    store: StoreHealth
+    keyword_index: KeywordIndexHealth
+    error: str | None = Field(None, description="What is wrong, when something is.")
+    hint: str | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -252,15 +276,26 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
             app.state.ingestor = Ingestor(settings, store=assistant.store)
         return app.state.ingestor
 
-    @app.get("/healthz", response_model=HealthOut, responses={503: ERRORS[503]})
-    def healthz() -> dict:
-        """Liveness plus the number of stored chunks."""
-        return {"status": "ok", "chunks": assistant.store.count()}
+    health = Health(assistant)
+
+    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description":
+                                                                    "The vector store is unreachable"}})
+    def healthz() -> JSONResponse:
+        """Whether the store is reachable and this process's keyword index is in step with it (503: store down)."""
+        body = health.check()
+        return JSONResponse(body, status_code=503 if body["status"] == "unavailable" else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: requests, latencies, answers, refusals, ingests (see assistant.metrics)."""
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
 
     @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
     def ask(req: AskIn) -> dict:
         """Answer a question from the articles, with numbered citations."""
         answer = assistant.ask(req.question, _turns(req), _filters(req))
+        metrics.count_answer(answer.refused, settings.answer.engine)
         return answer_out(answer)
 
     @app.post("/api/ask/stream", responses={**ERRORS, 200: {
@@ -277,7 +312,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
         # A client that goes away cancels the stream, which stops the model call (chain.iterate_in_thread).
         first = await anext(chunks, None)
-        return StreamingResponse(_sse_events(first, chunks), media_type="text/event-stream",
+        return StreamingResponse(_sse_events(first, chunks, settings.answer.engine), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
@@ -308,7 +343,9 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                                  "; ".join(f.reason for f in failures[:5]), "each article needs a title and a body")
         report = ingestor().ingest_articles(articles)
         report.failed[:0] = failures
-        return {**report.to_json(), "ids": [a.id for a in articles]}
+        out = report.to_json()
+        metrics.count_ingest(out)
+        return {**out, "ids": [a.id for a in articles]}
 
     @app.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
     def delete_article(article_id: str) -> dict:
@@ -316,6 +353,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         n = ingestor().delete(article_id)
         if n == 0:
             raise StarletteHTTPException(404, f"no article with id {article_id}")
+        metrics.count_ingest({"deleted": 1})
         return {"id": article_id, "chunks": n}
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -332,6 +370,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     # show_error=False: an exception reaches the page as our own message (build_app), never its text.
     app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
                               show_error=False, run_history=False, mcp_server=False)
+    # Outermost: every request is counted, the access policy's refusals included, under its route template.
+    app.add_middleware(metrics.RequestMetrics, routes_of=app)
     # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
     for route in app.routes:
         if isinstance(route, Mount) and isinstance(route.app, Starlette):
@@ -347,7 +387,7 @@ def _filters(req: AskIn) -> dict[str, Any] | None:
     return req.filters.model_dump() if req.filters else None
 
 
-async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncIterator[str]:
+async def _sse_events(first: dict | None, chunks: AsyncIterator[dict], engine: str) -> AsyncIterator[str]:
     """[notice] delta... citations done; an `error` event replaces the rest when answering fails midway."""
     chunk = first
     try:
@@ -358,6 +398,7 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncI
                 elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
                     yield _sse("notice", {"notice": ev.text})
                 elif ev.kind == "answer" and ev.answer is not None:
+                    metrics.count_answer(ev.answer.refused, engine)
                     yield _sse("citations", answer_out(ev.answer))
             chunk = await anext(chunks, None)
     except AssistantError as e:
@@ -367,3 +408,80 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncI
         log.exception("answer stream crashed")
         yield _sse("error", {"error": "internal error", "hint": "the server log has the details"})
     yield _sse("done", {})
+
+
+class Health:
+    """/healthz's checks: the store (count and change head) and this process's keyword index, through
+    `LexicalIndex.status` (what `assistant stats` prints). An index found behind is brought in step in the
+    background (its own `sync`, as a query would), so an idle server catches up too; behind for longer than
+    GRACE seconds it is `degraded`."""
+
+    GRACE = 15.0  # a sync after an ingest takes well under a second; a first build of 21k chunks about 4 s
+
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+        self._behind_since: float | None = None
+        self._syncing = threading.Lock()
+        self._store_down = False
+
+    def check(self) -> dict[str, Any]:
+        index = self.assistant.lexical
+        try:
+            st = index.status()
+        except StoreError as e:
+            return self._unavailable(e)
+        except Exception as e:  # noqa: BLE001 - the index unreadable (files gone, corrupt): dense still answers
+            log.warning("health: the keyword index cannot be read: %s", e)
+            try:
+                count, head = self.assistant.store.count(), self.assistant.store.change_head()
+            except StoreError as e2:
+                return self._unavailable(e2)
+            return {"status": "degraded", "chunks": count, "store": {"reachable": True, "change": head},
+                    "keyword_index": {"reachable": False, "in_step": False},
+                    "error": "the keyword index cannot be read", "hint": "run `assistant reindex`"}
+        self._store_down = False
+        in_step = bool(st["in_step"])
+        now = time.monotonic()
+        if in_step:
+            self._behind_since = None
+        else:
+            self._behind_since = self._behind_since if self._behind_since is not None else now
+            self._catch_up(index)
+        catching_up = not in_step and now - self._behind_since < self.GRACE
+        body = {"status": "ok" if in_step or catching_up else "degraded", "chunks": st["store_chunks"],
+                "store": {"reachable": True, "change": st["store_seq"]},
+                "keyword_index": {"reachable": True, "in_step": in_step, "catching_up": catching_up,
+                                  "chunks": st["chunks"], "change": st["seq"]}}
+        if body["status"] == "degraded":
+            body.update(error=f"the keyword index is behind the store ({st['chunks']} of {st['store_chunks']} "
+                              f"chunks, change {st['seq']} of {st['store_seq']})",
+                        hint="it syncs on its own; if it stays behind, run `assistant reindex`")
+        return body
+
+    def _catch_up(self, index: LexicalIndex) -> None:
+        """One background sync at a time (a first build can take minutes at a million chunks)."""
+        if not self._syncing.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                index.sync()
+            except Exception as e:  # noqa: BLE001 - reported by the next check
+                log.info("health: keyword index sync failed: %s", e)
+            finally:
+                self._syncing.release()
+
+        threading.Thread(target=run, name="healthz-sync", daemon=True).start()
+
+    def _unavailable(self, e: StoreError) -> dict[str, Any]:
+        if not self._store_down:  # once per outage, not once per probe
+            log.warning("health: the vector store is unreachable: %s", e)
+            self._store_down = True
+        try:  # what this process's index holds, without asking the store
+            st = LexicalIndex(lexical_path(self.assistant.settings)).status()
+            kw = {"reachable": True, "in_step": False, "chunks": st["chunks"], "change": st["seq"]}
+        except Exception:  # noqa: BLE001
+            kw = {"reachable": False, "in_step": False}
+        # The store's own message names its address: for the log, not for a public route.
+        return {"status": "unavailable", "chunks": None, "store": {"reachable": False}, "keyword_index": kw,
+                "error": "the vector store is unreachable", "hint": e.hint or "check the Chroma server (store.host)"}
