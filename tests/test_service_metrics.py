@@ -194,6 +194,22 @@ def test_healthz_embedded_in_step(site):
     assert body["keyword_index"]["change"] == body["store"]["change"]
 
 
+def test_healthz_degraded_while_the_keyword_index_cannot_be_read(corpus_data_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(corpus_data_dir, data_dir)
+    for meta in (data_dir / "lexical").rglob("meta.json"):
+        meta.write_text("not tantivy's meta", encoding="utf-8")
+    settings = _settings(data_dir)
+    with TestClient(create_app(settings, Assistant(settings))) as c:
+        r = c.get("/healthz")
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "degraded"  # dense search still answers
+        assert body["store"]["reachable"] is True and body["chunks"] > 0
+        assert body["keyword_index"] == {"reachable": False, "in_step": False, "catching_up": False,
+                                         "chunks": None, "change": None}
+        assert "keyword index" in body["error"] and "reindex" in body["hint"]
+
+
 @pytest.fixture
 def own_chroma(tmp_path):
     """A `chroma run` server this test may stop (conftest's chroma_server keeps its process to itself)."""
@@ -252,6 +268,6 @@ def test_healthz_follows_the_store_and_is_503_when_it_goes_away(own_chroma, tmp_
         assert down.status_code == 503, down.text
         bad = down.json()
         assert bad["status"] == "unavailable" and bad["store"]["reachable"] is False and bad["chunks"] is None
-        assert "vector store is unreachable" in bad["error"] and bad["hint"]
+        assert "vector store (Chroma) is unreachable" in bad["error"] and bad["hint"]
         assert str(port) not in bad["error"]  # the store's address stays in the log
         assert bad["keyword_index"]["chunks"] == body["chunks"]  # what this process still holds

@@ -282,7 +282,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                                                                     "The vector store is unreachable"}})
     def healthz() -> JSONResponse:
         """Whether the store is reachable and this process's keyword index is in step with it (503: store down)."""
-        body = health.check()
+        body = HealthOut.model_validate(health.check()).model_dump()  # every key, in every state
         return JSONResponse(body, status_code=503 if body["status"] == "unavailable" else 200)
 
     @app.get("/metrics", include_in_schema=False)
@@ -423,6 +423,7 @@ class Health:
         self._behind_since: float | None = None
         self._syncing = threading.Lock()
         self._store_down = False
+        self._index_broken = False
 
     def check(self) -> dict[str, Any]:
         index = self.assistant.lexical
@@ -431,15 +432,18 @@ class Health:
         except StoreError as e:
             return self._unavailable(e)
         except Exception as e:  # noqa: BLE001 - the index unreadable (files gone, corrupt): dense still answers
-            log.warning("health: the keyword index cannot be read: %s", e)
+            if not self._index_broken:  # once until it reads again, not once per probe
+                log.warning("health: the keyword index cannot be read: %s", e)
+                self._index_broken = True
             try:
                 count, head = self.assistant.store.count(), self.assistant.store.change_head()
             except StoreError as e2:
                 return self._unavailable(e2)
             return {"status": "degraded", "chunks": count, "store": {"reachable": True, "change": head},
                     "keyword_index": {"reachable": False, "in_step": False},
-                    "error": "the keyword index cannot be read", "hint": "run `assistant reindex`"}
-        self._store_down = False
+                    "error": "the keyword index cannot be read",
+                    "hint": "it is a cache: remove the data dir's lexical/ folder and run `assistant reindex`"}
+        self._store_down = self._index_broken = False
         in_step = bool(st["in_step"])
         now = time.monotonic()
         if in_step:
@@ -484,4 +488,4 @@ class Health:
             kw = {"reachable": False, "in_step": False}
         # The store's own message names its address: for the log, not for a public route.
         return {"status": "unavailable", "chunks": None, "store": {"reachable": False}, "keyword_index": kw,
-                "error": "the vector store is unreachable", "hint": e.hint or "check the Chroma server (store.host)"}
+                "error": "the vector store (Chroma) is unreachable", "hint": e.hint or "check the Chroma server (store.host)"}
