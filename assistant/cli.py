@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 import click
@@ -302,9 +304,18 @@ def serve(ctx, host, port, workers) -> None:
                    (f" ({workers} workers)" if workers > 1 else ""), err=True)
 
     if workers > 1:
-        # Each worker is a fresh (spawned) process that builds its own app from these settings.
+        from assistant import metrics
+        from assistant.web.security import rate_limit_storage
+
+        rate_limit_storage(settings.server)  # an unreachable Redis is one line here, before any worker starts
+        # Each worker is a fresh (spawned) process that builds its own app from these settings; their metrics
+        # add up through files in a folder of this run's own (the workers inherit its env var).
+        folder = metrics.prepare_multiprocess(tempfile.mkdtemp(prefix="newsroom-assistant-metrics-"))
         factory = functools.partial(_worker_app, settings, logging.getLogger().getEffectiveLevel())
-        server.run_workers(factory, workers, host, port, level, on_started=announce)
+        try:
+            server.run_workers(factory, workers, host, port, level, on_started=announce)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         return
     from assistant.web.api import create_app
 

@@ -12,7 +12,9 @@ Fictional article only (an invented town, outlet and people; an `.example` URL).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -114,11 +116,13 @@ def _ingest(base: str) -> None:
 def _ask_until_answered(base: str, timeout: float = 60) -> dict:
     """Ask `base` (admin token: outside the question budget) until it answers from ARTICLE."""
     deadline = time.monotonic() + timeout
+    asks = 0
     while True:
         r = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, headers=AUTH, timeout=120)
+        asks += 1
         assert r.status_code == 200, r.text
         if _answered_from_article(r.json()):
-            return r.json()
+            return {**r.json(), "asks": asks}
         assert time.monotonic() < deadline, f"{base} did not answer from the new article in {timeout}s: {r.json()}"
         time.sleep(0.25)
 
@@ -203,17 +207,30 @@ def _workers(parent: int) -> set[int]:
     return pids
 
 
-def _has_redis_url() -> bool:
-    from assistant.config import ServerSettings
+def _cli(env: dict[str, str], *args: str) -> str:
+    """Run `assistant ARGS` to completion; its stdout (it must exit 0)."""
+    r = subprocess.run([sys.executable, "-m", "assistant", *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, (args, r.stdout[-1000:], r.stderr[-2000:])
+    return r.stdout
 
-    return "redis_url" in ServerSettings.model_fields
+
+def _asks_counted(base: str) -> int:
+    """POST /api/ask answered 200, as the server's /metrics counts them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{base}/metrics", headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    return int(sum(s.value for family in text_string_to_metric_families(r.text) for s in family.samples
+                   if s.name == "assistant_http_requests_total" and s.labels.get("route") == "/api/ask"
+                   and s.labels.get("method") == "POST" and s.labels.get("status") == "200"))
 
 
 # -- two machines: two serve processes, own data dirs, one Chroma server and one Redis -----------------------
 
 def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis_url, tmp_path):
     budget = 4
-    env = _recipe_env(chroma_server, redis_url if _has_redis_url() else None,
+    env = _recipe_env(chroma_server, redis_url,
                       ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE=str(budget))
     port_a, port_b = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
@@ -229,20 +246,29 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
         # 2. one question budget per client IP across both servers (Redis): `budget` questions in turns, then
         # the next one is refused by whichever server gets it, though each has seen only half the budget
         # (asked from 127.0.0.2: a spent per-IP budget refuses even the admin token, which the load below uses)
-        if _has_redis_url():
-            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=120) as client:
-                statuses = [client.post(f"{(a_url, b_url)[i % 2]}/api/ask", json={"question": QUESTION}).status_code
-                            for i in range(budget)]
-                assert statuses == [200] * budget
-                for base in (b_url, a_url):
-                    r = client.post(f"{base}/api/ask", json={"question": QUESTION})
-                    assert r.status_code == 429, (base, r.status_code, r.text)
-                    assert int(r.headers["Retry-After"]) >= 1
-            # another client's budget is its own
-            r = httpx.post(f"{b_url}/api/ask", json={"question": QUESTION}, timeout=120)
-            assert r.status_code == 200, r.text
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=120) as client:
+            statuses = [client.post(f"{(a_url, b_url)[i % 2]}/api/ask", json={"question": QUESTION}).status_code
+                        for i in range(budget)]
+            assert statuses == [200] * budget
+            for base in (b_url, a_url):
+                r = client.post(f"{base}/api/ask", json={"question": QUESTION})
+                assert r.status_code == 429, (base, r.status_code, r.text)
+                assert int(r.headers["Retry-After"]) >= 1
+        # another client's budget is its own
+        r = httpx.post(f"{b_url}/api/ask", json={"question": QUESTION}, timeout=120)
+        assert r.status_code == 200, r.text
 
-        # 3. kill -9 server A while clients ask both: B answers every request, before, during and after
+        # 3. the backup of docs/deploy.md, taken on the ingest host (A's data dir) while both serve, restored
+        # into an empty store (another collection of the Chroma server) from another data dir: answerable there
+        backup = tmp_path / "archive.jsonl.gz"
+        _cli(env, "backup", "--data-dir", str(tmp_path / "host-a"), str(backup))
+        restored = {**env, "ASSISTANT_STORE__COLLECTION": "restored"}
+        out = _cli(restored, "restore", "--data-dir", str(tmp_path / "host-c"), str(backup))
+        assert out.startswith("restored ") and "keyword index rebuilt" in out, out
+        assert _answered_from_article(json.loads(_cli(restored, "ask", "--json", "--data-dir",
+                                                      str(tmp_path / "host-c"), QUESTION)))
+
+        # 4. kill -9 server A while clients ask both: B answers every request, before, during and after
         with Load(b_url, 3) as on_b, Load(a_url, 2) as on_a:
             on_b.wait(2)
             on_a.wait(1)
@@ -260,7 +286,7 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
 # -- one machine, `serve --workers 2`: uvicorn's supervisor ------------------------------------------------
 
 def test_workers_share_one_port_and_a_killed_worker_is_replaced(chroma_server, redis_url, tmp_path):
-    env = _recipe_env(chroma_server, redis_url if _has_redis_url() else None,
+    env = _recipe_env(chroma_server, redis_url,
                       ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="1000")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -276,7 +302,7 @@ def test_workers_share_one_port_and_a_killed_worker_is_replaced(chroma_server, r
         assert len(first) == 2, first
 
         _ingest(base)
-        _ask_until_answered(base)
+        asked_before = _ask_until_answered(base)["asks"]
 
         with Load(base, 3) as load:
             load.wait(2)
@@ -306,6 +332,10 @@ def test_workers_share_one_port_and_a_killed_worker_is_replaced(chroma_server, r
         assert len(failures) <= 2 * len(load.threads), failures
         assert sum(1 for r in load.records if r[3] and r[1] > killed2) >= 9
         assert parent.poll() is None
+        # /metrics, answered by whichever worker takes it, sums every worker's counts, the killed ones' too
+        answered = sum(1 for r in load.records if r[3]) + asked_before
+        counted = _asks_counted(base)
+        assert answered <= counted <= answered + len(failures), (answered, counted, len(failures))
     assert "Child process" in log.read_text() and "died" in log.read_text()
 
 
@@ -332,3 +362,71 @@ def test_workers_on_a_taken_port_is_one_line(tmp_path):
     assert r.returncode == 1 and "Serving" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0], r.stderr
+
+
+# -- the files under deploy/ say what the tests above ran -------------------------------------------------
+
+DEPLOY = ROOT / "deploy"
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    """A systemd unit's `Key=value` lines (keys may repeat), comments and section headers dropped."""
+    keys: dict[str, list[str]] = {}
+    for line in (DEPLOY / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, sep, value = line.partition("=")
+            assert sep, f"{name}: not a Key=value line: {line!r}"
+            keys.setdefault(key.strip(), []).append(value.strip())
+    return keys
+
+
+def test_deploy_units_run_commands_the_cli_has_with_valid_settings(tmp_path):
+    import shlex
+
+    from assistant.cli import cli
+    from assistant.config import load_settings
+
+    commands = {}
+    for name in ("newsroom-serve.service", "newsroom-watch.service", "newsroom-backup.service"):
+        unit = _unit(name)
+        [exec_start] = unit["ExecStart"]
+        argv = shlex.split(exec_start)
+        if argv[:2] == ["/bin/sh", "-c"]:
+            # exec assistant ... $(date ...): the shell's substitution stands for one word
+            argv = shlex.split(re.sub(r"\$\([^)]*\)", "2026-12-01", argv[2].replace("%%", "%")))[1:]
+        assert argv[0] == "/srv/newsroom/.venv/bin/assistant", exec_start
+        # the command and its options exist (click parses them as the installed `assistant` would)
+        ctx = cli.make_context("assistant", argv[1:], resilient_parsing=False)
+        sub = cli.get_command(ctx, ctx.protected_args[0])
+        assert sub is not None, exec_start
+        sub_ctx = sub.make_context(ctx.protected_args[0], ctx.protected_args[1:] + ctx.args, parent=ctx)
+        commands[ctx.protected_args[0]] = sub_ctx.params
+        env = dict(v.split("=", 1) for v in unit["Environment"])
+        assert env["ASSISTANT_CONFIG"] == "/etc/newsroom/assistant.toml" and env["ASSISTANT_DATA_DIR"]
+        assert unit["User"] == ["newsroom"] and unit["EnvironmentFile"][0].lstrip("-") == "/etc/newsroom/secrets.env"
+    assert commands["serve"]["workers"] > 1 and commands["serve"]["port"] == 7860
+    # deploy/assistant.toml and the secrets file's variables are valid settings, with what the recipe needs
+    secrets = dict(line.split("=", 1) for line in (DEPLOY / "secrets.env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert set(secrets) <= {"ASSISTANT_SERVER__ADMIN_TOKEN", "ASSISTANT_SERVER__REDIS_URL",
+                            "ASSISTANT_SERVER__METRICS_TOKEN"}, secrets
+    settings = load_settings(DEPLOY / "assistant.toml", data_dir=str(tmp_path),
+                             **{f"server.{k.split('__')[1].lower()}": v for k, v in secrets.items()})
+    assert settings.store.host and settings.server.trusted_proxies and settings.server.allowed_hosts
+    assert settings.sources
+    chroma = shlex.split(_unit("newsroom-chroma.service")["ExecStart"][0])
+    assert chroma[:2] == ["/srv/newsroom/.venv/bin/chroma", "run"]
+    assert chroma[chroma.index("--host") + 1] == settings.store.host
+    assert int(chroma[chroma.index("--port") + 1]) == settings.store.port
+
+
+def test_workers_with_an_unreachable_redis_stop_before_any_worker_starts(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
+                        "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=_env(ASSISTANT_STORE__HOST="127.0.0.1",
+                                ASSISTANT_SERVER__REDIS_URL=f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"))
+    assert r.returncode == 1 and "Serving" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rate-limit store" in lines[0] and "server.redis_url" in lines[0], r.stderr
+    assert "s3cret-pw" not in r.stderr
