@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,7 +21,7 @@ from assistant.config import load_settings
 from assistant.ingest import Ingestor
 from assistant.loaders import articles_from_records
 from assistant.web.api import create_app
-from tests.conftest import ROOT, SEED, free_port, stop_process, wait_for_port
+from tests.conftest import ROOT, SEED, free_port, serve_in_thread, stop_process, wait_for_port
 
 ADMIN = "met-admin-3f9a01"
 METRICS = "met-prometheus-8c2d77"
@@ -120,6 +121,30 @@ def test_openai_route_answers_are_counted_too(site):
     assert value(after, "assistant_answers_total", **labels) - value(before, "assistant_answers_total", **labels) == 1
     key = {"route": "/v1/chat/completions", "method": "POST", "status": "200"}
     assert value(after, "assistant_http_requests_total", **key) - value(before, "assistant_http_requests_total", **key) == 1
+
+
+def test_chat_answers_are_counted_too(corpus_assistant, corpus_data_dir):
+    from gradio_client import Client
+
+    settings = load_settings(data_dir=str(corpus_data_dir))  # no tokens: /metrics as for curl on the server
+    with serve_in_thread(create_app(settings, corpus_assistant)) as url:
+        def samples():
+            r = httpx.get(f"{url}/metrics")
+            assert r.status_code == 200
+            return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for f in text_string_to_metric_families(r.text) for s in f.samples}
+
+        before = samples()
+        client = Client(f"{url}/", verbose=False)
+        client.predict(QUESTION, api_name="/ask")
+        client.predict(OFF_TOPIC, [], api_name="/chat")
+        after = samples()
+    answered, refused = ({"engine": "extractive", "outcome": o} for o in ("answered", "refused"))
+    assert value(after, "assistant_answers_total", **answered) - value(before, "assistant_answers_total", **answered) == 1
+    assert value(after, "assistant_answers_total", **refused) - value(before, "assistant_answers_total", **refused) == 1
+    gradio = {dict(labels)["route"] for (name, labels), v in after.items()
+              if name == "assistant_http_requests_total" and dict(labels)["route"].startswith("/gradio_api/")}
+    assert "/gradio_api/queue/join" in gradio or any("{api_name}" in r for r in gradio), gradio
 
 
 def test_metrics_take_the_metrics_or_admin_token(site):
