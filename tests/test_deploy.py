@@ -44,6 +44,18 @@ ARTICLE = {
 }
 QUESTION = "When will the Ostrevin quarry bells ring again?"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
+_readers = iter(range(1, 1 << 20))
+_readers_lock = threading.Lock()
+
+
+def _ask(base: str, timeout: float = 120) -> httpx.Response:
+    """One question from a reader of its own: a new loopback source address each time (127.1.x.y), so the
+    per-IP question budget is never what a load test measures."""
+    with _readers_lock:
+        n = next(_readers)
+    ip = f"127.1.{n >> 8 & 255}.{n & 255 or 1}"
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=ip), timeout=timeout) as client:
+        return client.post(f"{base}/api/ask", json={"question": QUESTION})
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -94,12 +106,13 @@ def redis_url(tmp_path):
         stop_process(proc)
 
 
-def _recipe_env(chroma: tuple[str, int], redis: str | None, **extra: str) -> dict[str, str]:
+def _recipe_env(chroma: tuple[str, int], redis: str, ingest_host: bool, **extra: str) -> dict[str, str]:
+    """docs/deploy.md's settings: the Chroma server and Redis everywhere, the admin token on the ingest host only."""
     host, port = chroma
-    env = {"ASSISTANT_STORE__HOST": host, "ASSISTANT_STORE__PORT": str(port), "ASSISTANT_SERVER__ADMIN_TOKEN": ADMIN,
+    env = {"ASSISTANT_STORE__HOST": host, "ASSISTANT_STORE__PORT": str(port), "ASSISTANT_SERVER__REDIS_URL": redis,
            **extra}
-    if redis:
-        env["ASSISTANT_SERVER__REDIS_URL"] = redis
+    if ingest_host:
+        env["ASSISTANT_SERVER__ADMIN_TOKEN"] = ADMIN
     return _env(**env)
 
 
@@ -114,11 +127,11 @@ def _ingest(base: str) -> None:
 
 
 def _ask_until_answered(base: str, timeout: float = 60) -> dict:
-    """Ask `base` (admin token: outside the question budget) until it answers from ARTICLE."""
+    """Ask `base` until it answers from ARTICLE."""
     deadline = time.monotonic() + timeout
     asks = 0
     while True:
-        r = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, headers=AUTH, timeout=120)
+        r = _ask(base)
         asks += 1
         assert r.status_code == 200, r.text
         if _answered_from_article(r.json()):
@@ -142,7 +155,7 @@ class Load:
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                r = httpx.post(f"{self.base}/api/ask", json={"question": QUESTION}, headers=AUTH, timeout=60)
+                r = _ask(self.base, 60)
                 ok = r.status_code == 200 and _answered_from_article(r.json())
                 detail = f"{r.status_code} {r.text[:200]}"
             except httpx.HTTPError as e:
@@ -229,23 +242,29 @@ def _asks_counted(base: str) -> int:
 # -- two machines: two serve processes, own data dirs, one Chroma server and one Redis -----------------------
 
 def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis_url, tmp_path):
+    """A is the ingest host (the admin token), B a serve host (none), as in docs/deploy.md."""
     budget = 4
-    env = _recipe_env(chroma_server, redis_url,
-                      ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE=str(budget))
+    limit = {"ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE": str(budget)}
+    env_a = _recipe_env(chroma_server, redis_url, ingest_host=True, **limit)
+    env_b = _recipe_env(chroma_server, redis_url, ingest_host=False, **limit)
     port_a, port_b = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-    with _serve(tmp_path / "host-a", port_a, tmp_path / "a.log", env) as a, \
-            _serve(tmp_path / "host-b", port_b, tmp_path / "b.log", env):
+    with _serve(tmp_path / "host-a", port_a, tmp_path / "a.log", env_a) as a, \
+            _serve(tmp_path / "host-b", port_b, tmp_path / "b.log", env_b):
         # 1. an article ingested through A's admin API is answered by B (another data dir: its keyword index
-        # follows the Chroma server), within a bounded time
+        # follows the Chroma server), within a bounded time; B itself takes no writes
         _ingest(a_url)
         reply = _ask_until_answered(b_url)
         assert any(c["source"] == ARTICLE["source"] for c in reply["citations"])
         _ask_until_answered(a_url)
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"), timeout=60) as client:
+            r = client.post(f"{b_url}/api/articles", json=ARTICLE)
+            assert r.status_code == 401 and "ASSISTANT_SERVER__ADMIN_TOKEN" in r.json()["hint"], r.text
+            r = client.post(f"{b_url}/api/articles", json=ARTICLE, headers=AUTH)  # A's token means nothing here
+            assert r.status_code == 401 and r.json()["error"] == "unknown token", r.text
 
         # 2. one question budget per client IP across both servers (Redis): `budget` questions in turns, then
         # the next one is refused by whichever server gets it, though each has seen only half the budget
-        # (asked from 127.0.0.2: a spent per-IP budget refuses even the admin token, which the load below uses)
         with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=120) as client:
             statuses = [client.post(f"{(a_url, b_url)[i % 2]}/api/ask", json={"question": QUESTION}).status_code
                         for i in range(budget)]
@@ -254,21 +273,20 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
                 r = client.post(f"{base}/api/ask", json={"question": QUESTION})
                 assert r.status_code == 429, (base, r.status_code, r.text)
                 assert int(r.headers["Retry-After"]) >= 1
-        # another client's budget is its own
-        r = httpx.post(f"{b_url}/api/ask", json={"question": QUESTION}, timeout=120)
-        assert r.status_code == 200, r.text
+        # another reader's budget is their own
+        assert _ask(b_url).status_code == 200
 
         # 3. the backup of docs/deploy.md, taken on the ingest host (A's data dir) while both serve, restored
         # into an empty store (another collection of the Chroma server) from another data dir: answerable there
         backup = tmp_path / "archive.jsonl.gz"
-        _cli(env, "backup", "--data-dir", str(tmp_path / "host-a"), str(backup))
-        restored = {**env, "ASSISTANT_STORE__COLLECTION": "restored"}
+        _cli(env_a, "backup", "--data-dir", str(tmp_path / "host-a"), str(backup))
+        restored = {**env_a, "ASSISTANT_STORE__COLLECTION": "restored"}
         out = _cli(restored, "restore", "--data-dir", str(tmp_path / "host-c"), str(backup))
         assert out.startswith("restored ") and "keyword index rebuilt" in out, out
         assert _answered_from_article(json.loads(_cli(restored, "ask", "--json", "--data-dir",
                                                       str(tmp_path / "host-c"), QUESTION)))
 
-        # 4. kill -9 server A while clients ask both: B answers every request, before, during and after
+        # 4. kill -9 the ingest host A while readers ask both: B answers every request, before, during and after
         with Load(b_url, 3) as on_b, Load(a_url, 2) as on_a:
             on_b.wait(2)
             on_a.wait(1)
@@ -286,8 +304,7 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
 # -- one machine, `serve --workers 2`: uvicorn's supervisor ------------------------------------------------
 
 def test_workers_share_one_port_and_a_killed_worker_is_replaced(chroma_server, redis_url, tmp_path):
-    env = _recipe_env(chroma_server, redis_url,
-                      ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="1000")
+    env = _recipe_env(chroma_server, redis_url, ingest_host=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "workers.log"
