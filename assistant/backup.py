@@ -34,24 +34,15 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
     target = Path(target)
     head = store.change_head()
     chunks: dict[str, tuple[str, dict, list[float]]] = {}
-    offset = 0
-    while True:  # the full pass
-        got = store._call("read", "get", include=["documents", "metadatas", "embeddings"], limit=page, offset=offset)
-        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-            chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
-        if len(got["ids"]) < page:
-            break
-        offset += page
+    for cid, doc, meta, emb in store.iter_records(page=page):  # the full pass
+        chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
     for _ in range(rounds):  # catch up with what changed during the pass
         now = store.change_head()
         changed = {cid for cid, _, _ in store.changes_since(head or 0)} if now is not None else set()
-        ids = set(_all_ids(store, page))
+        ids = set(store.all_ids(page))
         refetch = sorted(changed | (ids - set(chunks)))  # edited meanwhile, or skipped by a shifting page
-        for i in range(0, len(refetch), page):
-            got = store._call("read", "get", ids=refetch[i:i + page],
-                              include=["documents", "metadatas", "embeddings"])
-            for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-                chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
+        for cid, doc, meta, emb in store.iter_records(refetch, page):
+            chunks[cid] = (doc, meta, np.asarray(emb, dtype=np.float32).tolist())
         for cid in set(chunks) - ids:  # deleted meanwhile
             del chunks[cid]
         settled = store.change_head() == now
@@ -74,16 +65,6 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
     os.replace(tmp, target)
     articles = {m.get("article_id") for _, m, _ in chunks.values()}
     return {"chunks": len(chunks), "articles": len(articles), "head": head, "file": str(target)}
-
-
-def _all_ids(store: Store, page: int) -> list[str]:
-    out, offset = [], 0
-    while True:
-        got = store._call("read", "get", include=[], limit=page, offset=offset)
-        out += got["ids"]
-        if len(got["ids"]) < page:
-            return out
-        offset += page
 
 
 def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[str, Any]:
@@ -110,19 +91,13 @@ def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[st
                     if rec["state_file"] in STATE_FILES:
                         (settings.data_dir / rec["state_file"]).write_text(rec["text"], encoding="utf-8")
                     continue
-                batch.append(rec)
+                batch.append((rec["id"], rec["document"], rec["metadata"], rec["embedding"]))
                 if len(batch) >= page:
-                    n += _write(store, batch)
-                    batch = []
-            n += _write(store, batch)
-            store._log(max(header.get("head") or 0, (store.change_head() or 0) + 1), [])
+                    store.put_records(batch)
+                    n, batch = n + len(batch), []
+            store.put_records(batch)
+            n += len(batch)
+            store.record_change(at_least=header.get("head") or 0)
             report = ing.lexical.sync(full=True)
     return {"chunks": n, "keyword_index": report.upserted, "head": store.change_head()}
 
-
-def _write(store: Store, batch: list[dict]) -> int:
-    if batch:
-        store._call("write", "upsert", ids=[r["id"] for r in batch], documents=[r["document"] for r in batch],
-                    metadatas=[r["metadata"] for r in batch],
-                    embeddings=np.asarray([r["embedding"] for r in batch], dtype=np.float32))
-    return len(batch)

@@ -516,6 +516,45 @@ class Store:
                 return
             offset += page
 
+    def iter_records(self, ids: list[str] | None = None, page: int = 2000
+                     ) -> Iterator[tuple[str, str, dict[str, Any], np.ndarray]]:
+        """(id, text, metadata, embedding) of every chunk, or of `ids`, page by page: what a backup holds."""
+        include = ["documents", "metadatas", "embeddings"]
+        if ids is not None:
+            for i in range(0, len(ids), page):
+                got = self._call("read", "get", ids=ids[i:i + page], include=include)
+                yield from zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+            return
+        offset = 0
+        while True:
+            got = self._call("read", "get", include=include, limit=page, offset=offset)
+            yield from zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def all_ids(self, page: int = 5000) -> list[str]:
+        out, offset = [], 0
+        while True:
+            got = self._call("read", "get", include=[], limit=page, offset=offset)
+            out += got["ids"]
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
+    def put_records(self, records: list[tuple[str, str, dict[str, Any], Any]]) -> None:
+        """Upsert chunks as `iter_records` gave them (a restore); `record_change` then makes them one change."""
+        if records:
+            ids, docs, metas, embs = zip(*records)
+            self._call("write", "upsert", ids=list(ids), documents=list(docs), metadatas=list(metas),
+                       embeddings=np.asarray(embs, dtype=np.float32))
+
+    def record_change(self, at_least: int = 0) -> int:
+        """Move the change head past every chunk written so far (and to at least `at_least`); the new head."""
+        seq = max(at_least, self._next_seq())
+        self._log(seq, [])
+        return seq
+
     def count(self) -> int:
         n = self._call("count", "count", create=False)
         return 0 if n is None else n

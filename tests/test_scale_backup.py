@@ -9,10 +9,10 @@ import json
 import subprocess
 import sys
 
-import assistant.backup as backup_mod
 from assistant.backup import backup, restore
 from assistant.ingest import Ingestor
 from assistant.loaders import load_paths
+from assistant.store import Store
 from tests.conftest import ROOT
 from tests.test_scale_index import article, write_jsonl
 
@@ -31,17 +31,17 @@ def test_backup_while_ingesting_then_restore_elsewhere(make_settings, tmp_path, 
     # while the backup's full pass has run and before it catches up: an ingest, an edit and a deletion land
     late = _articles(tmp_path, "late", [article(9, "Ostmere")])
     edited = dict(article(1, "Glenharrow"), body=article(1, "Glenharrow")["body"] + " The lock reopened on Friday.")
-    real_all_ids = backup_mod._all_ids
+    real_all_ids = Store.all_ids
     landed = []
 
-    def all_ids(store, page):
+    def all_ids(store, page=5000):
         if not landed:
             landed.append(True)
             ing.ingest_articles(late + _articles(tmp_path, "edit", [edited]))
             ing.delete(first[3].id)
         return real_all_ids(store, page)
 
-    monkeypatch.setattr(backup_mod, "_all_ids", all_ids)
+    monkeypatch.setattr(Store, "all_ids", all_ids)
     info = backup(src, tmp_path / "archive.jsonl.gz", page=2)
     assert landed and info["head"] == ing.store.change_head()
 
