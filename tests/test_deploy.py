@@ -44,6 +44,9 @@ ARTICLE = {
 }
 QUESTION = "When will the Ostrevin quarry bells ring again?"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
+METRICS = "deploy-metrics-token"
+# deploy/assistant.toml's public name: the reverse proxy passes it on in Host (other names get 400)
+PUBLIC_NAME = "assistant.newsroom.example"
 _readers = iter(range(1, 1 << 20))
 _readers_lock = threading.Lock()
 
@@ -54,8 +57,14 @@ def _ask(base: str, timeout: float = 120) -> httpx.Response:
     with _readers_lock:
         n = next(_readers)
     ip = f"127.1.{n >> 8 & 255}.{n & 255 or 1}"
-    with httpx.Client(transport=httpx.HTTPTransport(local_address=ip), timeout=timeout) as client:
+    with _client(ip, timeout) as client:
         return client.post(f"{base}/api/ask", json={"question": QUESTION})
+
+
+def _client(ip: str = "127.0.0.1", timeout: float = 120) -> httpx.Client:
+    """A client from loopback address `ip` that names the server as the reverse proxy would."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=ip), timeout=timeout,
+                        headers={"Host": PUBLIC_NAME})
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -106,11 +115,16 @@ def redis_url(tmp_path):
         stop_process(proc)
 
 
+DEPLOY = ROOT / "deploy"
+
+
 def _recipe_env(chroma: tuple[str, int], redis: str, ingest_host: bool, **extra: str) -> dict[str, str]:
     """docs/deploy.md's settings: the Chroma server and Redis everywhere, the admin token on the ingest host only."""
     host, port = chroma
-    env = {"ASSISTANT_STORE__HOST": host, "ASSISTANT_STORE__PORT": str(port), "ASSISTANT_SERVER__REDIS_URL": redis,
-           **extra}
+    # the units' settings file; what differs here is what differs per site: the addresses (env wins over it)
+    env = {"ASSISTANT_CONFIG": str(DEPLOY / "assistant.toml"), "ASSISTANT_STORE__HOST": host,
+           "ASSISTANT_STORE__PORT": str(port), "ASSISTANT_SERVER__REDIS_URL": redis,
+           "ASSISTANT_SERVER__METRICS_TOKEN": METRICS, **extra}
     if ingest_host:
         env["ASSISTANT_SERVER__ADMIN_TOKEN"] = ADMIN
     return _env(**env)
@@ -121,7 +135,8 @@ def _answered_from_article(reply: dict) -> bool:
 
 
 def _ingest(base: str) -> None:
-    r = httpx.post(f"{base}/api/articles", json=ARTICLE, headers=AUTH, timeout=120)
+    with _client() as client:
+        r = client.post(f"{base}/api/articles", json=ARTICLE, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["added"] == 1, r.json()
 
@@ -232,7 +247,8 @@ def _asks_counted(base: str) -> int:
     """POST /api/ask answered 200, as the server's /metrics counts them."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    r = httpx.get(f"{base}/metrics", headers=AUTH, timeout=30)
+    with _client() as client:
+        r = client.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS}"})
     assert r.status_code == 200, r.text
     return int(sum(s.value for family in text_string_to_metric_families(r.text) for s in family.samples
                    if s.name == "assistant_http_requests_total" and s.labels.get("route") == "/api/ask"
@@ -257,7 +273,7 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
         reply = _ask_until_answered(b_url)
         assert any(c["source"] == ARTICLE["source"] for c in reply["citations"])
         _ask_until_answered(a_url)
-        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"), timeout=60) as client:
+        with _client("127.0.0.3") as client:
             r = client.post(f"{b_url}/api/articles", json=ARTICLE)
             assert r.status_code == 401 and "ASSISTANT_SERVER__ADMIN_TOKEN" in r.json()["hint"], r.text
             r = client.post(f"{b_url}/api/articles", json=ARTICLE, headers=AUTH)  # A's token means nothing here
@@ -265,7 +281,7 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
 
         # 2. one question budget per client IP across both servers (Redis): `budget` questions in turns, then
         # the next one is refused by whichever server gets it, though each has seen only half the budget
-        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=120) as client:
+        with _client("127.0.0.2") as client:
             statuses = [client.post(f"{(a_url, b_url)[i % 2]}/api/ask", json={"question": QUESTION}).status_code
                         for i in range(budget)]
             assert statuses == [200] * budget
@@ -382,9 +398,6 @@ def test_workers_on_a_taken_port_is_one_line(tmp_path):
 
 
 # -- the files under deploy/ say what the tests above ran -------------------------------------------------
-
-DEPLOY = ROOT / "deploy"
-
 
 def _unit(name: str) -> dict[str, list[str]]:
     """A systemd unit's `Key=value` lines (keys may repeat), comments and section headers dropped."""
