@@ -265,8 +265,12 @@ class LexicalIndex:
             except BlockingIOError:
                 self._opened(reload=True)
                 return SyncReport()
-            index = self._opened(reload=True)
-            state = self._state(index, index.searcher()) if index is not None else {}
+            try:
+                index = self._opened(reload=True)
+                state = self._state(index, index.searcher()) if index is not None else {}
+            except ValueError as e:  # tantivy's error for unreadable index files: a cache, so made anew
+                log.warning("keyword index at %s is unreadable (%s); rebuilding it from the store", self.dir, e)
+                index, state = None, {}
             head = source.change_head()  # read under the lock: no other sync can move past it meanwhile
             ident = source.identity()
             seen = state.get("seq")

@@ -235,6 +235,11 @@ def test_reindex_command_and_stats_say_whether_the_index_is_in_step(make_setting
     out = run("reindex")
     assert "rebuilt" in out and "chunks" in out
     assert "keyword index: in step" in run("stats")
+    [meta] = (data / "lexical").rglob("meta.json")  # a corrupt cache is made anew, not a traceback
+    meta.write_text("{not json")
+    out = run("reindex")
+    assert "rebuilt" in out and "chunks" in out
+    assert "keyword index: in step" in run("stats")
 
 
 def test_a_server_on_another_data_dir_answers_hybrid_and_sees_new_articles(make_settings, tmp_path, chroma_server):

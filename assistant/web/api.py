@@ -442,7 +442,7 @@ class Health:
             return {"status": "degraded", "chunks": count, "store": {"reachable": True, "change": head},
                     "keyword_index": {"reachable": False, "in_step": False},
                     "error": "the keyword index cannot be read",
-                    "hint": "it is a cache: remove the data dir's lexical/ folder and run `assistant reindex`"}
+                    "hint": "it is a cache: `assistant reindex` rebuilds it from the store"}
         self._store_down = self._index_broken = False
         in_step = bool(st["in_step"])
         now = time.monotonic()
