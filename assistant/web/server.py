@@ -5,7 +5,8 @@ headers are left to `server.trusted_proxies` (see security.install).
 Several workers (`run_workers`) are uvicorn's own supervisor (`uvicorn.supervisors.Multiprocess`): the parent
 binds the socket once and starts N spawned worker processes that share it, each building its app from the
 same settings through a picklable factory; it pings every worker and replaces one that dies or hangs, and
-stops when a worker fails during startup (uvicorn's exit code 3), instead of restarting it forever."""
+stops when a worker fails during startup (uvicorn's exit code 3), instead of restarting it forever. SIGHUP
+restarts the workers one by one, each replacement ready before the worker it replaces is stopped."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def run(app, host: str, port: int, log_level: str, on_started: Callable[[], None
         sys.exit(1)
 
 
+WORKER_STARTUP = 120  # seconds
+
+
 class _Supervisor(Multiprocess):
     """uvicorn's worker supervisor, calling `on_started` once every worker has finished its startup."""
 
@@ -97,7 +101,10 @@ def run_workers(factory: Callable[[], object], workers: int, host: str, port: in
             worker calls to build its app; a worker that cannot build it should exit with STARTUP_FAILURE.
     """
     sock = listen(host, port)  # bound once, here: the workers inherit it
-    config = _config(factory, log_level, factory=True, workers=workers)
+    # How long the supervisor waits for a worker's answer to its ping, and for a new worker's startup in a
+    # SIGHUP rolling restart (uvicorn's default, 5 s, is less than loading the models takes on a busy machine:
+    # the restart would be given up). A worker still loading answers pings from a thread of its own.
+    config = _config(factory, log_level, factory=True, workers=workers, timeout_worker_healthcheck=WORKER_STARTUP)
     supervisor = _Supervisor(config, [sock], on_started)
     try:
         supervisor.run()
