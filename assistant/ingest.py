@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -18,11 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from assistant.chunking import Chunker
 from assistant.cleaning import content_regions
 from assistant.config import Settings
+from assistant.duplicates import CopyIndex, Signature
 from assistant.errors import StoreError
 from assistant.lexical import LexicalIndex, lexical_path, normalized
 from assistant.loaders import LoadFailure, load_paths
@@ -60,46 +57,6 @@ class IngestReport:
         d["failed"] = [asdict(f) for f in self.failed]
         d["skipped"] = [asdict(f) for f in self.skipped]
         return d
-
-
-SHINGLE = 5
-_BANDS, _ROWS = 16, 4  # LSH: 64 hash values in 16 bands of 4; a 0.8-similar pair shares a band almost surely
-_PRIME = 4294967311  # > 2**32
-_rng = np.random.default_rng(8)
-_A = _rng.integers(1, 2**31, _BANDS * _ROWS, dtype=np.uint64)
-_B = _rng.integers(0, 2**31, _BANDS * _ROWS, dtype=np.uint64)
-
-
-def minhash(text: str) -> list[int] | None:
-    """MinHash signature of the text's word 5-grams (case and punctuation ignored); None if under 20 words."""
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < 20:
-        return None
-    shingles = {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
-    h = np.array([int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little")
-                  for s in shingles], dtype=np.uint64)
-    return ((np.outer(h, _A) + _B) % _PRIME).min(axis=0).astype(np.int64).tolist()
-
-
-class NearDuplicateIndex:
-    """MinHash signatures bucketed by LSH bands, to find an article's closest stored copy quickly."""
-
-    def __init__(self) -> None:
-        self.sigs: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
-        self.buckets: dict[tuple, list[str]] = {}
-
-    def add(self, key: str, sig: list[int], info: dict[str, Any]) -> None:
-        self.sigs[key] = (np.asarray(sig), info)
-        for b in range(_BANDS):
-            self.buckets.setdefault((b, *sig[b * _ROWS:(b + 1) * _ROWS]), []).append(key)
-
-    def best(self, sig: list[int], exclude: str | None = None) -> tuple[str, float, dict[str, Any]] | None:
-        """(key, estimated Jaccard similarity, info) of the most similar signature sharing a band."""
-        candidates = {k for b in range(_BANDS) for k in self.buckets.get((b, *sig[b * _ROWS:(b + 1) * _ROWS]), [])}
-        candidates.discard(exclude)
-        arr = np.asarray(sig)
-        scored = [(k, float((self.sigs[k][0] == arr).mean()), self.sigs[k][1]) for k in candidates]
-        return max(scored, key=lambda x: x[1], default=None)
 
 
 class Ingestor:
@@ -217,7 +174,7 @@ class Ingestor:
                     report.unchanged += 1
                 else:
                     todo.append(a)
-            signatures: dict[str, list[int]] = {}
+            signatures: dict[str, Signature] = {}
             if self.settings.ingest.near_duplicate > 0 and todo:
                 todo = self._drop_near_duplicates(todo, stored, signatures, report)
             if todo:
@@ -287,25 +244,25 @@ class Ingestor:
         return note
 
     def _drop_near_duplicates(self, todo: list[Article], stored: dict[str, dict[str, Any]],
-                              signatures: dict[str, list[int]], report: IngestReport) -> list[Article]:
+                              signatures: dict[str, Signature], report: IngestReport) -> list[Article]:
         """Skip syndicated copies (the same wire story under another title, source or dateline).
 
-        Each article's MinHash signature is kept in its manifest row, so copies are caught across runs;
+        Each article's signature is kept in its manifest row, so copies are caught across runs;
         `signatures` receives those of the articles to write.
         """
         threshold = self.settings.ingest.near_duplicate
-        index = NearDuplicateIndex()
+        index = CopyIndex()
         for aid, meta in stored.items():
-            if meta.get("minhash"):
-                index.add(aid, json.loads(meta["minhash"]), meta)
+            if (stored_sig := Signature.from_meta(meta)) is not None:
+                index.add(aid, stored_sig, meta)
         keep = []
         for a in todo:
-            sig = minhash(a.body)
+            sig = Signature.of(a.body, legacy=index.has_legacy)
             if sig is None:  # too short to judge by overlap
                 keep.append(a)
                 continue
-            match = index.best(sig, exclude=a.id)
-            if match is not None and match[1] >= threshold:
+            match = index.copied_from(sig, exclude=a.id, threshold=threshold)
+            if match is not None:
                 meta = match[2]
                 where = ", ".join(x for x in (meta.get("source"), meta.get("origin")) if x)
                 report.skipped.append(LoadFailure(
@@ -319,7 +276,7 @@ class Ingestor:
         return keep
 
     def _write_batch(self, batch: list[Article], stored: dict, report: IngestReport,
-                     signatures: dict[str, list[int]] | None = None) -> None:
+                     signatures: dict[str, Signature] | None = None) -> None:
         chunker = self.chunker
         plans = []
         texts: list[str] = []
@@ -337,7 +294,7 @@ class Ingestor:
             old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
             items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
-        self.store.write(items, {aid: {"minhash": json.dumps(sig)} for aid, sig in (signatures or {}).items()})
+        self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
         for a, chunks, _, _, _ in items:
             report.chunks += len(chunks)
             if a.id in stored:

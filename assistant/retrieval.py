@@ -16,8 +16,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
+from assistant.duplicates import COPY, is_copy, shingles
 from assistant.errors import AssistantError
-from assistant.lexical import LexicalIndex, information, normalized, stem, token_set, tokenize
+from assistant.lexical import LexicalIndex, information, stem, token_set, tokenize
 from assistant.models import Passage
 from assistant.store import Store
 from assistant.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
@@ -297,24 +298,23 @@ def window_coverage(terms: list[str], p: Passage, idf: dict[str, float] | None =
     return max(term_coverage(terms, " ".join(sents[i:i + width]), idf) for i in range(len(sents) - width + 1))
 
 
-def collapse_duplicates(passages: list[Passage], containment: float = 0.8) -> list[Passage]:
+def collapse_duplicates(passages: list[Passage], threshold: float = COPY) -> list[Passage]:
     """Keep one copy of near-identical passages and of the articles they come from; record the copies' sources.
 
-    Passages are compared by their word 4-grams: one whose 4-grams lie mostly (`containment`) inside a kept
-    passage's is a copy, so a wire story run by two outlets with another dateline or byline collapses. An
-    article holding a copy of a substantial (20+ words) passage of a better-ranked article is that story
-    again: all its passages go, so one story is never cited as two sources.
+    Of two passages where one lies mostly inside the other (`duplicates.is_copy`, either way), the lower-ranked
+    goes, so a wire story run by two outlets with another dateline or byline collapses. An article holding
+    a copy of a substantial (20+ words) passage of a better-ranked article is that story again: all its
+    passages go, so one story is never cited as two sources.
     """
-    kept: list[tuple[Passage, set[str]]] = []
+    kept: list[tuple[Passage, frozenset[int]]] = []
     alias: dict[str, Passage] = {}  # copy's article id -> first passage of the article it copies
     for p in passages:
-        words = normalized(p.text).split()
-        grams = {" ".join(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
+        grams = shingles(p.text)
         first = next((q for q, q_grams in kept
-                      if len(grams & q_grams) >= containment * min(len(grams), len(q_grams))), None)
+                      if is_copy(grams, q_grams, threshold) or is_copy(q_grams, grams, threshold)), None)
         if first is None:
             kept.append((p, grams))
-        elif (first.article_id != p.article_id and len(words) >= 20 and p.article_id not in alias
+        elif (first.article_id != p.article_id and len(p.text.split()) >= 20 and p.article_id not in alias
               and first.article_id not in alias
               and all(q.article_id != p.article_id for q in alias.values())):  # no chains, no cycles
             alias[p.article_id] = first

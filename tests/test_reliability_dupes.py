@@ -10,10 +10,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
-
 from assistant.chain import Assistant
-from assistant.ingest import Ingestor, minhash
+from assistant.duplicates import Signature
+from assistant.ingest import Ingestor
 from assistant.lexical import normalized
 from assistant.loaders import load_file
 from assistant.store import Store
@@ -105,7 +104,7 @@ def test_editing_a_stored_article_is_not_taken_for_a_copy_of_itself(tmp_path, ma
     after = _load(src).body
     assert after != before
     # the edit is small enough that the new text is a near-duplicate of the stored one: the case this checks
-    overlap = float((np.array(minhash(before)) == np.array(minhash(after))).mean())
+    overlap = Signature.of(after).share_in(Signature.of(before))
     assert overlap >= settings.ingest.near_duplicate, overlap
     report = ingestor.ingest_paths([src])
     assert (report.added, report.updated, report.skipped) == (0, 1, [])
@@ -122,3 +121,52 @@ def test_with_ingest_dedupe_off_copies_are_still_cited_once(make_settings):
     answer = Assistant(settings).ask(QUESTION)
     assert not answer.refused
     _assert_cited_once(answer)
+
+
+def _words(n: int, seed: str) -> str:
+    return " ".join(f"{seed}{i}" for i in range(n))
+
+
+def test_the_copy_test_asks_whether_the_new_text_is_already_there():
+    """One test for articles, passages and sentences: the new text's word 4-grams mostly inside the other's."""
+    from assistant.duplicates import copied_share, is_copy, shingles
+
+    story = _words(200, "w")
+    trimmed, extended = _words(150, "w"), story + " " + _words(100, "local")
+    assert is_copy(shingles(trimmed), shingles(story))  # a cut copy lies inside the full story
+    assert not is_copy(shingles(extended), shingles(story))  # a version adding its own third is not a copy ...
+    assert is_copy(shingles(story), shingles(extended))  # ... but the story lies inside it
+    assert copied_share(shingles(_words(200, "v")), shingles(story)) == 0.0
+    # the archive-scale estimate agrees with the exact share within MinHash's error
+    for new, seen in ((trimmed, story), (extended, story), (story, extended)):
+        exact = copied_share(shingles(new), shingles(seen))
+        assert abs(Signature.of(new).share_in(Signature.of(seen)) - exact) < 0.15, (exact,)
+
+
+def test_a_longer_version_is_stored_and_a_trimmed_copy_is_not(tmp_path, make_settings):
+    body = " ".join(f"Sentence {i} of the Norrheim harbour report names pier {i} and crane {i}." for i in range(40))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "full.txt").write_text("Norrheim harbour report\n\n" + body, encoding="utf-8")
+    settings = make_settings()
+    ingestor = Ingestor(settings)
+    assert ingestor.ingest_paths([tmp_path / "a"]).added == 1
+    cut = body.rsplit(" Sentence 30", 1)[0]
+    (tmp_path / "trimmed.txt").write_text("Harbour report, short\n\n" + cut, encoding="utf-8")
+    (tmp_path / "longer.txt").write_text("Harbour report with the Vellmark annex\n\n" + body + " " + " ".join(
+        f"Annex line {i} lists the Vellmark berth {i} and its tug {i}." for i in range(25)), encoding="utf-8")
+    report = ingestor.ingest_paths([tmp_path / "trimmed.txt", tmp_path / "longer.txt"])
+    assert report.added == 1 and [s.path for s in report.skipped] == [str(tmp_path / "trimmed.txt")]
+    assert "Harbour report with the Vellmark annex" in _titles(settings)
+
+
+def test_signatures_stored_before_counts_still_catch_copies():
+    """Archives written before the shingle count was kept hold 5-gram Jaccard signatures: still compared."""
+    from assistant.duplicates import CopyIndex, _minhash, shingles
+
+    story = _words(120, "w")
+    old = Signature(_minhash(shingles(story, 5)), None)  # as ingest stored it then
+    index = CopyIndex()
+    index.add("old", Signature.from_meta({"minhash": __import__("json").dumps(list(old.minhash))}), {})
+    assert index.has_legacy
+    assert index.copied_from(Signature.of(story, legacy=True))[0] == "old"
+    assert index.copied_from(Signature.of(_words(120, "v"), legacy=True)) is None

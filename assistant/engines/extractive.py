@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.citations import names
+from assistant.duplicates import is_copy, shingles
 from assistant.engines.base import Engine
 from assistant.instructions import addresses_reader
 from assistant.lexical import stem, tokenize
@@ -253,8 +254,12 @@ class ExtractiveEngine(Engine):
 
 
 def _near_duplicate(a: Pick, b: Pick, similarity: float) -> bool:
-    """Same sentence twice (syndicated copies, overlapping spans) or nearly the same words."""
+    """The same sentence twice (overlapping spans of one article, or one inside the other: `duplicates.is_copy`), or the same
+    statement again in other order or words (most content words shared, or nearly the same meaning); a copy
+    test alone lets a restatement with its clauses swapped through (measured: bench/RESULTS.md, issue 17)."""
     if a.article_id == b.article_id and a.start < b.end and b.start < a.end:
         return True
-    jaccard = len(a.terms & b.terms) / max(1, len(a.terms | b.terms))
-    return jaccard > 0.6 or similarity > 0.9
+    a_grams, b_grams = shingles(a.text), shingles(b.text)
+    if is_copy(a_grams, b_grams) or is_copy(b_grams, a_grams):
+        return True
+    return len(a.terms & b.terms) / max(1, len(a.terms | b.terms)) > 0.6 or similarity > 0.9
