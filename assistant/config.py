@@ -65,7 +65,7 @@ class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
     clean: bool = Field(True, description="Strip page furniture (captions, bylines, related boxes) at ingest.")
     batch_articles: int = Field(32, description="Articles written to the store per transaction.")
-    near_duplicate: float = Field(0.8, description="An article whose word 5-grams are at least this share (0-1) in "
+    near_duplicate: float = Field(0.8, description="An article with at least this share (0-1) of its word 4-grams in "
                                   "a stored article is a syndicated copy and skipped; 0 = off.")
 
 
@@ -102,8 +102,8 @@ class RetrievalSettings(_Section):
     source_weight: float = Field(0.1, description="Score added to outlets the question names ('according to the "
                                  "Harbour Times'); explicit --source filters are hard filters.")
     dedupe: bool = Field(True, description="Collapse near-duplicate passages (syndicated copies).")
-    dedupe_similarity: float = Field(0.8, description="A passage whose word 5-grams are at least this share (0-1) "
-                                     "in a better-ranked passage is a copy of it (one story).")
+    dedupe_similarity: float = Field(0.8, description="Two passages where at least this share (0-1) of one's word "
+                                     "4-grams is in the other are one story; the lower-ranked goes.")
 
 
 class AnswerSettings(_Section):
