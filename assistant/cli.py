@@ -328,13 +328,15 @@ def _worker_app(settings, log_level: int):
     from assistant.web.api import create_app
 
     _configure_logging(log_level)
-    _process_threads(settings)
     try:
+        _process_threads(settings)
         return create_app(settings)
     except AssistantError as e:  # one line, as the CLI prints it; the supervisor then stops
         click.echo(" ".join(f"Error: {e.message}".split()) + (f" (hint: {' '.join(e.hint.split())})" if e.hint
                                                                else ""), err=True)
-        server.startup_failed()
+    except Exception:  # a bug keeps its traceback; it would fail the same way in every replacement worker
+        logging.getLogger(__name__).exception("a serve worker could not build the app")
+    server.startup_failed()
 
 
 @cli.command()

@@ -99,17 +99,27 @@ def _serve(data_dir: Path, port: int, log_path: Path, env: dict[str, str], *args
         stop_process(proc, 20)
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    """A real redis-server on a free loopback port, nothing persisted; yields its URL."""
+def _start_redis(port: int, folder: Path) -> subprocess.Popen:
+    """A real redis-server on 127.0.0.1:port, nothing persisted, once it accepts connections."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
-    port = free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 30, proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real redis-server on a free loopback port; yields its URL."""
+    port = free_port()
+    proc = _start_redis(port, tmp_path)
+    try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop_process(proc)
@@ -373,6 +383,37 @@ def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_the
         counted = _asks_counted(base)
         assert answered <= counted <= answered + len(failures), (answered, counted, len(failures))
     assert "Child process" in log.read_text() and "died" in log.read_text()
+
+
+def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
+    """Redis goes away, then a worker dies: its replacement cannot be built (the rate-limit store is checked at
+    startup) and is tried again every few seconds, while the other worker answers (its budgets fall back to
+    this process); once Redis is back the replacement starts. The server never stops."""
+    redis_port = free_port()
+    redis = _start_redis(redis_port, tmp_path)
+    env = _recipe_env(chroma_server, f"redis://127.0.0.1:{redis_port}/0", ingest_host=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "workers.log"
+    try:
+        with _serve(tmp_path / "host", port, log, env, "--workers", "2") as parent:
+            _ingest(base)
+            _ask_until_answered(base)
+            stop_process(redis)
+            victim = min(_workers(parent.pid))
+            os.kill(victim, signal.SIGKILL)
+            _wait_gone(victim)
+            _wait_for_log(log, "the rate-limit store", parent, 120)  # the replacement's one line
+            for _ in range(3):
+                r = _ask(base)
+                assert r.status_code == 200 and _answered_from_article(r.json()), r.text
+            assert parent.poll() is None and log.read_text().count("Application startup complete") == 2
+            redis = _start_redis(redis_port, tmp_path)
+            _wait_for_log(log, "Application startup complete", parent, 180, count=3)
+            assert len(_workers(parent.pid)) == 2 and victim not in _workers(parent.pid)
+            assert _ask(base).status_code == 200
+    finally:
+        stop_process(redis)
 
 
 def test_workers_need_a_chroma_server(tmp_path):

@@ -11,8 +11,10 @@ restarts the workers one by one, each replacement ready before the worker it rep
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 
 import uvicorn
@@ -73,7 +75,9 @@ def run(app, host: str, port: int, log_level: str, on_started: Callable[[], None
         sys.exit(1)
 
 
-WORKER_STARTUP = 120  # seconds
+WORKER_STARTUP = 120  # seconds a new worker of a rolling restart may take to start
+RETRY_PAUSE = 5  # seconds a replacement worker that cannot be built waits before it exits and is tried again
+RUNNING = "NEWSROOM_ASSISTANT_WORKERS_STARTED"  # set in the supervisor once every worker started; workers inherit it
 
 
 class _Supervisor(Multiprocess):
@@ -84,11 +88,24 @@ class _Supervisor(Multiprocess):
         self._on_started = on_started
         self.announced = False
 
+    def restart_all(self) -> None:
+        # uvicorn waits `timeout_worker_healthcheck` (5 s) for each new worker of a SIGHUP rolling restart to be
+        # ready, less than loading the models takes on a busy machine: the restart would be given up. The ping
+        # timeout itself stays short: a ping sent to a worker as it exits goes unanswered for that long, and
+        # meanwhile the supervisor watches no other worker.
+        ping = self.config.timeout_worker_healthcheck
+        self.config.timeout_worker_healthcheck = WORKER_STARTUP
+        try:
+            super().restart_all()
+        finally:
+            self.config.timeout_worker_healthcheck = ping
+
     def keep_subprocess_alive(self) -> None:
         super().keep_subprocess_alive()  # every 0.5 s: a dead or hung worker is replaced
         if not self.announced and not self.should_exit.is_set() and all(
                 p.is_ready(timeout=self.config.timeout_worker_healthcheck) for p in self.processes):
             self.announced = True
+            os.environ[RUNNING] = "1"  # workers spawned from now on are replacements
             self._on_started()
 
 
@@ -98,13 +115,10 @@ def run_workers(factory: Callable[[], object], workers: int, host: str, port: in
 
     Args:
         factory: a picklable callable (a module-level function or a functools.partial of one) that each
-            worker calls to build its app; a worker that cannot build it should exit with STARTUP_FAILURE.
+            worker calls to build its app; when it cannot, it calls `startup_failed()`.
     """
     sock = listen(host, port)  # bound once, here: the workers inherit it
-    # How long the supervisor waits for a worker's answer to its ping, and for a new worker's startup in a
-    # SIGHUP rolling restart (uvicorn's default, 5 s, is less than loading the models takes on a busy machine:
-    # the restart would be given up). A worker still loading answers pings from a thread of its own.
-    config = _config(factory, log_level, factory=True, workers=workers, timeout_worker_healthcheck=WORKER_STARTUP)
+    config = _config(factory, log_level, factory=True, workers=workers)
     supervisor = _Supervisor(config, [sock], on_started)
     try:
         supervisor.run()
@@ -115,5 +129,11 @@ def run_workers(factory: Callable[[], object], workers: int, host: str, port: in
 
 
 def startup_failed() -> None:
-    """End a worker whose app cannot be built, so the supervisor stops instead of restarting it."""
+    """End a worker whose app cannot be built. Before the server first started every worker, with uvicorn's
+    STARTUP_FAILURE, so the supervisor stops instead of restarting it forever; a replacement worker of a
+    running server (another worker died while, say, Redis was unreachable) with 1, so the supervisor starts
+    it again until it can be built, and the other workers keep answering meanwhile."""
+    if os.environ.get(RUNNING):
+        time.sleep(RETRY_PAUSE)  # a lasting outage costs one attempt every few seconds, not a busy loop
+        sys.exit(1)
     sys.exit(STARTUP_FAILURE)
