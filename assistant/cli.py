@@ -331,12 +331,12 @@ def _worker_app(settings, log_level: int):
     try:
         _process_threads(settings)
         return create_app(settings)
-    except AssistantError as e:  # one line, as the CLI prints it; the supervisor then stops
+    except AssistantError as e:  # one line, as the CLI prints it
         click.echo(" ".join(f"Error: {e.message}".split()) + (f" (hint: {' '.join(e.hint.split())})" if e.hint
                                                                else ""), err=True)
-    except Exception:  # a bug keeps its traceback; it would fail the same way in every replacement worker
+    except Exception:  # a bug keeps its traceback
         logging.getLogger(__name__).exception("a serve worker could not build the app")
-    server.startup_failed()
+    server.startup_failed()  # the supervisor stops (first start) or tries again (a replacement)
 
 
 @cli.command()

@@ -4,9 +4,10 @@ headers are left to `server.trusted_proxies` (see security.install).
 
 Several workers (`run_workers`) are uvicorn's own supervisor (`uvicorn.supervisors.Multiprocess`): the parent
 binds the socket once and starts N spawned worker processes that share it, each building its app from the
-same settings through a picklable factory; it pings every worker and replaces one that dies or hangs, and
-stops when a worker fails during startup (uvicorn's exit code 3), instead of restarting it forever. SIGHUP
-restarts the workers one by one, each replacement ready before the worker it replaces is stopped."""
+same settings through a picklable factory; it pings every worker and replaces one that dies or hangs. A
+worker that cannot build its app stops the server when it first starts (uvicorn's exit code 3) and is tried
+again every few seconds when it replaces another (`startup_failed`). SIGHUP restarts the workers one by one,
+each replacement ready before the worker it replaces is stopped."""
 
 from __future__ import annotations
 
