@@ -56,7 +56,8 @@ load: `assistant serve --workers N` (--mode workers, the default: uvicorn's supe
 separate serve processes (--mode processes: one data dir each, the keyword index copied, consecutive ports)
 against the one Chroma server, server.rate_limit_per_minute set to 1,000,000 for the benchmark;
 --users concurrent HTTP clients (httpx, asyncio) spread round-robin over the workers, each POSTing /api/ask
-with the dev questions in turn until --seconds have passed (--think S: a pause between a user's questions);
+with the dev questions in turn until --seconds have passed (--think S: a pause between a user's questions,
+user i starting after S * i / users so they do not ask in waves);
 errors (non-200 or transport errors), p50/p95, RSS of every serve process. --mode processes --cached-count:
 a what-if with servers whose store count() is answered from memory (the `serve-cached` subcommand: the same
 app as `assistant serve`), to size the fix of Chroma's count at 1M.
@@ -514,6 +515,8 @@ async def _users(urls: list[str], users: int, questions: list, seconds: float, t
         nonlocal errors
         i = uid * 7
         url = urls[uid % len(urls)] + "/api/ask"
+        if think:  # staggered starts: with pauses, users who all began at once would keep asking in waves
+            await asyncio.sleep(think * uid / users)
         while time.perf_counter() < deadline:
             q = questions[i % len(questions)]
             i += 1
