@@ -273,7 +273,7 @@ class Assistant:
         filters = x.get("filters") or None
         Filters.from_dict(filters)  # bad dates fail here, before anything is streamed
         return {"question": check_question(x.get("question")), "history": history_pairs(x.get("history")),
-                "filters": filters, "empty": self.store.count() == 0}
+                "filters": filters, "empty": self.store.is_empty()}
 
     def _condense(self, x: dict[str, Any]) -> dict[str, Any]:
         """A follow-up rewritten as a standalone question: by the chat model when there is one, else by rule."""

@@ -214,6 +214,29 @@ def test_store_chunks_carry_a_sequence_and_deletions_leave_tombstones(make_setti
     assert set(index.ids) == {cid for cid, _, _ in ing.store.iter_chunks()}
 
 
+def test_emptiness_and_dense_search_need_no_count_of_the_store(make_settings, tmp_path, monkeypatch):
+    """Counting a million chunks costs more than a search: a question never asks Chroma for count()."""
+    import numpy as np
+
+    from assistant.chain import Assistant
+    from assistant.ingest import Ingestor
+    from assistant.loaders import load_paths
+    from assistant.store import Store
+
+    settings = make_settings()
+    assert Store(settings).is_empty()
+    arts = load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Harrowgate") for i in range(2)])]).articles
+    Ingestor(settings).ingest_articles(arts)
+    store = Store(settings)
+    assert not store.is_empty()
+    held = sum(1 for _ in store.iter_chunks())
+    monkeypatch.setattr(Store, "count", lambda self: (_ for _ in ()).throw(AssertionError("count() called")))
+    vec = store.embedder.embed(["Harrowgate"])[0]
+    assert len(store.dense_search(np.asarray(vec), k=500)) == held  # more asked than held: all it holds
+    answer = Assistant(settings).ask("What happened in Harrowgate?")
+    assert answer.citations or answer.refused
+
+
 def test_reindex_command_and_stats_say_whether_the_index_is_in_step(make_settings, tmp_path):
     data = tmp_path / "data"
     src = write_jsonl(tmp_path / "a.jsonl", [article(i, "Olmfield") for i in range(2)])

@@ -319,7 +319,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     def list_articles(offset: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """Stored articles, newest first."""
-        manifest = assistant.store.manifest() if assistant.store.count() else {}
+        manifest = {} if assistant.store.is_empty() else assistant.store.manifest()
         metas = sorted(manifest.values(), key=lambda m: (m.get("published_at") or "", m.get("title") or ""),
                        reverse=True)
         page = metas[offset:offset + limit]

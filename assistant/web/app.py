@@ -298,7 +298,7 @@ def _pairs(history: list[dict]) -> list[tuple[str, str]]:
 
 def _empty_notice(assistant: Assistant) -> str:
     try:
-        empty = assistant.store.count() == 0
+        empty = assistant.store.is_empty()
     except AssistantError as e:
         return f'<p class="sources-empty">⚠️ {html.escape(str(e))}</p>'
     if empty:
