@@ -97,15 +97,25 @@ def corpus_assistant(corpus_data_dir):
     return Assistant(load_settings(data_dir=str(corpus_data_dir)))
 
 
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
+    """A real `chroma run` server on 127.0.0.1:port over `path`, accepting connections; stop_process ends it."""
+    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` server on a free loopback port; yields (host, port)."""
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     port = free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_chroma(tmp_path / "chroma-server", port)
     try:
-        wait_for_port(port, 60, proc)
         yield "127.0.0.1", port
     finally:
         stop_process(proc)

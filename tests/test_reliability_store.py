@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import load_settings
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, start_chroma
 from tests.test_reliability_crash import (
     check_store_consistent,
     expected_all,
@@ -126,14 +126,6 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
         line = one_line_error(res.stderr)
         assert "Chroma" in line and "127.0.0.1" in line and "(hint: start it with `chroma run" in line
         assert res.stdout == ""
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 60, proc)
-    return proc
 
 
 @pytest.mark.slow

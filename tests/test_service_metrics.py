@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from assistant.config import load_settings
 from assistant.ingest import Ingestor
 from assistant.loaders import articles_from_records
 from assistant.web.api import create_app
-from tests.conftest import ROOT, SEED, free_port, serve_in_thread, stop_process, wait_for_port
+from tests.conftest import ROOT, SEED, free_port, serve_in_thread, start_chroma, stop_process
 
 ADMIN = "met-admin-3f9a01"
 METRICS = "met-prometheus-8c2d77"
@@ -244,12 +243,9 @@ def test_healthz_degraded_while_the_keyword_index_cannot_be_read(corpus_data_dir
 @pytest.fixture
 def own_chroma(tmp_path):
     """A `chroma run` server this test may stop (conftest's chroma_server keeps its process to itself)."""
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     port = free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_chroma(tmp_path / "chroma-server", port)
     try:
-        wait_for_port(port, 60, proc)
         yield port, proc
     finally:
         stop_process(proc)
