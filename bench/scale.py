@@ -143,12 +143,17 @@ def chroma_server(out: Path, port: int):
         yield proc
     finally:
         proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        _reap(proc, 60)
         logf.close()
+
+
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a terminated process; kill it if it takes longer than `timeout`."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 # ------------------------------------------------------------------ build
@@ -317,11 +322,7 @@ def serve_workers(out: Path, chroma_port: int, workers: int, first_port: int, wo
         for _, p, _ in procs:
             p.terminate()
         for _, p, logf in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+            _reap(p, 30)
             logf.close()
 
 
