@@ -128,9 +128,13 @@ def names(text: str) -> list[str]:
     """The names in a text: the one definition the extractive engine, the citation check and the eval use."""
     found = []
     for m in _NAME.finditer(text):
-        lead = text[:m.start()].rstrip("\"'“‘([")
-        bare = lead.rstrip()
-        if not bare or (bare != lead and _ENDS.search(bare)):
+        i = m.start()  # step back over opening quotes and brackets, then whitespace (never the whole prefix:
+        while i and text[i - 1] in "\"'“‘([":  # article text is untrusted, a long line must stay linear)
+            i -= 1
+        j = i
+        while j and text[j - 1].isspace():
+            j -= 1
+        if not j or (j != i and _ENDS.search(text, max(0, j - 16), j)):
             continue
         found.append(m.group())
     return found
