@@ -7,20 +7,21 @@ short one is a copy of it). Ingest asks it one way (is the new article already s
 extractive engine both ways (one of two passages or sentences inside the other). Texts shorter than four words
 are one shingle.
 
-Across an archive the same share is estimated from MinHash signatures and shingle counts (`Signature`,
-`CopyIndex`), so an ingest compares one article with thousands without reading them back.
+Across an archive the same share is estimated from MinHash signatures and shingle counts (`Signature`).
+Their LSH bands (`Signature.bands`) find the few articles worth comparing: within one run through `CopyIndex`,
+across the archive through the keyword index, which indexes every stored article's bands
+(`LexicalIndex.copy_candidates`), so an ingest reads the signatures of its candidates only, not the archive's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from assistant.lexical import normalized
 
 SHINGLE = 4
 COPY = 0.8  # share of the smaller text's shingles found in the other that makes the two copies
@@ -30,6 +31,14 @@ _PRIME = 4294967311  # > 2**32
 _rng = np.random.default_rng(8)
 _A = _rng.integers(1, 2**31, _BANDS * _ROWS, dtype=np.uint64)
 _B = _rng.integers(0, 2**31, _BANDS * _ROWS, dtype=np.uint64)
+
+
+_NORM = re.compile(r"\W+")
+
+
+def normalized(text: str) -> str:
+    """Lower-case words separated by single spaces: how texts are compared for copies (ingest, retrieval)."""
+    return _NORM.sub(" ", text.lower()).strip()
 
 
 def shingles(text: str, n: int = SHINGLE) -> frozenset[int]:
@@ -62,13 +71,22 @@ class Signature:
     legacy: Signature | None = None  # this text's 5-gram signature, for stored signatures of the old kind
 
     @classmethod
-    def of(cls, text: str, legacy: bool = False) -> Signature | None:
-        """None for texts under MIN_WORDS words; `legacy`: also the old kind of signature."""
+    def of(cls, text: str) -> Signature | None:
+        """None for texts under MIN_WORDS words; with the old kind of signature beside it (`legacy`)."""
         if len(normalized(text).split()) < MIN_WORDS:
             return None
         grams = shingles(text)
-        old = cls(_minhash(shingles(text, 5)), None) if legacy else None
-        return cls(_minhash(grams), len(grams), old)
+        return cls(_minhash(grams), len(grams), cls(_minhash(shingles(text, 5)), None))
+
+    def bands(self) -> list[str]:
+        """The LSH band terms of this signature: a text that copies another shares one almost surely. The two
+        kinds hash different shingles, so their terms never meet."""
+        kind = "o" if self.count is None else "n"
+        return [f"{kind}{b}_" + "_".join(map(str, self.minhash[b * _ROWS:(b + 1) * _ROWS])) for b in range(_BANDS)]
+
+    def lookup_bands(self) -> list[str]:
+        """The band terms to look a new text up by: its own and its old-kind signature's."""
+        return self.bands() + (self.legacy.bands() if self.legacy is not None else [])
 
     def share_in(self, stored: Signature) -> float:
         """Estimated `copied_share` of this text in the stored one. MinHash estimates the Jaccard index J, and
@@ -99,29 +117,21 @@ def _agreement(a: Signature, b: Signature) -> float:
 
 
 class CopyIndex:
-    """Signatures bucketed by LSH bands: the stored article a new one copies, found without comparing all."""
+    """Signatures bucketed by LSH bands: the text a new one copies, found without comparing all."""
 
     def __init__(self) -> None:
         self.sigs: dict[str, tuple[Signature, dict[str, Any]]] = {}
-        self.buckets: dict[tuple, list[str]] = {}
-        self.has_legacy = False
+        self.buckets: dict[str, list[str]] = {}
 
     def add(self, key: str, sig: Signature, info: dict[str, Any]) -> None:
         self.sigs[key] = (sig, info)
-        self.has_legacy |= sig.count is None
-        for band in self._bands(sig):
+        for band in sig.bands():
             self.buckets.setdefault(band, []).append(key)
-
-    @staticmethod
-    def _bands(sig: Signature) -> list[tuple]:
-        kind = "old" if sig.count is None else "new"  # the two kinds hash different shingles: never mixed
-        return [(kind, b, *sig.minhash[b * _ROWS:(b + 1) * _ROWS]) for b in range(_BANDS)]
 
     def copied_from(self, sig: Signature, exclude: str | None = None,
                     threshold: float = COPY) -> tuple[str, float, dict[str, Any]] | None:
-        """(key, estimated share, info) of the stored text this one copies most, if it is a copy."""
-        bands = self._bands(sig) + (self._bands(sig.legacy) if sig.legacy is not None else [])
-        candidates = {k for band in bands for k in self.buckets.get(band, [])}
+        """(key, estimated share, info) of the indexed text this one copies most, if it is a copy."""
+        candidates = {k for band in sig.lookup_bands() for k in self.buckets.get(band, [])}
         candidates.discard(exclude)
         scored = [(k, sig.share_in(self.sigs[k][0]), self.sigs[k][1]) for k in candidates]
         best = max(scored, key=lambda x: x[1], default=None)

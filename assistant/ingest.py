@@ -19,9 +19,9 @@ from typing import Any
 from assistant.chunking import Chunker
 from assistant.cleaning import content_regions
 from assistant.config import Settings
-from assistant.duplicates import CopyIndex, Signature
+from assistant.duplicates import CopyIndex, Signature, normalized
 from assistant.errors import StoreError
-from assistant.lexical import LexicalIndex, lexical_path, normalized
+from assistant.lexical import LexicalIndex, lexical_path
 from assistant.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
 from assistant.store import Store
@@ -159,7 +159,9 @@ class Ingestor:
             # A killed run can only leave whole articles (one upsert each), except an update killed between
             # its upsert and the delete of its now-surplus chunks: sweep those before diffing.
             swept = self.store.sweep_partial_articles() if interrupted is not None else 0
-            stored = self.store.manifest()
+            # Only the rows of the articles at hand are read (by id): an ingest costs what it brings.
+            planned = (interrupted or {}).get("articles")
+            stored = self.store.manifest([a.id for a in articles] + list(planned if isinstance(planned, dict) else {}))
             if interrupted is not None:
                 report.resumed = self._resumed_note(interrupted, stored, swept)
             todo: list[Article] = []
@@ -176,7 +178,7 @@ class Ingestor:
                     todo.append(a)
             signatures: dict[str, Signature] = {}
             if self.settings.ingest.near_duplicate > 0 and todo:
-                todo = self._drop_near_duplicates(todo, stored, signatures, report)
+                todo = self._drop_near_duplicates(todo, signatures, report)
             if todo:
                 self._write_journal(journal, todo)
             total = len(todo)
@@ -243,24 +245,28 @@ class Ingestor:
             note += f"; removed {swept} leftover chunks of partly replaced articles"
         return note
 
-    def _drop_near_duplicates(self, todo: list[Article], stored: dict[str, dict[str, Any]],
-                              signatures: dict[str, Signature], report: IngestReport) -> list[Article]:
+    def _drop_near_duplicates(self, todo: list[Article], signatures: dict[str, Signature],
+                              report: IngestReport) -> list[Article]:
         """Skip syndicated copies (the same wire story under another title, source or dateline).
 
-        Each article's signature is kept in its manifest row, so copies are caught across runs;
-        `signatures` receives those of the articles to write.
+        Each article's signature is kept in its manifest row and its bands in the keyword index, so copies
+        are caught across runs and hosts by reading only the candidates' rows; `signatures` receives those
+        of the articles to write.
         """
         threshold = self.settings.ingest.near_duplicate
-        index = CopyIndex()
-        for aid, meta in stored.items():
-            if (stored_sig := Signature.from_meta(meta)) is not None:
-                index.add(aid, stored_sig, meta)
+        self.lexical.sync()  # in step with the store (other hosts' writes included) before it is asked
+        index = CopyIndex()  # this run's kept articles and the stored candidates read so far
         keep = []
         for a in todo:
-            sig = Signature.of(a.body, legacy=index.has_legacy)
+            sig = Signature.of(a.body)
             if sig is None:  # too short to judge by overlap
                 keep.append(a)
                 continue
+            fresh = [aid for aid in self.lexical.copy_candidates(sig.lookup_bands())
+                     if aid != a.id and aid not in index.sigs]
+            for aid, meta in (self.store.manifest(fresh) if fresh else {}).items():
+                if (stored_sig := Signature.from_meta(meta)) is not None:
+                    index.add(aid, stored_sig, meta)
             match = index.copied_from(sig, exclude=a.id, threshold=threshold)
             if match is not None:
                 meta = match[2]

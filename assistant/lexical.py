@@ -1,5 +1,8 @@
 """The keyword index: BM25 over the same chunks as the vector store, in tantivy, a derived cache of the store.
 
+It also indexes each stored article's copy-signature bands (`assistant.duplicates`), so an ingest finds the
+few stored articles a new one may copy (`copy_candidates`) without reading the archive.
+
 Chroma is the one store of truth. Each chunk carries a change sequence (`seq`) in its metadata and every
 deletion leaves a tombstone in the store's change log (see `Store.change_head`), so any process can bring
 its own copy of the index in step by applying what changed since the sequence it last saw.
@@ -23,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from assistant.duplicates import Signature
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +93,6 @@ def information(term: str) -> float:
     return max(0.5, MAX_INFORMATION - zipf_frequency(term, lang))
 
 
-_NORM = re.compile(r"\W+")
-
-
-def normalized(text: str) -> str:
-    """Lower-case words separated by single spaces: how texts are compared for copies (ingest, retrieval)."""
-    return _NORM.sub(" ", text.lower()).strip()
-
-
 def lexical_path(settings) -> Path:
     """Where the keyword index of the configured store lives (one per store location and collection)."""
     s = settings.store
@@ -113,7 +110,7 @@ def token_set(text: str) -> frozenset[str]:
 # The token cache's version: a change to the tokenizer (its code, pattern or stopwords) rebuilds every index.
 TOKENIZER_VERSION = hashlib.sha1(
     (inspect.getsource(tokenize) + _WORD.pattern + " ".join(sorted(STOPWORDS))).encode()).hexdigest()[:12]
-SCHEMA = "tantivy-1"
+SCHEMA = "tantivy-2"
 STATE_ID = "\x00state"  # the document that records what the index holds (committed with the changes it describes)
 NO_DATE_MAX = 99_991_231
 
@@ -135,6 +132,7 @@ def _schema():
     sb.add_text_field("text_hash", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("seq", stored=True, indexed=False)
     sb.add_text_field("state", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("bands", stored=False, tokenizer_name="whitespace", index_option="basic")
     return sb.build()
 
 
@@ -167,11 +165,14 @@ class SyncReport:
 
 
 def _cache_fields(cid: str, text: str, meta: dict[str, Any]) -> tuple:
-    """The row of one store chunk: id, text hash, tokens (title included), date, source, its lowercase, seq."""
+    """The row of one store chunk: id, text hash, tokens (title included), date, source, its lowercase, seq,
+    and the copy-signature bands its article's first chunk carries."""
     meta = meta or {}
     source = meta.get("source") or ""
+    sig = Signature.from_meta(meta) if meta.get("chunk_index") == 0 else None
     return (cid, meta.get("text_hash"), " ".join(tokenize((meta.get("title") or "") + "\n" + (text or ""))),
-            int(meta.get("date_int") or 0), source, source.lower(), int(meta.get("seq") or 0))
+            int(meta.get("date_int") or 0), source, source.lower(), int(meta.get("seq") or 0),
+            " ".join(sig.bands()) if sig is not None else "")
 
 
 class LexicalIndex:
@@ -303,14 +304,14 @@ class LexicalIndex:
 
     @staticmethod
     def _document(row: tuple):
-        cid, text_hash, tokens, date_int, source, _, seq = row
+        cid, text_hash, tokens, date_int, source, _, seq, bands = row
         return _tantivy().Document(id=cid, tokens=tokens, date=date_int, source=source, text_hash=text_hash or "",
-                                   seq=seq)
+                                   seq=seq, bands=bands)
 
     @staticmethod
     def _state_document(seq: int | None, ident: str):
         state = {"schema": SCHEMA, "tokenizer": TOKENIZER_VERSION, "store": ident, "seq": seq or 0}
-        return _tantivy().Document(id=STATE_ID, tokens="", date=0, source="", text_hash="", seq=0,
+        return _tantivy().Document(id=STATE_ID, tokens="", date=0, source="", text_hash="", seq=0, bands="",
                                    state=json.dumps(state))
 
     @staticmethod
@@ -445,6 +446,16 @@ class LexicalIndex:
         hits = searcher.search(q, k).hits
         out = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in hits]
         return [(cid, score) for cid, score in out if score > 0 and cid != STATE_ID]
+
+    def copy_candidates(self, bands: list[str], limit: int = 100) -> list[str]:
+        """Ids of the indexed articles whose copy signature shares one of these band terms, most shared first
+        (`Signature.lookup_bands`); the caller compares the signatures themselves."""
+        index, searcher = self._snapshot()
+        if index is None or not bands:
+            return []
+        t = _tantivy()
+        q = t.Query.boolean_query([(t.Occur.Should, t.Query.term_query(index.schema, "bands", b)) for b in bands])
+        return [searcher.doc(addr)["id"][0].rsplit(":", 1)[0] for _, addr in searcher.search(q, limit).hits]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each (already tokenized) term; unseen terms get the maximum."""

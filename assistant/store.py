@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -373,10 +373,17 @@ class Store:
                        metadatas=[{"holder": "", "expires": 0.0}], embeddings=np.ones((1, 1), dtype=np.float32))
 
     # -- reading and writing chunks ---------------------------------------------------------------
-    def manifest(self) -> dict[str, dict[str, Any]]:
-        """Every stored article's first-chunk metadata, keyed by article id."""
+    def manifest(self, article_ids: Iterable[str] | None = None, page: int = 5000) -> dict[str, dict[str, Any]]:
+        """Stored articles' first-chunk metadata, keyed by article id: only these articles' (read by id, what
+        an ingest costs) or every article's (a read of the whole archive)."""
         out: dict[str, dict[str, Any]] = {}
-        offset, page = 0, 5000
+        if article_ids is not None:
+            ids = [f"{aid}:0" for aid in dict.fromkeys(article_ids)]
+            for i in range(0, len(ids), page):
+                got = self._call("read", "get", ids=ids[i:i + page], include=["metadatas"])
+                out.update((meta["article_id"], meta) for meta in got["metadatas"])
+            return out
+        offset = 0
         while True:
             got = self._call("read", "get", where={"chunk_index": 0}, include=["metadatas"],
                              limit=page, offset=offset)

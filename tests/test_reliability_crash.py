@@ -201,8 +201,8 @@ def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
 
 def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_path, make_settings):
     """The one partial state a kill can leave: an edited, shorter article upserted, its old tail not yet deleted."""
+    from assistant.duplicates import normalized
     from assistant.ingest import Ingestor
-    from assistant.lexical import normalized
     from assistant.models import content_hash
 
     src = tmp_path / "articles.jsonl"

@@ -11,9 +11,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from assistant.chain import Assistant
-from assistant.duplicates import Signature
+from assistant.duplicates import Signature, normalized
 from assistant.ingest import Ingestor
-from assistant.lexical import normalized
 from assistant.loaders import load_file
 from assistant.store import Store
 from tests.conftest import SEED
@@ -167,6 +166,40 @@ def test_signatures_stored_before_counts_still_catch_copies():
     old = Signature(_minhash(shingles(story, 5)), None)  # as ingest stored it then
     index = CopyIndex()
     index.add("old", Signature.from_meta({"minhash": __import__("json").dumps(list(old.minhash))}), {})
-    assert index.has_legacy
-    assert index.copied_from(Signature.of(story, legacy=True))[0] == "old"
-    assert index.copied_from(Signature.of(_words(120, "v"), legacy=True)) is None
+    assert index.copied_from(Signature.of(story))[0] == "old"
+    assert index.copied_from(Signature.of(_words(120, "v"))) is None
+
+
+def test_a_copy_is_caught_from_another_data_dir_and_forgotten_with_its_original(make_settings, tmp_path,
+                                                                                  chroma_server):
+    """Two ingest hosts on one Chroma server: the second (own data dir, no keyword index yet) finds the copy
+    through the bands its index builds from the store; once the original is deleted the copy is stored."""
+    host, port = chroma_server
+    on_server = {"store.host": host, "store.port": port}
+    first, second = Ingestor(make_settings(tmp_path / "one", **on_server)), Ingestor(make_settings(tmp_path / "two",
+                                                                                                  **on_server))
+    assert first.ingest_paths([ORIGINAL]).added == 1
+    report = second.ingest_paths([COURIER])
+    assert report.added == 0 and "near-duplicate" in report.skipped[0].reason and "Lanthorn Wire" in \
+        report.skipped[0].reason
+    first.delete(_load(ORIGINAL).id)
+    assert second.ingest_paths([COURIER]).added == 1
+
+
+def test_an_archive_with_old_signatures_still_catches_copies_at_ingest(make_settings):
+    """A manifest row holding an old-kind signature (5-gram Jaccard, no shingle count) is found through its
+    bands in the rebuilt keyword index, and the copy is skipped."""
+    import json
+
+    from assistant.duplicates import _minhash, shingles
+
+    settings = make_settings()
+    ingestor = Ingestor(settings)
+    original = _load(ORIGINAL)
+    assert ingestor.ingest_articles([original]).added == 1
+    ingestor.store.collection().update(ids=[f"{original.id}:0"], metadatas=[{
+        "minhash": json.dumps(list(_minhash(shingles(original.body, 5)))), "shingles": None}])
+    assert ingestor.store.manifest([original.id])[original.id].get("shingles") is None
+    ingestor.lexical.sync(full=True)  # what `assistant reindex` (or the schema upgrade) does
+    report = ingestor.ingest_paths([GAZETTE])
+    assert report.added == 0 and "near-duplicate" in report.skipped[0].reason

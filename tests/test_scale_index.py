@@ -193,6 +193,45 @@ def write_jsonl(path, records):
     return path
 
 
+def distinct_article(i: int) -> dict:
+    """A fictional article whose words no other one shares (no copy candidates between them)."""
+    words = " ".join(f"Brenn{i}x{j}" for j in range(60))
+    return {"title": f"Brennick notice {i}", "source": "Brennick Ledger", "published_at": "2025-06-02",
+            "url": f"https://brennick-ledger.example/notice/{i}", "body": f"Notice {i} lists {words}."}
+
+
+def test_a_one_article_ingest_reads_its_own_rows_not_the_archive(make_settings, tmp_path, monkeypatch):
+    """What an ingest reads from the store does not grow with the archive: the incoming article's rows by
+    id, the change log, its own new chunks for the keyword index (not every article's manifest row)."""
+    from assistant.ingest import Ingestor
+    from assistant.loaders import load_paths
+    from assistant.store import Store
+
+    rows_read: list[int] = []
+    real_call = Store._call
+
+    def counting(self, what, method, *args, **kwargs):
+        got = real_call(self, what, method, *args, **kwargs)
+        if method == "get" and got:
+            rows_read.append(len(got["ids"]))
+        return got
+
+    monkeypatch.setattr(Store, "_call", counting)
+
+    def rows_for_one_more(n: int) -> int:
+        ingestor = Ingestor(make_settings(tmp_path / f"archive{n}"))
+        archive = load_paths([write_jsonl(tmp_path / f"a{n}.jsonl", [distinct_article(i) for i in range(n)])])
+        assert ingestor.ingest_articles(archive.articles).added == n
+        rows_read.clear()
+        one = load_paths([write_jsonl(tmp_path / f"b{n}.jsonl", [distinct_article(1000)])]).articles
+        assert ingestor.ingest_articles(one).added == 1
+        return sum(rows_read)
+
+    small, large = rows_for_one_more(2), rows_for_one_more(40)
+    assert large == small, (small, large)
+    assert small <= 6, small
+
+
 def test_store_chunks_carry_a_sequence_and_deletions_leave_tombstones(make_settings, tmp_path):
     from assistant.ingest import Ingestor
     from assistant.lexical import lexical_path
