@@ -300,7 +300,8 @@ class Ingestor:
             old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
             items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
-        self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
+        written = self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
+        self.lexical.sync(written=written)  # readers of this data dir see each batch as soon as it is stored
         for a, chunks, _, _, _ in items:
             report.chunks += len(chunks)
             if a.id in stored:

@@ -147,6 +147,14 @@ class ChangeSource(Protocol):
     def deletions_since(self, seq: int) -> list[tuple[str, int]]: ...
 
 
+class OwnWrite(Protocol):
+    """A write this process just made to the store (`assistant.store.Written`)."""
+
+    seq: int
+    rows: list[tuple[str, str, dict[str, Any]]]
+    deleted: list[str]
+
+
 @dataclass(frozen=True)
 class KeywordFilter:
     """A date window and outlet filter, applied inside the keyword query (what `LexicalIndex.mask` returns)."""
@@ -246,16 +254,20 @@ class LexicalIndex:
         finally:
             self._sync_lock.release()
 
-    def sync(self, full: bool = False) -> SyncReport:
+    def sync(self, full: bool = False, written: OwnWrite | None = None) -> SyncReport:
         """Apply the store's changes since the last sync (or rebuild from the whole store: `full`, a first
-        sync, a tokenizer change, a collection made anew). Safe from any thread and any process."""
+        sync, a tokenizer change, a collection made anew). Safe from any thread and any process.
+
+        `written`: a write this process has just made. When it is the only change since the last sync (the
+        index was at the sequence before it, the store's head is its sequence), its rows are applied as they
+        are, without reading them back (a metadata query that grows with the archive)."""
         if self.source is None:
             raise ValueError("this keyword index has no store to sync from")
         with self._sync_lock:
             self._checked = time.monotonic()
-            return self._sync_locked(full)
+            return self._sync_locked(full, written=written)
 
-    def _sync_locked(self, full: bool, wait: bool = True) -> SyncReport:
+    def _sync_locked(self, full: bool, wait: bool = True, written: OwnWrite | None = None) -> SyncReport:
         """The sync itself (this object's sync lock held). A query does not `wait` for another process's
         sync (a rebuild can take a while): it reads the last commit and tries again later."""
         source = self.source
@@ -281,6 +293,9 @@ class LexicalIndex:
             if (full or seen is None or state.get("tokenizer") != TOKENIZER_VERSION
                     or state.get("store") != ident or (head or 0) < seen):
                 report = self._rebuild(index, source, head, ident)
+            elif written is not None and written.seq == head == seen + 1:
+                report = self._commit(index, {cid: _cache_fields(cid, text, meta) for cid, text, meta in written.rows},
+                                      set(written.deleted), head, ident)
             elif head is not None and head > seen:
                 report = self._apply(index, source, seen, head, ident)
             else:
@@ -354,6 +369,10 @@ class LexicalIndex:
             hits = searcher.search(t.Query.term_query(index.schema, "id", cid), 1).hits
             if hits and int(searcher.doc(hits[0][1])["seq"][0]) < dseq:
                 doomed.add(cid)
+        return self._commit(index, changed, doomed, head, ident)
+
+    def _commit(self, index, changed: dict[str, tuple], doomed: set[str], head: int, ident: str) -> SyncReport:
+        """One commit: the doomed and changed chunks' documents removed, the changed ones added, the state."""
         with self._committing(index) as writer:
             for cid in [*doomed, *changed, STATE_ID]:  # deletions first: they apply to earlier documents only
                 writer.delete_documents_by_term("id", cid)

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,17 @@ from assistant.models import Article, Chunk, Passage
 from assistant.timeparse import date_int
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one `Store.write` changed: its change sequence, the (id, text, metadata) rows it stored and the
+    chunk ids it deleted (what the keyword index applies without reading the write back)."""
+
+    seq: int
+    rows: list[tuple[str, str, dict[str, Any]]]
+    deleted: list[str]
+
 
 def chunk_metadata(article: Article, chunk: Chunk, text_hash: str) -> dict[str, Any]:
     meta: dict[str, Any] = {
@@ -410,7 +422,7 @@ class Store:
         return out
 
     def write(self, items: list[tuple[Article, list[Chunk], list[str], np.ndarray, list[str]]],
-              article_meta: dict[str, dict[str, Any]] | None = None) -> None:
+              article_meta: dict[str, dict[str, Any]] | None = None) -> Written:
         """Upsert whole articles (article, chunks, chunk texts hashes, embeddings, old chunk ids).
 
         An article's chunks go in one upsert, then its stale chunks (an edit made it shorter) are deleted,
@@ -433,6 +445,7 @@ class Store:
         if stale:
             self._call("delete", "delete", ids=stale)
         self._log(seq, stale)
+        return Written(seq, list(zip(ids, docs, metas)), stale)
 
     def delete_chunks(self, ids: list[str], page: int = 5000) -> None:
         """Delete chunks and record their tombstones."""

@@ -58,7 +58,8 @@ against the one Chroma server, server.rate_limit_per_minute set to 1,000,000 for
 --users concurrent HTTP clients (httpx, asyncio) spread round-robin over the workers, each POSTing /api/ask
 with the dev questions in turn until --seconds have passed (--think S: a pause between a user's questions,
 user i starting after S * i / users so they do not ask in waves);
-errors (non-200 or transport errors), p50/p95, RSS of every serve process. --mode processes --cached-count:
+errors (non-200 or transport errors), p50/p95, RSS of every serve process, and the CPU each side used per
+answer (`cpu_ms_per_answer`: the Chroma server, the serve workers, this load client; /proc/PID/stat). --mode processes --cached-count:
 a what-if with servers whose store count() is answered from memory (the `serve-cached` subcommand: the same
 app as `assistant serve`), to size the fix of Chroma's count at 1M.
 """
@@ -103,6 +104,15 @@ def rss_mb(pid: int) -> dict[str, float]:
         if line.startswith(("VmRSS:", "VmHWM:")):
             out[line.split(":")[0]] = int(line.split()[1]) / 1024
     return out
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/PID/stat), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def port_of(args) -> int:
@@ -567,8 +577,17 @@ def cmd_load(args) -> None:
             for _ in range(2 * args.workers):  # warm every worker: models, keyword index, first Chroma query
                 for u in urls:
                     httpx.post(u + "/api/ask", json={"question": questions[0].query}, timeout=300)
-            info = asyncio.run(_users(urls, args.users, questions, args.seconds, args.think))
             pids = [pid for _, p in served for pid in [p.pid, *children(p.pid)]]
+            chroma_pids = [chroma.pid, *children(chroma.pid)]
+            before = {pid: cpu_s(pid) for pid in pids + chroma_pids}
+            me = os.times()
+            info = asyncio.run(_users(urls, args.users, questions, args.seconds, args.think))
+            spent = {pid: cpu_s(pid) - t for pid, t in before.items()}
+            answers = max(1, info["requests"])
+            info["cpu_ms_per_answer"] = {  # where the two cores go: Chroma, the serve workers, this load client
+                "chroma": round(1000 * sum(spent[p] for p in chroma_pids) / answers, 1),
+                "workers": round(1000 * sum(spent[p] for p in pids) / answers, 1),
+                "load_client": round(1000 * (os.times().user - me.user + os.times().system - me.system) / answers, 1)}
             info.update(mode=args.mode, workers=args.workers, think_s=args.think, cached_count=args.cached_count,
                         store_chunks=httpx.get(urls[0] + "/healthz", timeout=60).json()["chunks"],
                         process_rss_mb={str(pid): rss_mb(pid) for pid in pids}, chroma_rss_mb=rss_mb(chroma.pid))

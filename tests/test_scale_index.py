@@ -130,6 +130,33 @@ def test_an_ingest_costs_what_it_changes(store_and_index):
     assert src.reads - before == 1
 
 
+def _own(src: FakeStore, rows: dict[str, tuple[str, dict]], deleted: tuple[str, ...] = ()):
+    """Write rows as this process would and return the write (`Store.write`'s Written)."""
+    from assistant.store import Written
+
+    src.write(rows, deleted)
+    return Written(src.head, [(cid, text, {**meta, "seq": src.head}) for cid, (text, meta) in rows.items()],
+                   list(deleted))
+
+
+def test_a_write_of_this_process_is_applied_without_reading_it_back(store_and_index):
+    """The index at the sequence before the write, the store's head at the write's: the rows are indexed as
+    written; after another writer's change in between, the change log is read as usual."""
+    src, index = store_and_index
+    before = src.reads
+    own = _own(src, {"d:0": chunk("Quillby tram returns", "Trams run again in Quillby after ten years.")},
+               deleted=("c:0",))
+    report = index.sync(written=own)
+    assert (report.upserted, report.deleted, report.seq, src.reads) == (1, 1, own.seq, before)
+    assert [c for c, _ in index.search("Quillby tram", 1)] == ["d:0"] and not index.search("breakwater", 3)
+
+    src.write({"e:0": chunk("Velmora lighthouse", "The Velmora lighthouse keeper retires in May.")})  # another host
+    own = _own(src, {"f:0": chunk("Quillby bakery", "The Quillby bakery opens a second oven.")})
+    report = index.sync(written=own)
+    assert report.upserted == 2 and src.reads == before + 2 and report.seq == own.seq
+    assert [c for c, _ in index.search("lighthouse keeper", 1)] == ["e:0"]
+
+
 def test_edits_and_deletions_follow_the_change_log(store_and_index):
     src, index = store_and_index
     src.write({"a:0": chunk("Ferry strike ends in Velmora", "Crews accept the Velmora night-shift deal.")},
