@@ -42,7 +42,18 @@ def normalized(text: str) -> str:
 
 
 def shingles(text: str, n: int = SHINGLE) -> frozenset[int]:
-    """The text's word n-grams, hashed."""
+    """The text's word n-grams, hashed by Python's own tuple hash: the same within a process, which is all a
+    comparison of two texts needs, and several times cheaper than a digest (retrieval compares dozens of
+    passages per question). What is stored across processes is `Signature`, built on `stable_shingles`."""
+    words = normalized(text).split()
+    if len(words) <= n:
+        return frozenset((hash(tuple(words)),))
+    return frozenset(map(hash, zip(*(words[i:] for i in range(n)))))
+
+
+def stable_shingles(text: str, n: int = SHINGLE) -> frozenset[int]:
+    """The same n-grams hashed to 32 bits by BLAKE2b: the same in every process and every version, so the
+    MinHash signatures in the store stay comparable."""
     words = normalized(text).split()
     return frozenset(int.from_bytes(hashlib.blake2b(" ".join(words[i:i + n]).encode(), digest_size=4).digest(),
                                     "little") for i in range(max(1, len(words) - n + 1)))
@@ -75,8 +86,8 @@ class Signature:
         """None for texts under MIN_WORDS words; with the old kind of signature beside it (`legacy`)."""
         if len(normalized(text).split()) < MIN_WORDS:
             return None
-        grams = shingles(text)
-        return cls(_minhash(grams), len(grams), cls(_minhash(shingles(text, 5)), None))
+        grams = stable_shingles(text)
+        return cls(_minhash(grams), len(grams), cls(_minhash(stable_shingles(text, 5)), None))
 
     def bands(self) -> list[str]:
         """The LSH band terms of this signature: a text that copies another shares one almost surely. The two

@@ -160,10 +160,10 @@ def test_a_longer_version_is_stored_and_a_trimmed_copy_is_not(tmp_path, make_set
 
 def test_signatures_stored_before_counts_still_catch_copies():
     """Archives written before the shingle count was kept hold 5-gram Jaccard signatures: still compared."""
-    from assistant.duplicates import CopyIndex, _minhash, shingles
+    from assistant.duplicates import CopyIndex, _minhash, stable_shingles
 
     story = _words(120, "w")
-    old = Signature(_minhash(shingles(story, 5)), None)  # as ingest stored it then
+    old = Signature(_minhash(stable_shingles(story, 5)), None)  # as ingest stored it then
     index = CopyIndex()
     index.add("old", Signature.from_meta({"minhash": __import__("json").dumps(list(old.minhash))}), {})
     assert index.copied_from(Signature.of(story))[0] == "old"
@@ -191,15 +191,23 @@ def test_an_archive_with_old_signatures_still_catches_copies_at_ingest(make_sett
     bands in the rebuilt keyword index, and the copy is skipped."""
     import json
 
-    from assistant.duplicates import _minhash, shingles
+    from assistant.duplicates import _minhash, stable_shingles
 
     settings = make_settings()
     ingestor = Ingestor(settings)
     original = _load(ORIGINAL)
     assert ingestor.ingest_articles([original]).added == 1
     ingestor.store.collection().update(ids=[f"{original.id}:0"], metadatas=[{
-        "minhash": json.dumps(list(_minhash(shingles(original.body, 5)))), "shingles": None}])
+        "minhash": json.dumps(list(_minhash(stable_shingles(original.body, 5)))), "shingles": None}])
     assert ingestor.store.manifest([original.id])[original.id].get("shingles") is None
     ingestor.lexical.sync(full=True)  # what `assistant reindex` (or the schema upgrade) does
     report = ingestor.ingest_paths([GAZETTE])
     assert report.added == 0 and "near-duplicate" in report.skipped[0].reason
+
+
+def test_signatures_are_those_earlier_versions_stored():
+    """Stored MinHash signatures stay comparable across versions: the seed article's signature is the one
+    the code of session 5 (f0dd7d5) computed, both kinds (a change of shingle hash would miss every copy)."""
+    sig = Signature.of(SEED.read_text(encoding="utf-8"))
+    assert sig.minhash[:6] == (7239698, 3861083, 4650810, 4813217, 3349391, 6562913) and sig.count == 399
+    assert sig.legacy.minhash[:3] == (13551797, 31698688, 9143506)
