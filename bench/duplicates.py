@@ -36,7 +36,7 @@ def main() -> None:
         ingestor = Ingestor(load_settings(data_dir=args.data_dir or tmp))
         report = IngestReport()
         t = time.perf_counter()
-        kept = ingestor._drop_near_duplicates(list(dataset.articles), {}, {}, report)
+        kept = ingestor._drop_near_duplicates(list(dataset.articles), {}, report)
         seconds = time.perf_counter() - t
     import assistant
 

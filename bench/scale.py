@@ -420,8 +420,8 @@ def profile_ingest(out: Path, port: int, n: int, nonce: str) -> None:
                 spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
         setattr(obj, name, wrapper)
 
-    timed(ing.store, "manifest", "store.manifest (every article's first chunk)")
-    timed(ing, "_drop_near_duplicates", "near-duplicate check (MinHash of every stored article)")
+    timed(ing.store, "manifest", "store.manifest (the incoming articles' rows, by id)")
+    timed(ing, "_drop_near_duplicates", "near-duplicate check (candidates from the keyword index, their rows by id)")
     timed(ing.store.embedder, "embed", "embedding")
     timed(ing.store, "write", "store.write (upsert + change log)")
     timed(ing.lexical, "sync", "keyword index sync")
