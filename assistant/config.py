@@ -45,6 +45,9 @@ class EmbeddingSettings(_Section):
     threads: int = Field(0, description="CPU threads of the embedder, torch or onnxruntime (0 = their default; "
                          "`serve` makes 0 mean 1 thread per request, as it runs requests in parallel). 1 keeps "
                          "one-question latency low on a busy machine, where threads wait on each other.")
+    memo_size: int = Field(50_000, ge=0, description="Question and passage-sentence vectors each process keeps "
+                           "for the questions after (about 1.5 KB each: 75 MB at the default); popular stories' "
+                           "sentences are then not embedded again. 0 keeps none beyond the question at hand.")
 
 
 class StoreSettings(_Section):

@@ -113,8 +113,6 @@ class Embedder:
             return self.onnx.dimension
         return int(self.model.get_sentence_embedding_dimension())
 
-    MEMO_SIZE = 50_000  # vectors of 1.5 KB: at most about 75 MB
-
     def embed_memo(self, texts: list[str]) -> np.ndarray:
         """`embed` with a per-process LRU memo, for query-time text (questions, passage sentences): answering
         scores a passage's sentences, then the citation check compares the reply with them again, and
@@ -131,7 +129,7 @@ class Embedder:
             known.update(zip(missing, self.embed(missing, batch_size=1)))
             with self._memo_lock:
                 self._memo.update((t, known[t]) for t in missing)
-                while len(self._memo) > self.MEMO_SIZE:
+                while len(self._memo) > self.settings.memo_size:
                     self._memo.popitem(last=False)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -20,7 +20,7 @@ the product's data dir, never write into a cache you keep):
     .venv/bin/python bench/scale.py query   --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news --profile
     .venv/bin/python bench/scale.py query   --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news --cached-count
     .venv/bin/python bench/scale.py load    --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news \
-        --users 50 --workers 2 --seconds 120 [--think 10] [--mode processes [--cached-count]]
+        --users 50 --workers 2 --seconds 120 [--think 10] [--memo 2000] [--mode processes [--cached-count]]
 
 Each prints one JSON line last (`build:`, `reindex:`, `ingest:`, `query:`, `load:`); build writes OUT/build.json.
 
@@ -309,11 +309,13 @@ def children(pid: int) -> list[int]:
 
 @contextmanager
 def serve_workers(out: Path, chroma_port: int, workers: int, first_port: int, workers_flag: int = 1,
-                  cached_count: bool = False):
+                  cached_count: bool = False, memo: int | None = None):
     """`assistant serve` processes, one data dir each, against the Chroma server; yields [(url, Popen)].
-    workers_flag > 1: each process is `serve --workers N` (uvicorn's supervisor and N worker processes)."""
+    workers_flag > 1: each process is `serve --workers N` (uvicorn's supervisor and N worker processes);
+    memo: their embedding.memo_size."""
     env = dict(os.environ, ASSISTANT_STORE__HOST="127.0.0.1", ASSISTANT_STORE__PORT=str(chroma_port),
-               ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN, ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="1000000")
+               ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN, ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="1000000",
+               **({"ASSISTANT_EMBEDDING__MEMO_SIZE": str(memo)} if memo is not None else {}))
     procs = []
     try:
         for w in range(workers):
@@ -568,10 +570,11 @@ def cmd_load(args) -> None:
     with chroma_server(out, port) as chroma:
         if args.mode == "workers":  # one `assistant serve --workers N`: uvicorn's supervisor, one data dir
             ensure_index(out, port, 1)
-            ctx = serve_workers(out, port, 1, args.serve_port, workers_flag=args.workers)
+            ctx = serve_workers(out, port, 1, args.serve_port, workers_flag=args.workers, memo=args.memo)
         else:  # N separate `assistant serve` processes (or --cached-count what-if servers), one data dir each
             ensure_index(out, port, args.workers)
-            ctx = serve_workers(out, port, args.workers, args.serve_port, cached_count=args.cached_count)
+            ctx = serve_workers(out, port, args.workers, args.serve_port, cached_count=args.cached_count,
+                                memo=args.memo)
         with ctx as served:
             urls = [u for u, _ in served]
             for _ in range(2 * args.workers):  # warm every worker: models, keyword index, first Chroma query
@@ -589,6 +592,7 @@ def cmd_load(args) -> None:
                 "workers": round(1000 * sum(spent[p] for p in pids) / answers, 1),
                 "load_client": round(1000 * (os.times().user - me.user + os.times().system - me.system) / answers, 1)}
             info.update(mode=args.mode, workers=args.workers, think_s=args.think, cached_count=args.cached_count,
+                        memo_size=args.memo,
                         store_chunks=httpx.get(urls[0] + "/healthz", timeout=60).json()["chunks"],
                         process_rss_mb={str(pid): rss_mb(pid) for pid in pids}, chroma_rss_mb=rss_mb(chroma.pid))
     log("load: " + json.dumps(info))
@@ -642,6 +646,9 @@ def main() -> None:
                     help="workers: one `serve --workers N`; processes: N `serve` processes, own data dirs")
     ld.add_argument("--cached-count", action="store_true",
                     help="what-if (with --mode processes): servers whose store count() is answered from memory")
+    ld.add_argument("--memo", type=int, default=None,
+                    help="embedding.memo_size of the workers (default: theirs, 50,000); 2000 holds the questions "
+                         "under way but not one pass of the dev questions' sentences: never-seen questions")
     sc = sub.add_parser("serve-cached")
     sc.add_argument("--data-dir", required=True)
     sc.add_argument("--port", type=int, required=True)

@@ -220,10 +220,10 @@ def test_embed_memo_returns_the_embedders_vectors_and_forgets_the_oldest(corpus_
     emb._memo.clear()
     np.testing.assert_array_equal(beside, emb.embed_memo(["The bank raised its rate."])[0])
     assert "The bank raised its rate." in emb._memo
-    old = emb.MEMO_SIZE
+    old = emb.settings
     try:
-        emb.MEMO_SIZE = 2
+        emb.settings = old.model_copy(update={"memo_size": 2})  # embedding.memo_size
         emb.embed_memo(["one more sentence here", "and another one"])
         assert len(emb._memo) == 2 and "Marrow spoke on Tuesday." not in emb._memo
     finally:
-        emb.MEMO_SIZE = old
+        emb.settings = old
