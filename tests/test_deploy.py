@@ -504,3 +504,44 @@ def test_workers_with_an_unreachable_redis_stop_before_any_worker_starts(tmp_pat
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "rate-limit store" in lines[0] and "server.redis_url" in lines[0], r.stderr
     assert "s3cret-pw" not in r.stderr
+
+
+def test_a_stopping_server_answers_the_request_of_a_connection_it_just_accepted():
+    """A rolling restart stops old workers while clients connect: a connection accepted just before the stop,
+    whose request is read just after it, is answered, not closed unanswered (stock uvicorn closes it)."""
+    import asyncio
+
+    import uvicorn
+
+    from assistant.web.server import _config
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"answered"})
+
+    port = free_port()
+    server = uvicorn.Server(_config(app, "warning", host="127.0.0.1", port=port, lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    wait_for_port(port, 30)
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        deadline = time.monotonic() + 10
+        while len(server.server_state.connections) < 1:  # accepted by the server, nothing sent yet
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        server.should_exit = True
+        while any(s.is_serving() for s in server.servers):  # shutdown began: the connection was told to stop
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200") and b"answered" in reply, reply
+    finally:
+        client.close()
+        thread.join(15)
+    assert not thread.is_alive()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from assistant.errors import AssistantError
@@ -45,6 +46,24 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class FinishingHTTP(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol, except that a server shutting down (a worker stopped by a rolling restart, a
+    Ctrl-C) gives a connection it has just accepted, whose request has not been read yet, a moment for that
+    request instead of closing it unanswered: the client has usually sent it already, and the close would be an
+    error in a journalist's browser. A connection between two requests still closes at once."""
+
+    ARRIVAL = 0.5  # seconds a just-accepted connection's request may take to arrive once shutdown began
+
+    def shutdown(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.cycle is None and not getattr(self, "_waited", False):
+            self._waited = True
+            self.loop.call_later(self.ARRIVAL, self.shutdown)  # then: finish what it holds, or close
+            return
+        super().shutdown()
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, calling `on_started` once startup (app lifespan included) is done."""
 
@@ -60,7 +79,7 @@ class _Server(uvicorn.Server):
 
 def _config(app, log_level: str, **options) -> uvicorn.Config:
     return uvicorn.Config(app, log_level=log_level, log_config=access_log_config(), proxy_headers=False,
-                          server_header=False, timeout_graceful_shutdown=5, **options)
+                          server_header=False, timeout_graceful_shutdown=5, http=FinishingHTTP, **options)
 
 
 def run(app, host: str, port: int, log_level: str, on_started: Callable[[], None]) -> None:
