@@ -326,14 +326,8 @@ class Store:
 
     def changes_since(self, seq: int, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(id, text, metadata) of the chunks written after `seq`."""
-        offset = 0
-        while True:
-            got = self._call("read", "get", where={"seq": {"$gt": seq}}, include=["documents", "metadatas"],
-                             limit=page, offset=offset)
+        for got in self._pages(["documents", "metadatas"], page, where={"seq": {"$gt": seq}}):
             yield from zip(got["ids"], got["documents"], got["metadatas"])
-            if len(got["ids"]) < page:
-                return
-            offset += page
 
     def deletions_since(self, seq: int) -> list[tuple[str, int]]:
         """(chunk id, sequence) of the chunks deleted after `seq`."""
@@ -389,22 +383,9 @@ class Store:
     def manifest(self, article_ids: Iterable[str] | None = None, page: int = 5000) -> dict[str, dict[str, Any]]:
         """Stored articles' first-chunk metadata, keyed by article id: only these articles' (read by id, what
         an ingest costs) or every article's (a read of the whole archive)."""
-        out: dict[str, dict[str, Any]] = {}
-        if article_ids is not None:
-            ids = [f"{aid}:0" for aid in dict.fromkeys(article_ids)]
-            for i in range(0, len(ids), page):
-                got = self._call("read", "get", ids=ids[i:i + page], include=["metadatas"])
-                out.update((meta["article_id"], meta) for meta in got["metadatas"])
-            return out
-        offset = 0
-        while True:
-            got = self._call("read", "get", where={"chunk_index": 0}, include=["metadatas"],
-                             limit=page, offset=offset)
-            for meta in got["metadatas"]:
-                out[meta["article_id"]] = meta
-            if len(got["ids"]) < page:
-                return out
-            offset += page
+        pages = (self._pages(["metadatas"], page, where={"chunk_index": 0}) if article_ids is None else
+                 self._pages(["metadatas"], page, ids=[f"{aid}:0" for aid in dict.fromkeys(article_ids)]))
+        return {meta["article_id"]: meta for got in pages for meta in got["metadatas"]}
 
     def chunk_ids(self, article_id: str) -> list[str]:
         got = self._call("read", "get", where={"article_id": article_id}, include=[])
@@ -465,16 +446,11 @@ class Store:
         article missing a chunk (never seen, but cheap to check) is removed whole so the next run rewrites it.
         """
         by_article: dict[str, list[tuple[str, int, str]]] = {}
-        offset = 0
-        while True:
-            got = self._call("read", "get", include=["metadatas"], limit=page, offset=offset)
+        for got in self._pages(["metadatas"], page):
             for cid, meta in zip(got["ids"], got["metadatas"]):
                 meta = meta or {}
                 by_article.setdefault(meta.get("article_id", ""), []).append(
                     (cid, int(meta.get("chunk_index", -1)), meta.get("hash", "")))
-            if len(got["ids"]) < page:
-                break
-            offset += page
         doomed: list[str] = []
         for chunks in by_article.values():
             head = next((h for _, i, h in chunks if i == 0), None)
@@ -526,41 +502,36 @@ class Store:
         got = self._call("read", "get", ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
 
-    def iter_chunks(self, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(id, text, metadata) of every chunk, page by page."""
+    def _pages(self, include: list[str], page: int, ids: list[str] | None = None,
+               where: dict | None = None) -> Iterator[dict[str, Any]]:
+        """Chroma `get` results page by page: of these ids (in slices, a read by id), or of every chunk
+        (matching `where`) by limit and offset."""
+        if ids is not None:
+            for i in range(0, len(ids), page):
+                yield self._call("read", "get", ids=ids[i:i + page], include=include)
+            return
         offset = 0
         while True:
-            got = self._call("read", "get", include=["documents", "metadatas"], limit=page, offset=offset)
-            yield from zip(got["ids"], got["documents"], got["metadatas"])
+            got = self._call("read", "get", include=include, limit=page, offset=offset,
+                             **({"where": where} if where else {}))
+            yield got
             if len(got["ids"]) < page:
                 return
             offset += page
+
+    def iter_chunks(self, page: int = 5000) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(id, text, metadata) of every chunk, page by page."""
+        for got in self._pages(["documents", "metadatas"], page):
+            yield from zip(got["ids"], got["documents"], got["metadatas"])
 
     def iter_records(self, ids: list[str] | None = None, page: int = 2000
                      ) -> Iterator[tuple[str, str, dict[str, Any], np.ndarray]]:
         """(id, text, metadata, embedding) of every chunk, or of `ids`, page by page: what a backup holds."""
-        include = ["documents", "metadatas", "embeddings"]
-        if ids is not None:
-            for i in range(0, len(ids), page):
-                got = self._call("read", "get", ids=ids[i:i + page], include=include)
-                yield from zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
-            return
-        offset = 0
-        while True:
-            got = self._call("read", "get", include=include, limit=page, offset=offset)
+        for got in self._pages(["documents", "metadatas", "embeddings"], page, ids=ids):
             yield from zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
-            if len(got["ids"]) < page:
-                return
-            offset += page
 
     def all_ids(self, page: int = 5000) -> list[str]:
-        out, offset = [], 0
-        while True:
-            got = self._call("read", "get", include=[], limit=page, offset=offset)
-            out += got["ids"]
-            if len(got["ids"]) < page:
-                return out
-            offset += page
+        return [cid for got in self._pages([], page) for cid in got["ids"]]
 
     def put_records(self, records: list[tuple[str, str, dict[str, Any], Any]]) -> None:
         """Upsert chunks as `iter_records` gave them (a restore); `record_change` then makes them one change."""
