@@ -221,6 +221,7 @@ class Assistant:
         self.lexical = LexicalIndex(lexical_path(settings), source=self.store)  # follows the store
         self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
         self._engine = engine
+        self.on_answer: Callable[[Answer], None] | None = None  # called with every finished answer (serve counts)
         self.extractive = get_engine("extractive", settings, self.store.embedder.embed_memo)
         self.answer_chain: Runnable = (
             RunnableLambda(self._answer, afunc=self._aanswer, name="answer")
@@ -359,9 +360,14 @@ class Assistant:
                 yield AddableDict(answer_fields(await run_in_executor(None, self._finish, chunk["draft"])))
 
     def _finish(self, draft: _Draft) -> Answer:
+        """The answer a draft becomes, whichever surface asked: the one place every answer passes (`on_answer`)."""
+        answer = draft.final if draft.final is not None else self._checked(draft)
+        if self.on_answer is not None:
+            self.on_answer(answer)
+        return answer
+
+    def _checked(self, draft: _Draft) -> Answer:
         """The citation check and the weak-match caution on a draft reply."""
-        if draft.final is not None:
-            return draft.final
         answer = self._cited(draft.text, draft.passages, draft.generative)
         weak = None
         if not answer.refused and draft.confidence < self.settings.answer.caution_below:

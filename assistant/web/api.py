@@ -236,6 +236,8 @@ def _error_json(status: int, message: str, hint: str | None = None, headers: dic
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     """FastAPI app: the REST API under /api, /widget.js, /healthz, docs at /docs, the Gradio UI mounted at /."""
     assistant = assistant or Assistant(settings)
+    # Every answer of every surface of this app (REST, stream, /v1, the chat) passes the chain's one end.
+    assistant.on_answer = lambda answer: metrics.count_answer(answer.refused, settings.answer.engine)
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not a CDN.
     app = FastAPIOffline(title="Newsroom assistant", version=__version__,
                          description="Cited answers from the newsroom's articles. Ask routes take a widget token "
@@ -294,9 +296,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
     def ask(req: AskIn) -> dict:
         """Answer a question from the articles, with numbered citations."""
-        answer = assistant.ask(req.question, _turns(req), _filters(req))
-        metrics.count_answer(answer.refused, settings.answer.engine)
-        return answer_out(answer)
+        return answer_out(assistant.ask(req.question, _turns(req), _filters(req)))
 
     @app.post("/api/ask/stream", responses={**ERRORS, 200: {
         "content": {"text/event-stream": {}},
@@ -312,7 +312,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
         # A client that goes away cancels the stream, which stops the model call (chain.iterate_in_thread).
         first = await anext(chunks, None)
-        return StreamingResponse(_sse_events(first, chunks, settings.answer.engine), media_type="text/event-stream",
+        return StreamingResponse(_sse_events(first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
@@ -387,7 +387,7 @@ def _filters(req: AskIn) -> dict[str, Any] | None:
     return req.filters.model_dump() if req.filters else None
 
 
-async def _sse_events(first: dict | None, chunks: AsyncIterator[dict], engine: str) -> AsyncIterator[str]:
+async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncIterator[str]:
     """[notice] delta... citations done; an `error` event replaces the rest when answering fails midway."""
     chunk = first
     try:
@@ -398,7 +398,6 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict], engine: s
                 elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
                     yield _sse("notice", {"notice": ev.text})
                 elif ev.kind == "answer" and ev.answer is not None:
-                    metrics.count_answer(ev.answer.refused, engine)
                     yield _sse("citations", answer_out(ev.answer))
             chunk = await anext(chunks, None)
     except AssistantError as e:

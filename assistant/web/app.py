@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 
-from assistant import metrics
 from assistant.chain import Assistant
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
@@ -235,7 +234,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     history[-1]["content"] = chat_html(f"⚠️ {ev.text}")
                     yield history, searching, ""
                 elif ev.answer is not None:
-                    metrics.count_answer(ev.answer.refused, assistant.settings.answer.engine)
                     shown = ev.answer.notice and ev.answer.notice != "empty store"
                     notice = f"\n\n⚠️ {ev.answer.notice}" if shown else ""
                     numbers = {c.n for c in ev.answer.citations}
@@ -253,7 +251,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         """Ask one question; returns the answer text and its citations as JSON."""
         try:
             answer = assistant.ask(question)
-            metrics.count_answer(answer.refused, assistant.settings.answer.engine)
         except AssistantError as e:
             return f"⚠️ {e}", "[]"
         except Exception:

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant import metrics
 from assistant.chain import Assistant, article_label, check_question, events_of
 from assistant.errors import AssistantError
 from assistant.models import Answer
@@ -147,7 +146,6 @@ def openai_router(assistant: Assistant) -> APIRouter:
         if not req.stream:
             out = await assistant.chain.ainvoke(inputs)
             answer: Answer = out["result"]
-            metrics.count_answer(answer.refused, assistant.settings.answer.engine)
             message = {"role": "assistant", "content": answer.answer + _note(answer, []) + footer(answer),
                        **extension(answer)}
             return {**head, "object": "chat.completion", "choices": [
@@ -155,8 +153,7 @@ def openai_router(assistant: Assistant) -> APIRouter:
         chunks = assistant.chain.astream(inputs)
         # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
         first = await anext(chunks, None)
-        return StreamingResponse(_sse(head, first, chunks, assistant.settings.answer.engine),
-                                 media_type="text/event-stream",
+        return StreamingResponse(_sse(head, first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -167,8 +164,7 @@ def openai_router(assistant: Assistant) -> APIRouter:
     return router
 
 
-async def _sse(head: dict[str, Any], first: dict | None, chunks: AsyncIterator[dict],
-               engine: str) -> AsyncIterator[str]:
+async def _sse(head: dict[str, Any], first: dict | None, chunks: AsyncIterator[dict]) -> AsyncIterator[str]:
     """OpenAI chunks: the role, the text as it comes, the final form's corrections and footer with the
     extension fields and finish_reason, then `[DONE]`. A notice (model server down) is a line of the text."""
 
@@ -191,7 +187,6 @@ async def _sse(head: dict[str, Any], first: dict | None, chunks: AsyncIterator[d
                     yield data({"content": ev.text})
                 elif ev.answer is not None:
                     answer = ev.answer
-                    metrics.count_answer(answer.refused, engine)
                     # Renumbered citations, or a reply the checks turned into a refusal: the final form too.
                     tail = "" if streamed.strip() == answer.answer.strip() else "\n\n" + answer.answer
                     yield data({"content": tail + _note(answer, shown) + footer(answer), **extension(answer)},
