@@ -109,10 +109,17 @@ class Signature:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Signature | None:
-        """The signature a manifest row holds (`minhash`, `shingles`), if any."""
-        if not meta.get("minhash"):
+        """The signature a manifest row holds (`minhash`, `shingles`), if any; None for a malformed one too: a
+        row is data (a restored or edited backup), and the keyword index reads every row's."""
+        try:
+            values = json.loads(meta["minhash"]) if meta.get("minhash") else None
+            count = int(meta["shingles"]) if meta.get("shingles") else None
+        except (TypeError, ValueError):
             return None
-        return cls(tuple(json.loads(meta["minhash"])), int(meta["shingles"]) if meta.get("shingles") else None)
+        if not (isinstance(values, list) and len(values) == _BANDS * _ROWS
+                and all(type(v) is int for v in values)):
+            return None
+        return cls(tuple(values), count)
 
     def to_meta(self) -> dict[str, Any]:
         return {"minhash": json.dumps(list(self.minhash)), "shingles": self.count}

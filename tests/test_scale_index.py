@@ -419,6 +419,25 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
     assert done and done[0].added == 1
 
 
+def test_malformed_copy_signatures_do_not_break_the_index(tmp_path):
+    """A manifest row's signature is data (a restored or edited backup): one that is not 64 integers is left
+    out of the copy bands, and the index still builds; a sound one is found by its bands."""
+    from assistant.duplicates import Signature
+
+    sound = Signature.of(" ".join(f"Quillby{i} ferry" for i in range(40)))
+    rows = {f"bad{i}:0": chunk("Velmora notice", f"notice {i}") for i in range(6)}
+    for (cid, (_, meta)), bad in zip(rows.items(), ["not json", "[1, 2]", '{"a": 1}', "5", '["x"] ', "[1.5]"]):
+        meta.update(chunk_index=0, minhash=bad, shingles="many" if bad == "5" else 9)
+    rows["good:0"] = chunk("Quillby ferry", "Quillby ferry notice")
+    rows["good:0"][1].update(chunk_index=0, **sound.to_meta())
+    src = FakeStore()
+    src.write(rows)
+    index = LexicalIndex(tmp_path / "lex", source=src)
+    assert index.sync().upserted == 7
+    assert index.copy_candidates(sound.lookup_bands()) == ["good"]
+    assert [c for c, _ in index.search("Velmora notice", 10)]
+
+
 def test_hostile_text_is_indexed_without_breaking_the_index(tmp_path):
     """Article text is untrusted: a 70,000-character word (over tantivy's term limit), NUL and replacement
     characters, query syntax in the text and the question."""
