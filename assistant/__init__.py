@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported lazily: `import assistant` stays light for the CLI
     from langchain_core.retrievers import BaseRetriever
     from langchain_core.runnables import Runnable
 
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import Settings
 
 __all__ = ["load_assistant", "load_chain", "load_retriever"]
@@ -50,7 +50,7 @@ def _settings(settings: Settings | None = None, config: str | None = None, **ove
 
 def load_assistant(**settings: Any) -> Assistant:
     """The Assistant (store, retriever, engines and `chain`) for these settings."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
 
     return Assistant(_settings(**settings))
 

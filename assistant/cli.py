@@ -92,7 +92,7 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
     page, an RSS/Atom feed or a sitemap, with their pages) into the store."""
     from tqdm import tqdm
 
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     urls = [p for p in paths if _URL.match(p)]
     paths = tuple(p for p in paths if not _URL.match(p))
@@ -129,7 +129,7 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         for bar in bars.values():
             bar.close()
     if urls:
-        from assistant.watch import Watcher
+        from assistant.live.watch import Watcher
 
         with Watcher(settings, ingestor=ingestor) as watcher:
             fetched = watcher.ingest_urls(urls)
@@ -163,7 +163,7 @@ def _print_report(report, as_json: bool, extra: dict | None = None) -> None:
 @click.pass_context
 def watch(ctx: click.Context, once: bool, as_json: bool) -> None:
     """Poll the configured sources (feeds, sitemaps, pages) and ingest what is new or changed, until stopped."""
-    from assistant.watch import Watcher
+    from assistant.live.watch import Watcher
 
     settings = _settings(ctx)
     watcher = Watcher(settings)
@@ -219,7 +219,7 @@ def _watch(watcher, once: bool, as_json: bool) -> None:
 @click.pass_context
 def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> None:
     """Answer a question from the articles, with numbered sources."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
 
     settings = _settings(ctx, **{"answer.engine": engine})
     assistant = Assistant(settings)
@@ -304,7 +304,7 @@ def serve(ctx, host, port, workers) -> None:
                    (f" ({workers} workers)" if workers > 1 else ""), err=True)
 
     if workers > 1:
-        from assistant import metrics
+        from assistant.web import metrics
         from assistant.web.security import rate_limit_storage
 
         rate_limit_storage(settings.server)  # an unreachable Redis is one line here, before any worker starts
@@ -345,7 +345,7 @@ def _worker_app(settings, log_level: int):
 @click.pass_context
 def stats(ctx, as_json) -> None:
     """How many articles and chunks the store holds, and which model built it."""
-    from assistant.store import Store
+    from assistant.index.store import Store
 
     settings = _settings(ctx)
     store = Store(settings)
@@ -356,7 +356,7 @@ def stats(ctx, as_json) -> None:
         for k, v in info.items():
             click.echo(f"{k}: {v}")
         click.echo(_keyword_index_line(settings, store))
-        from assistant.sources import SourceBook
+        from assistant.live.sources import SourceBook
 
         book = SourceBook(settings)
         sources, states = book.sources(), book.states()
@@ -373,7 +373,7 @@ def stats(ctx, as_json) -> None:
 
 def _keyword_index_line(settings, store) -> str:
     """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
-    from assistant.lexical import LexicalIndex, lexical_path
+    from assistant.index.lexical import LexicalIndex, lexical_path
 
     st = LexicalIndex(lexical_path(settings), source=store).status()
     if st["in_step"]:
@@ -388,8 +388,8 @@ def _keyword_index_line(settings, store) -> str:
 @click.pass_context
 def reindex(ctx) -> None:
     """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
-    from assistant.lexical import LexicalIndex, lexical_path
-    from assistant.store import Store
+    from assistant.index.lexical import LexicalIndex, lexical_path
+    from assistant.index.store import Store
 
     settings = _settings(ctx)
     t0 = time.perf_counter()
@@ -404,7 +404,7 @@ def reindex(ctx) -> None:
 @click.pass_context
 def backup(ctx, file) -> None:
     """Back up the archive (store and state files) to FILE (.jsonl.gz) while it serves and ingests go on."""
-    from assistant.backup import backup as run_backup
+    from assistant.ingest.backup import backup as run_backup
 
     info = run_backup(_settings(ctx), file)
     click.echo(f"backed up {info['articles']} articles ({info['chunks']} chunks, change {info['head'] or 0}) "
@@ -417,7 +417,7 @@ def backup(ctx, file) -> None:
 @click.pass_context
 def restore(ctx, file) -> None:
     """Load a backup FILE into this data dir's store, then rebuild its keyword index."""
-    from assistant.backup import restore as run_restore
+    from assistant.ingest.backup import restore as run_restore
 
     info = run_restore(_settings(ctx), file)
     click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
@@ -439,7 +439,7 @@ def eval_(ctx, dataset, engine, limit, out, as_json, sample, baselines) -> None:
     """Benchmark retrieval and answers on a dataset; caches its store under <data-dir>/eval/."""
     from tqdm import tqdm
 
-    from assistant.eval import evaluate, format_table
+    from assistant.eval.run import evaluate, format_table
 
     settings = _settings(ctx, **{"answer.engine": engine})
     bars: dict[str, tqdm] = {}

@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from assistant.config import load_settings  # noqa: E402
-from assistant.eval import ensure_store, eval_settings, load_dataset, run_ours  # noqa: E402
+from assistant.eval.run import ensure_store, eval_settings, load_dataset, run_ours  # noqa: E402
 
 OFF = {"hybrid": False, "time_aware": False, "dedupe": False, "diversify": False, "rerank": False}
 ROWS = [

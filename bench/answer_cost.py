@@ -19,8 +19,8 @@ def main() -> None:
     ap.add_argument("--pools", default="0,8,12,16,24")
     args = ap.parse_args()
 
-    from assistant.engines.extractive import ExtractiveEngine
-    from assistant.eval import contains_answer
+    from assistant.answering.engines.extractive import ExtractiveEngine
+    from assistant.eval.run import contains_answer
 
     settings, assistant, retrieved = retrieve_all(args)
     retrieved = [(q, r) for q, r in retrieved if not q.is_null]

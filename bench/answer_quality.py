@@ -23,11 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.chain import Assistant  # noqa: E402
-from assistant.citations import check_support, cite  # noqa: E402
+from assistant.answering.chain import Assistant  # noqa: E402
+from assistant.answering.citations import check_support, cite  # noqa: E402
+from assistant.answering.retrieval import Filters  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
-from assistant.ingest import Ingestor  # noqa: E402
-from assistant.retrieval import Filters  # noqa: E402
+from assistant.ingest.ingestor import Ingestor  # noqa: E402
 
 DATASET = Path("/work/shared/datasets/realtimeqa-news")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})

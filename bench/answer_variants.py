@@ -24,8 +24,8 @@ def main() -> None:
                     "passages but not in the configured reply, with the reply and the sentences holding it.")
     args = ap.parse_args()
 
-    from assistant.engines.extractive import ExtractiveEngine, SentenceWeights
-    from assistant.eval import contains_answer
+    from assistant.answering.engines.extractive import ExtractiveEngine, SentenceWeights
+    from assistant.eval.run import contains_answer
 
     settings, assistant, retrieved = retrieve_all(args, k=args.k)
     embed = assistant.store.embedder.embed_memo

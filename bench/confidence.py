@@ -57,15 +57,15 @@ def _hash(s: str) -> str:
 def lemma_stem(term: str) -> str:
     import simplemma
 
-    from assistant import lexical
+    from assistant.index import lexical
 
     return term if term[:1].isdigit() else lexical.stem(simplemma.lemmatize(term, lang="en").lower())
 
 
 def variants(assistant, question: str, retrieval) -> dict[str, float]:
     """Confidence of one retrieval under the configured rule and the alternatives."""
-    from assistant import lexical
-    from assistant.retrieval import key_terms
+    from assistant.answering.retrieval import key_terms
+    from assistant.index import lexical
 
     passages = retrieval.passages[:3]
     if not passages:
@@ -106,9 +106,9 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
 
 def store_for(base: Path, name: str, articles) -> object:
     """An Assistant over a cached store holding exactly these articles."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     settings = load_settings(data_dir=str(base / name))
     marker = settings.data_dir / "built"
@@ -124,11 +124,11 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=20, help="answerable (and null) questions per small archive")
     args = ap.parse_args()
 
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
+    from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
-    from assistant.eval import contains_answer, ensure_store, load_dataset
-    from assistant.loaders import load_paths
-    from assistant.retrieval import Filters
+    from assistant.eval.run import contains_answer, ensure_store, load_dataset
+    from assistant.ingest.loaders import load_paths
 
     dataset = load_dataset(args.dataset)
     base = Path(args.data_dir) / "confidence"

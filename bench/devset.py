@@ -30,10 +30,10 @@ def retrieve_all(args: argparse.Namespace, min_confidence: float | None = None, 
     `min_confidence` replaces the configured refusal threshold (0: the chain never refuses on retrieval);
     `k` the number of passages retrieved for the answer engine.
     """
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
+    from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
-    from assistant.eval import ensure_store, load_dataset
-    from assistant.retrieval import Filters
+    from assistant.eval.run import ensure_store, load_dataset
 
     dataset = load_dataset(args.dataset, args.sample)
     overrides = {"retrieval.k": k} if k else {}

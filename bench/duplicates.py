@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--exact", action="store_true")
     args = ap.parse_args()
     from assistant.config import load_settings
-    from assistant.eval import load_dataset
-    from assistant.ingest import Ingestor, IngestReport
+    from assistant.eval.run import load_dataset
+    from assistant.ingest.ingestor import Ingestor, IngestReport
 
     dataset = load_dataset(args.dataset, args.sample)
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +51,7 @@ def main() -> None:
 
 
 def _exact(new, old) -> str:
-    from assistant.duplicates import copied_share, shingles
+    from assistant.text.duplicates import copied_share, shingles
 
     a5, b5 = shingles(new.body, 5), shingles(old.body, 5)
     return (f"4-gram share in it {copied_share(shingles(new.body, 4), shingles(old.body, 4)):.2f}, "

@@ -105,8 +105,8 @@ def main() -> None:
     from run import time_embedding
 
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
-    from assistant.watch import Watcher
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.live.watch import Watcher
 
     out: dict = {}
     common = {"fetch.per_host_delay": 0.0, "watch.items_per_round": max(args.pages, 50)}

@@ -1,7 +1,7 @@
 """The SQLite FTS5 keyword index measured against tantivy for issue 15 (bench/lexical.py), kept so the
-comparison in bench/RESULTS.md can be run again; the product uses tantivy (assistant/lexical.py).
+comparison in bench/RESULTS.md can be run again; the product uses tantivy (assistant/index/lexical.py).
 
-Same interface and change-source sync as `assistant.lexical.LexicalIndex`; our tokens, joined by spaces, in
+Same interface and change-source sync as `assistant.index.lexical.LexicalIndex`; our tokens, joined by spaces, in
 an FTS5 table (unicode61 with our token characters, so nothing is split again), bm25() ranking, WAL readers.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from assistant.lexical import (  # noqa: F401
+from assistant.index.lexical import (  # noqa: F401
     STOPWORDS,
     TOKENIZER_VERSION,
     ChangeSource,

@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from assistant.config import load_settings  # noqa: E402
-from assistant.ingest import Ingestor  # noqa: E402
-from assistant.loaders import articles_from_records  # noqa: E402
+from assistant.ingest.ingestor import Ingestor  # noqa: E402
+from assistant.ingest.loaders import articles_from_records  # noqa: E402
 
 TOWNS = ["Quellan", "Marrowick", "Ostenby", "Pellham", "Varnook", "Tressel", "Hobbard", "Lunmere"]
 

@@ -4,7 +4,7 @@
 
 DIR holds the dataset's eval store (`assistant eval` builds it under DIR/eval/<key>; copy the cache first: the
 engines' indexes are written under DIR/bench-lexical/). Every engine indexes the same tokens
-(`assistant.lexical.tokenize` of title + chunk text, read from the store once) and answers every question's
+(`assistant.index.lexical.tokenize` of title + chunk text, read from the store once) and answers every question's
 keyword query alone (no dense search, no reranking), scored with the eval's own metrics (hits@k, MRR@10 of a
 chunk holding a gold answer). Per engine: full build time, disk, query p50/p95 (top 10 of all chunks; and
 with a date filter), and the cost of one more article (a 10-chunk upsert and its commit) on the full index.
@@ -76,7 +76,7 @@ class _Synced:
         raise NotImplementedError
 
     def build(self, rows):
-        import assistant.lexical as lexical
+        import assistant.index.lexical as lexical
 
         self.src = _Rows(rows)
         lexical._cache_fields = lambda cid, text, meta: self.src.rows[cid]  # the same tokens as the others
@@ -116,7 +116,7 @@ class Tantivy(_Synced):
     name = "tantivy"
 
     def make(self, folder, source):
-        from assistant.lexical import LexicalIndex
+        from assistant.index.lexical import LexicalIndex
 
         return LexicalIndex(folder, source)
 
@@ -162,9 +162,9 @@ def main() -> None:
     ap.add_argument("--engines", default="bm25s,fts5,tantivy")
     args = ap.parse_args()
     from assistant.config import load_settings
-    from assistant.eval import QueryResult, ensure_store, load_dataset, retrieved_from, summarize, top_chunk_answer
-    from assistant.lexical import _cache_fields, tokenize
-    from assistant.store import Store
+    from assistant.eval.run import QueryResult, ensure_store, load_dataset, retrieved_from, summarize, top_chunk_answer
+    from assistant.index.lexical import _cache_fields, tokenize
+    from assistant.index.store import Store
 
     dataset = load_dataset(args.dataset, args.sample)
     settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)
@@ -200,7 +200,7 @@ def main() -> None:
             if toks:
                 engine.search(toks, TOP, median_date)
             lat_f.append(time.perf_counter() - t)
-            from assistant.store import passage_from
+            from assistant.index.store import passage_from
 
             passages = [passage_from(cid, *texts[cid]) for cid in ids]
             retrieved = retrieved_from(passages)

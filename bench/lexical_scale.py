@@ -29,9 +29,9 @@ def main() -> None:
     ap.add_argument("--engines", default="tantivy,fts5")
     args = ap.parse_args()
     from assistant.config import load_settings
-    from assistant.eval import ensure_store, load_dataset
-    from assistant.lexical import _cache_fields, tokenize
-    from assistant.store import Store
+    from assistant.eval.run import ensure_store, load_dataset
+    from assistant.index.lexical import _cache_fields, tokenize
+    from assistant.index.store import Store
 
     dataset = load_dataset(args.dataset, args.sample)
     store = Store(ensure_store(load_settings(data_dir=args.data_dir), dataset))

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
 
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
 
     assistant = Assistant(load_settings(data_dir=args.data_dir))

@@ -34,7 +34,7 @@ def main() -> None:
     from run import load_articles, time_embedding
 
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     articles = load_articles(args.articles)
     with tempfile.TemporaryDirectory(prefix="assistant-profile-") as d:

@@ -27,7 +27,7 @@ def main() -> None:
     args = parser(__doc__).parse_args()
 
     from assistant.config import load_settings
-    from assistant.eval import contains_answer
+    from assistant.eval.run import contains_answer
 
     configured_answer = load_settings(data_dir=args.data_dir).answer
     configured, caution = configured_answer.min_confidence, configured_answer.caution_below

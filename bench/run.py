@@ -69,7 +69,7 @@ def load_articles(n: int | None):
 def stage_ours(args) -> dict:
     """Our ingest on the first N articles: wall time, time inside the embedder, re-ingest time."""
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     articles = load_articles(args.articles)
     settings = load_settings(data_dir=args.data_dir)
@@ -112,7 +112,7 @@ def stage_naive(args) -> dict:
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from assistant.embedder import _resolve_model
+    from assistant.index.embedder import _resolve_model
 
     articles = load_articles(args.articles)
     embeddings = HuggingFaceEmbeddings(model_name=_resolve_model("")[0])
@@ -129,7 +129,7 @@ def stage_naive(args) -> dict:
 
 def chunk_texts(embedder, settings, n_articles: int | None) -> list[str]:
     """The texts our pipeline embeds for the first N articles (title + chunk), cut by its own chunker."""
-    from assistant.chunking import Chunker
+    from assistant.ingest.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)
@@ -143,7 +143,7 @@ def chunk_texts(embedder, settings, n_articles: int | None) -> list[str]:
 def stage_embedder(args) -> dict:
     """The embedder alone at the pipeline's batch shapes: tokens/s on this CPU."""
     from assistant.config import load_settings
-    from assistant.embedder import Embedder
+    from assistant.index.embedder import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
     emb = Embedder.shared(settings.embedding)  # as Store picks it
@@ -161,7 +161,7 @@ def stage_backends(args) -> dict:
     """torch vs onnx vs onnx-int8 in one process on the same chunk texts, in alternating rounds (a shared,
     loaded machine drifts: interleaving gives each backend the same conditions); tokens/s and ratios."""
     from assistant.config import EmbeddingSettings, load_settings
-    from assistant.embedder import Embedder
+    from assistant.index.embedder import Embedder
 
     settings = load_settings(data_dir=args.data_dir)
     names = ("torch", "onnx", "onnx-int8")
@@ -191,9 +191,9 @@ def stage_backends(args) -> dict:
 
 def stage_query(args) -> dict:
     """Retrieval and end-to-end extractive answer latency over the benchmark's questions."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
+    from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
-    from assistant.retrieval import Filters
 
     queries = json.loads((DATASET / "queries.json").read_text(encoding="utf-8"))
     if args.synthetic_questions:
@@ -221,7 +221,7 @@ def stage_synthetic(args) -> dict:
     import numpy as np
 
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     settings = load_settings(data_dir=args.data_dir)
     ing = Ingestor(settings)
@@ -250,7 +250,7 @@ def stage_synthetic(args) -> dict:
             made += 1
         col.add(ids=ids, documents=docs, metadatas=metas, embeddings=np.vstack(vecs))
     # keyword index resync from the store (what an ingest does after a crash)
-    from assistant.ingest import IngestReport
+    from assistant.ingest.ingestor import IngestReport
     ing._synced_cache(IngestReport(), None)
     size = sum(f.stat().st_size for f in Path(args.data_dir).rglob("*") if f.is_file())
     return {"chunks": col.count(), "seconds": time.perf_counter() - t0, "store_mb": size / 1e6}

@@ -45,7 +45,7 @@ town, people and outlet, .example URL), each timed from request to response; pri
 --profile runs the same ingests in this process under cProfile instead (the library's Ingestor on the same
 server), printing where the time goes.
 
-query: in this process through the library (`assistant.chain.Assistant` on the Chroma server, extractive
+query: in this process through the library (`assistant.answering.chain.Assistant` on the Chroma server, extractive
 engine): for each dev question, keyword search alone (`Retriever`'s LexicalIndex.search), whole retrieval
 (`retriever.retrieve`) and the whole answer (`Assistant.ask`), p50/p95 (--profile: the answers under cProfile,
 its top functions printed; --cached-count: a what-if with the store's count() answered from memory, no
@@ -186,7 +186,7 @@ def read_source(src: Path):
 def cmd_build(args) -> None:
     import numpy as np
 
-    from assistant.store import Store
+    from assistant.index.store import Store
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -404,8 +404,8 @@ def profile_ingest(out: Path, port: int, n: int, nonce: str) -> None:
     import cProfile
     import pstats
 
-    from assistant.ingest import Ingestor
-    from assistant.loaders import articles_from_records
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import articles_from_records
 
     ing = Ingestor(settings_for(out / "serve0", port))
     ing.store.embedder.embed(["warm"])
@@ -454,9 +454,9 @@ def profile_ingest(out: Path, port: int, n: int, nonce: str) -> None:
 # ------------------------------------------------------------------ query cost per worker
 
 def cmd_query(args) -> None:
-    from assistant.chain import Assistant
-    from assistant.eval import load_dataset
-    from assistant.retrieval import Filters
+    from assistant.answering.chain import Assistant
+    from assistant.answering.retrieval import Filters
+    from assistant.eval.run import load_dataset
 
     out = Path(args.out)
     port = port_of(args)
@@ -562,7 +562,7 @@ def cmd_load(args) -> None:
 
     import httpx
 
-    from assistant.eval import load_dataset
+    from assistant.eval.run import load_dataset
 
     out = Path(args.out)
     port = port_of(args)
@@ -600,7 +600,7 @@ def cmd_load(args) -> None:
 def cmd_serve_cached(args) -> None:
     """What-if server (load --mode processes --cached-count): `assistant serve`'s app (create_app, the same
     settings from the environment, one embedder thread) with the store's count() answered from memory."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
     from assistant.web import server
     from assistant.web.api import create_app

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from assistant.config import load_settings  # noqa: E402
-from assistant.eval import SystemRun, ensure_store, load_dataset, run_ours  # noqa: E402
+from assistant.eval.run import SystemRun, ensure_store, load_dataset, run_ours  # noqa: E402
 
 METRICS = ("hits@1", "hits@4", "hits@10", "mrr@10", "article_hit@10")
 
@@ -60,8 +60,8 @@ def main() -> None:
 def diagnose(settings, dataset, answerable) -> None:
     from datetime import date
 
-    from assistant.eval import SystemRun, contains_answer
-    from assistant.store import Store
+    from assistant.eval.run import SystemRun, contains_answer
+    from assistant.index.store import Store
 
     published = {a.url: a.published_at for a in dataset.articles if a.url}
 

@@ -81,7 +81,7 @@ def make_settings(tmp_path):
 def corpus_data_dir(tmp_path_factory) -> Path:
     """A data dir with corpus/ ingested once for the whole session (read-only use)."""
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     data_dir = tmp_path_factory.mktemp("corpus-store")
     report = Ingestor(load_settings(data_dir=str(data_dir))).ingest_paths([CORPUS])
@@ -91,7 +91,7 @@ def corpus_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_assistant(corpus_data_dir):
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
 
     return Assistant(load_settings(data_dir=str(corpus_data_dir)))
@@ -142,7 +142,7 @@ def llm(scripted_llm_server):
 @pytest.fixture
 def chat_assistant(corpus_assistant, corpus_data_dir, llm):
     """An Assistant over the corpus whose answer engine is the scripted server (openai engine)."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
 
     def make(**overrides):

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from assistant.web.api import create_app
 from tests.conftest import free_port

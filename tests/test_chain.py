@@ -18,10 +18,10 @@ from langchain_core.tracers.context import register_configure_hook
 from scripted_llm import Fault
 
 from assistant import load_chain, load_retriever
-from assistant.chain import EMPTY_STORE, RUN_NAME, Assistant
+from assistant.answering.chain import EMPTY_STORE, RUN_NAME, Assistant
+from assistant.answering.retrieval import Filters
 from assistant.cli import cli
 from assistant.errors import AssistantError
-from assistant.retrieval import Filters
 from assistant.web.api import create_app
 from tests.conftest import SEED, serve_in_thread
 from tests.test_api import sse_events
@@ -338,7 +338,7 @@ OUTLETS = [("Avrel Harbour Gazette", "Ferry crews in Port Avrel", "The first boa
 def three_outlets(tmp_path_factory):
     """Three fictional ferry stories from three outlets, two of them named "Gazette"."""
     from assistant.config import load_settings
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     folder = tmp_path_factory.mktemp("outlets")
     records = [{"title": f"{lead} end their strike", "source": source, "published_at": f"2025-06-0{i + 1}",
@@ -352,7 +352,7 @@ def three_outlets(tmp_path_factory):
 
 
 def test_source_filter_means_the_same_in_the_dense_and_keyword_legs(three_outlets):
-    from assistant.retrieval import _where
+    from assistant.answering.retrieval import _where
 
     r = three_outlets.retriever
     resolved = r.matching_sources(["gazette"])  # any outlet whose name holds the value, ignoring case

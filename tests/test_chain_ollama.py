@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from tests.test_chain import QUESTION, Recorder
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.citations import anchors, check_support, cite, has_number, names
+from assistant.answering.citations import anchors, check_support, cite, has_number, names
 from assistant.models import Passage
-from assistant.sentences import sentences
+from assistant.text.sentences import sentences
 
 BODY = ("Engineers in Port Avalon said the 2.4-kilometre bridge had cost 1.8 billion. Traffic rose 12.9 percent "
         "in its first month, the U.S. firm that built it said at 9 a.m. on Monday. The works office at No. 10 "
@@ -15,7 +15,7 @@ BODY = ("Engineers in Port Avalon said the 2.4-kilometre bridge had cost 1.8 bil
 
 
 def _passage(body: str = BODY) -> Passage:
-    from assistant.sentences import split_sentences
+    from assistant.text.sentences import split_sentences
 
     return Passage(chunk_id="a:0", article_id="a", text=body, start=0, end=len(body), title="Bridge opens",
                    source="Harbour Times", published_at="2025-03-06", url="https://harbour.example/bridge",
@@ -99,8 +99,8 @@ def test_names_are_capitalised_words_that_do_not_open_a_sentence(text, expected)
 
 
 def test_the_engine_the_citation_check_and_the_eval_share_one_name_definition():
-    from assistant.engines.extractive import has_answer_type
-    from assistant.eval import key_tokens
+    from assistant.answering.engines.extractive import has_answer_type
+    from assistant.eval.run import key_tokens
 
     s = "Crews from the U.S. met Tolk in Port Avalon. Then 12 left."
     assert anchors(s)[0] == {"u.s", "tolk", "port", "avalon"}

@@ -7,9 +7,9 @@ import pytest
 from conftest import SEED
 
 from assistant.config import EmbeddingSettings
-from assistant.embedder import Embedder
 from assistant.errors import ConfigError, StoreError
-from assistant.store import Store
+from assistant.index.embedder import Embedder
+from assistant.index.store import Store
 
 LONG = SEED.read_text(encoding="utf-8")  # the real seed article, verbatim
 TEXTS = [
@@ -98,7 +98,7 @@ def test_int8_store_refuses_fp32_queries(make_settings, torch_embedder, int8_emb
 
 
 def test_export_is_cached_and_reused(onnx_cache, onnx_embedder, int8_embedder):
-    from assistant.embedding_onnx import OnnxEncoder
+    from assistant.index.embedding_onnx import OnnxEncoder
 
     for emb in (onnx_embedder, int8_embedder):
         path = emb.onnx.onnx_path

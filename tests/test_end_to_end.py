@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.cli import cli
-from assistant.ingest import Ingestor
-from assistant.loaders import load_file
-from assistant.store import Store
+from assistant.index.store import Store
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import load_file
 from tests.conftest import CORPUS, SEED
 
 FICTIONAL = Path(__file__).parent / "data" / "reliability" / "wire" / "vellmark-coastguard.md"
@@ -55,7 +55,7 @@ def test_unanswerable_question_is_refused(corpus_assistant):
 
 def test_weakly_matched_answer_carries_a_caution(corpus_assistant, corpus_data_dir):
     """Between answer.min_confidence and answer.caution_below the answer is given with a notice saying so."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.config import load_settings
 
     question = "Did Russia offer Iran military help?"
@@ -101,7 +101,7 @@ def test_reingest_is_idempotent_and_edits_replace_chunks(tmp_path, make_settings
 
 
 def test_no_chunk_exceeds_model_max_length(tmp_path, make_settings):
-    from assistant.chunking import Chunker
+    from assistant.ingest.chunking import Chunker
     from assistant.models import Article
 
     settings = make_settings()

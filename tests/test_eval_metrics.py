@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.eval import (
+from assistant.eval.run import (
     Query,
     QueryResult,
     citation_precision,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
+from assistant.answering.engines.extractive import answer_type
 from assistant.config import load_settings
-from assistant.engines.extractive import answer_type
-from assistant.ingest import Ingestor
-from assistant.lexical import stem
-from assistant.loaders import load_file
+from assistant.index.lexical import stem
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import load_file
 from tests.conftest import CORPUS, SEED
 
 QUESTION = "Did Russia offer Iran military help?"
@@ -170,7 +170,7 @@ def test_stem_meets_word_forms():
 
 def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
     """With a pool, the engine embeds the question plus at most `pool` sentences, and the seed answer holds."""
-    from assistant.engines.extractive import ExtractiveEngine
+    from assistant.answering.engines.extractive import ExtractiveEngine
 
     embedded: list[int] = []
 
@@ -191,7 +191,7 @@ def test_sentence_pool_embeds_only_the_best_worded_sentences(corpus_assistant):
 
 def test_sentence_floor_sets_how_far_below_the_best_a_sentence_may_score(corpus_assistant):
     """answer.sentence_floor reaches the engine: a floor of 1 keeps only the best sentence, a low one more."""
-    from assistant.engines import get_engine
+    from assistant.answering.engines import get_engine
 
     retrieval = corpus_assistant.retriever.retrieve(QUESTION)
     picks = {}

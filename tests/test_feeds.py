@@ -12,8 +12,8 @@ import time
 import pytest
 from feeds_site import ARTICLES, Site, article_page, rss, serve_newsroom
 
-from assistant.chain import Assistant
-from assistant.watch import Watcher
+from assistant.answering.chain import Assistant
+from assistant.live.watch import Watcher
 
 
 @pytest.fixture
@@ -235,13 +235,13 @@ def test_the_watcher_waits_for_another_ingest(site, watch_settings, caplog):
     import logging
     import threading
 
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     settings = watch_settings(["/atom.xml"])
     other = Ingestor(settings)
     with Watcher(settings) as w:
         done = threading.Event()
-        with other.lock(), caplog.at_level(logging.WARNING, logger="assistant.ingest"):
+        with other.lock(), caplog.at_level(logging.WARNING, logger="assistant.ingest.ingestor"):
             thread = threading.Thread(target=lambda: (w.round(), done.set()), daemon=True)
             thread.start()
             deadline = time.monotonic() + 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.sources import SourceBook, SourceState, source_id
+from assistant.live.sources import SourceBook, SourceState, source_id
 from assistant.web.api import create_app
 
 ADMIN = {"Authorization": "Bearer adm-feeds-test"}

@@ -17,7 +17,7 @@ from feeds_site import Site, article_page, rss, serve_newsroom
 
 from assistant.cli import cli
 from assistant.config import load_settings
-from assistant.store import Store
+from assistant.index.store import Store
 
 INGEST_KEYS = {"added", "updated", "unchanged", "deleted", "chunks", "failed", "skipped", "resumed", "seconds"}
 NOTE = ROOT / "tests" / "data" / "answers" / "northvale-rates.md"

@@ -10,9 +10,9 @@ from feeds_site import Site, article_page
 
 from assistant.config import FetchSettings, load_settings
 from assistant.errors import ConfigError
-from assistant.fetcher import Fetcher, FetchError, listed_link_allowed
-from assistant.pages import canonical_url
-from assistant.sources import SourceBook
+from assistant.live.fetcher import Fetcher, FetchError, listed_link_allowed
+from assistant.live.pages import canonical_url
+from assistant.live.sources import SourceBook
 
 PAGE = article_page("Calder tram depot to close", ["The old tram depot of Calder will close in June."]).encode()
 

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from scripted_llm import Fault
 
-from assistant.chain import NOT_COVERED, Assistant
+from assistant.answering.chain import NOT_COVERED, Assistant
+from assistant.answering.prompts import PROMPTS_DIR, load_prompt
 from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import ConfigError, EngineError
-from assistant.ingest import Ingestor
-from assistant.prompts import PROMPTS_DIR, load_prompt
+from assistant.ingest.ingestor import Ingestor
 from assistant.web.app import sources_html
 from tests.conftest import CORPUS, SEED, free_port
 
@@ -266,7 +266,7 @@ def test_prompt_without_a_required_variable_is_a_config_error(tmp_path, make_set
     for name in ("answer_system", "condense"):
         (tmp_path / f"{name}.md").write_text((PROMPTS_DIR / f"{name}.md").read_text())
     (tmp_path / "answer_user.md").write_text("Question: {question}\nAnswer it.")
-    from assistant.engines.chat import ChatEngine
+    from assistant.answering.engines.chat import ChatEngine
 
     with pytest.raises(ConfigError) as e:
         ChatEngine("openai", make_settings(**{"llm.prompts_dir": str(tmp_path)}))
@@ -274,7 +274,7 @@ def test_prompt_without_a_required_variable_is_a_config_error(tmp_path, make_set
 
 
 def test_missing_client_package_names_the_pip_package(make_settings, monkeypatch):
-    from assistant.engines.chat import ChatEngine
+    from assistant.answering.engines.chat import ChatEngine
 
     monkeypatch.setitem(sys.modules, "langchain_ollama", None)  # as if the package were not installed
     with pytest.raises(EngineError) as e:

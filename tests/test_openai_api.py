@@ -27,7 +27,7 @@ def _settings(data_dir, **server):
 
 @pytest.fixture(scope="module")
 def served(corpus_data_dir):
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
 
     settings = _settings(corpus_data_dir)
     with serve_in_thread(create_app(settings, Assistant(settings))) as url:

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from assistant.chunking import Chunker
-from assistant.cleaning import content_regions
 from assistant.config import load_settings
 from assistant.errors import CorpusError
-from assistant.loaders import _load_jsonl, _load_text, decode_text
+from assistant.ingest.chunking import Chunker
+from assistant.ingest.loaders import _load_jsonl, _load_text, decode_text
 from assistant.models import Article
+from assistant.text.cleaning import content_regions
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -136,7 +136,7 @@ def test_jsonl_keeps_good_lines_and_numbers_bad_ones(lines):
 
 @pytest.fixture(scope="module")
 def chunker():
-    from assistant.embedder import Embedder
+    from assistant.index.embedder import Embedder
 
     e = Embedder.shared(load_settings().embedding)
     return Chunker(e.tokenizer, e.max_seq_length, 160, 24)

@@ -11,9 +11,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from assistant.ingest import Ingestor
+from assistant.ingest.ingestor import Ingestor
 from assistant.web.api import create_app
 from tests.conftest import CORPUS, free_port, serve_in_thread
 

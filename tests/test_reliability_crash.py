@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from assistant.lexical import LexicalIndex, lexical_path
-from assistant.loaders import load_paths
-from assistant.store import Store
+from assistant.index.lexical import LexicalIndex, lexical_path
+from assistant.index.store import Store
+from assistant.ingest.loaders import load_paths
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -201,9 +201,9 @@ def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
 
 def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_path, make_settings):
     """The one partial state a kill can leave: an edited, shorter article upserted, its old tail not yet deleted."""
-    from assistant.duplicates import normalized
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
     from assistant.models import content_hash
+    from assistant.text.duplicates import normalized
 
     src = tmp_path / "articles.jsonl"
     write_articles(src, 30, seed=3)

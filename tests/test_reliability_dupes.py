@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-from assistant.chain import Assistant
-from assistant.duplicates import Signature, normalized
-from assistant.ingest import Ingestor
-from assistant.loaders import load_file
-from assistant.store import Store
+from assistant.answering.chain import Assistant
+from assistant.index.store import Store
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import load_file
+from assistant.text.duplicates import Signature, normalized
 from tests.conftest import SEED
 
 WIRE = Path(__file__).parent / "data" / "reliability" / "wire"
@@ -128,7 +128,7 @@ def _words(n: int, seed: str) -> str:
 
 def test_the_copy_test_asks_whether_the_new_text_is_already_there():
     """One test for articles, passages and sentences: the new text's word 4-grams mostly inside the other's."""
-    from assistant.duplicates import copied_share, is_copy, shingles
+    from assistant.text.duplicates import copied_share, is_copy, shingles
 
     story = _words(200, "w")
     trimmed, extended = _words(150, "w"), story + " " + _words(100, "local")
@@ -160,7 +160,7 @@ def test_a_longer_version_is_stored_and_a_trimmed_copy_is_not(tmp_path, make_set
 
 def test_signatures_stored_before_counts_still_catch_copies():
     """Archives written before the shingle count was kept hold 5-gram Jaccard signatures: still compared."""
-    from assistant.duplicates import CopyIndex, _minhash, stable_shingles
+    from assistant.text.duplicates import CopyIndex, _minhash, stable_shingles
 
     story = _words(120, "w")
     old = Signature(_minhash(stable_shingles(story, 5)), None)  # as ingest stored it then
@@ -191,7 +191,7 @@ def test_an_archive_with_old_signatures_still_catches_copies_at_ingest(make_sett
     bands in the rebuilt keyword index, and the copy is skipped."""
     import json
 
-    from assistant.duplicates import _minhash, stable_shingles
+    from assistant.text.duplicates import _minhash, stable_shingles
 
     settings = make_settings()
     ingestor = Ingestor(settings)

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import AssistantError
-from assistant.ingest import Ingestor
-from assistant.loaders import load_file
-from assistant.store import Store
+from assistant.index.store import Store
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import load_file
 from assistant.web.app import sources_html
 
 DATA = Path(__file__).parent / "data" / "reliability"

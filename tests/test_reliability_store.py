@@ -163,7 +163,7 @@ def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
 def test_open_store_sees_ingests_made_by_another_process(tmp_path):
     """A server keeps its Store open while `assistant ingest` runs beside it: each later question sees the
     new articles (the embedded store is reopened when its files change), twice in a row."""
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
 
     data = tmp_path / "data"
     first = tmp_path / "first.md"

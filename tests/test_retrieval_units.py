@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from assistant.cleaning import content_regions
+from assistant.answering.retrieval import collapse_duplicates, diversify, rrf, term_coverage, window_coverage
 from assistant.models import Passage
-from assistant.retrieval import collapse_duplicates, diversify, rrf, term_coverage, window_coverage
-from assistant.timeparse import parse_sources, parse_time_window
+from assistant.text.cleaning import content_regions
+from assistant.text.timeparse import parse_sources, parse_time_window
 
 
 def passage(cid: str, article: str, text: str, url: str | None = None) -> Passage:
@@ -114,7 +114,7 @@ def test_page_furniture_is_stripped():
 def test_rerank_runnable_recomposes_with_foreign_documents(corpus_assistant):
     from langchain_core.documents import Document
 
-    from assistant.retrieval import stage_runnables
+    from assistant.answering.retrieval import stage_runnables
 
     stages = stage_runnables(corpus_assistant.retriever)
     docs = [Document(page_content="The bakery sold out of croissants by nine in the morning.",
@@ -139,7 +139,7 @@ def test_the_query_path_does_not_import_ingest():
     import subprocess
     import sys
 
-    code = "import sys, assistant.chain, assistant.retrieval; print('assistant.ingest' in sys.modules)"
+    code = "import sys, assistant.answering.chain, assistant.answering.retrieval; print('assistant.ingest.ingestor' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

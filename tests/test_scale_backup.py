@@ -9,10 +9,10 @@ import json
 import subprocess
 import sys
 
-from assistant.backup import backup, restore
-from assistant.ingest import Ingestor
-from assistant.loaders import load_paths
-from assistant.store import Store
+from assistant.index.store import Store
+from assistant.ingest.backup import backup, restore
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import load_paths
 from tests.conftest import ROOT
 from tests.test_scale_index import article, write_jsonl
 
@@ -58,7 +58,7 @@ def test_backup_while_ingesting_then_restore_elsewhere(make_settings, tmp_path, 
     out = restore(dst, tmp_path / "archive.jsonl.gz")
     assert out["chunks"] == out["keyword_index"] == len(expected)
     again = restore(dst, tmp_path / "archive.jsonl.gz")
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
 
     helper = Assistant(dst)
     assert again["chunks"] == helper.store.count() == len(expected)  # restoring twice duplicates nothing

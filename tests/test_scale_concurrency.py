@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from assistant.lexical import LexicalIndex
+from assistant.index.lexical import LexicalIndex
 from tests.conftest import ROOT, serve_in_thread
 from tests.test_scale_index import FakeStore, article, chunk, write_jsonl
 
@@ -82,8 +82,8 @@ def _touch(path):
 
 @pytest.fixture
 def small_store(make_settings, tmp_path):
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     settings = make_settings()
     ing = Ingestor(settings)
@@ -251,7 +251,7 @@ def _serve_and_ingest(settings, tmp_path, other_dir, env) -> None:
     ingest` processes one after another; every request must succeed, every new article be found."""
     import httpx
 
-    from assistant.chain import Assistant
+    from assistant.answering.chain import Assistant
     from assistant.web.api import create_app
 
     assistant = Assistant(settings)
@@ -320,8 +320,8 @@ def test_serving_while_ingesting_embedded(make_settings, small_store, tmp_path):
 def test_serving_while_ingesting_on_a_chroma_server(make_settings, tmp_path, chroma_server):
     host, port = chroma_server
     server = {"store.host": host, "store.port": port}
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     Ingestor(make_settings(tmp_path / "ingest-host", **server)).ingest_articles(
         load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Corrowby") for i in range(2)])]).articles)

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-import assistant.lexical as lexical
-from assistant.lexical import LexicalIndex, tokenize
+import assistant.index.lexical as lexical
+from assistant.index.lexical import LexicalIndex, tokenize
 from tests.conftest import ROOT
 
 
@@ -132,7 +132,7 @@ def test_an_ingest_costs_what_it_changes(store_and_index):
 
 def _own(src: FakeStore, rows: dict[str, tuple[str, dict]], deleted: tuple[str, ...] = ()):
     """Write rows as this process would and return the write (`Store.write`'s Written)."""
-    from assistant.store import Written
+    from assistant.index.store import Written
 
     src.write(rows, deleted)
     return Written(src.head, [(cid, text, {**meta, "seq": src.head}) for cid, (text, meta) in rows.items()],
@@ -230,9 +230,9 @@ def distinct_article(i: int) -> dict:
 def test_a_one_article_ingest_reads_its_own_rows_not_the_archive(make_settings, tmp_path, monkeypatch):
     """What an ingest reads from the store does not grow with the archive: the incoming article's rows by
     id, the change log, its own new chunks for the keyword index (not every article's manifest row)."""
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
-    from assistant.store import Store
+    from assistant.index.store import Store
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     rows_read: list[int] = []
     real_call = Store._call
@@ -260,9 +260,9 @@ def test_a_one_article_ingest_reads_its_own_rows_not_the_archive(make_settings, 
 
 
 def test_store_chunks_carry_a_sequence_and_deletions_leave_tombstones(make_settings, tmp_path):
-    from assistant.ingest import Ingestor
-    from assistant.lexical import lexical_path
-    from assistant.loaders import load_paths
+    from assistant.index.lexical import lexical_path
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     settings = make_settings()
     ing = Ingestor(settings)
@@ -285,10 +285,10 @@ def test_emptiness_and_dense_search_need_no_count_of_the_store(make_settings, tm
     Chroma for neither."""
     import numpy as np
 
-    from assistant.chain import Assistant
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
-    from assistant.store import Store
+    from assistant.answering.chain import Assistant
+    from assistant.index.store import Store
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     settings = make_settings()
     assert Store(settings).is_empty()
@@ -343,9 +343,9 @@ def test_reindex_command_and_stats_say_whether_the_index_is_in_step(make_setting
 def test_a_server_on_another_data_dir_answers_hybrid_and_sees_new_articles(make_settings, tmp_path, chroma_server):
     """Two data dirs against one Chroma server: the one that never ingested builds its keyword index from the
     store and follows the other's ingests within seconds."""
-    from assistant.chain import Assistant
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
+    from assistant.answering.chain import Assistant
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     host, port = chroma_server
     writer = Ingestor(make_settings(tmp_path / "writer", **{"store.host": host, "store.port": port}))
@@ -392,8 +392,8 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
     import logging
     import threading
 
-    from assistant.ingest import Ingestor
-    from assistant.loaders import load_paths
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import load_paths
 
     host, port = chroma_server
     server = {"store.host": host, "store.port": port}
@@ -405,7 +405,7 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
     assert ing.store.lease()["holder"] == ""  # released after the run
 
     assert other.take_lease("host-a:1:alive", ttl=120) is None
-    caplog.set_level(logging.WARNING, logger="assistant.ingest")
+    caplog.set_level(logging.WARNING, logger="assistant.ingest.ingestor")
     done: list = []
     t = threading.Thread(target=lambda: done.append(ing.ingest_articles(arts[1:])))
     t.start()
@@ -422,7 +422,7 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
 def test_malformed_copy_signatures_do_not_break_the_index(tmp_path):
     """A manifest row's signature is data (a restored or edited backup): one that is not 64 integers is left
     out of the copy bands, and the index still builds; a sound one is found by its bands."""
-    from assistant.duplicates import Signature
+    from assistant.text.duplicates import Signature
 
     sound = Signature.of(" ".join(f"Quillby{i} ferry" for i in range(40)))
     rows = {f"bad{i}:0": chunk("Velmora notice", f"notice {i}") for i in range(6)}

@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from assistant.ingest import Ingestor
-from assistant.loaders import articles_from_records
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import articles_from_records
 from assistant.web.api import create_app
 from tests.conftest import ROOT, SEED, free_port, serve_in_thread, start_chroma, stop_process
 
@@ -170,7 +170,7 @@ def test_without_tokens_metrics_follow_the_anonymous_rule(corpus_assistant, corp
 
 WORKERS = textwrap.dedent("""
     import json, multiprocessing, sys
-    from assistant import metrics
+    from assistant.web import metrics
 
     def work(n):
         for _ in range(n):

@@ -21,14 +21,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
-from assistant import __version__, metrics
-from assistant.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
+from assistant import __version__
+from assistant.answering.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, StoreError
-from assistant.ingest import Ingestor
-from assistant.lexical import LexicalIndex, lexical_path
-from assistant.loaders import articles_from_records
+from assistant.index.lexical import LexicalIndex, lexical_path
+from assistant.ingest.ingestor import Ingestor
+from assistant.ingest.loaders import articles_from_records
 from assistant.models import Answer
+from assistant.web import metrics
 from assistant.web.app import CSS, THEME, build_app
 from assistant.web.openai_api import OpenAIErrors, openai_router
 from assistant.web.security import install

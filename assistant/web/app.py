@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 
-from assistant.chain import Assistant
+from assistant.answering.chain import Assistant
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
 

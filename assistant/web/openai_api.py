@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.chain import Assistant, article_label, check_question, events_of
+from assistant.answering.chain import Assistant, article_label, check_question, events_of
 from assistant.errors import AssistantError
 from assistant.models import Answer
 

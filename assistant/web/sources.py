@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 
 from assistant.config import Settings
 from assistant.errors import ConfigError
-from assistant.sources import Source, SourceBook, SourceState
+from assistant.live.sources import Source, SourceBook, SourceState
 
 
 class SourceIn(BaseModel):

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.instructions import addresses_reader
-from assistant.lexical import tokenize
+from assistant.index.lexical import tokenize
 from assistant.models import Citation, Passage
-from assistant.sentences import sentences
+from assistant.text.instructions import addresses_reader
+from assistant.text.sentences import sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -192,7 +192,7 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     A sentence is supported when some cited passage scores >= threshold for it and contains its numbers;
     a sentence without a (valid) citation is unsupported. A sentence that addresses the reader or an assistant
     (instructions, a request for a token or login), or cites a quote that does, is never supported: article
-    text is data (`assistant.instructions`). The score is the mean over sentences.
+    text is data (`assistant.text.instructions`). The score is the mean over sentences.
     """
     by_n = {c.n: c for c in cited.citations}
     relays = {c.n for c in cited.citations if addresses_reader(c.quote)}

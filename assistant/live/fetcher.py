@@ -27,7 +27,7 @@ import httpx
 
 from assistant.config import FetchSettings
 from assistant.errors import CorpusError
-from assistant.loaders import decode_text
+from assistant.ingest.loaders import decode_text
 
 log = logging.getLogger(__name__)
 

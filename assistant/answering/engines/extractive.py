@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.citations import names
-from assistant.duplicates import is_copy, shingles
-from assistant.engines.base import Engine
-from assistant.instructions import addresses_reader
-from assistant.lexical import stem, tokenize
+from assistant.answering.citations import names
+from assistant.answering.engines.base import Engine
+from assistant.index.lexical import stem, tokenize
 from assistant.models import Passage
+from assistant.text.duplicates import is_copy, shingles
+from assistant.text.instructions import addresses_reader
 
 Embed = Callable[[list[str]], np.ndarray]
 

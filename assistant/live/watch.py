@@ -24,13 +24,13 @@ from urllib.parse import urlsplit
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
-from assistant.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed
-from assistant.ingest import Ingestor, IngestReport
-from assistant.loaders import LoadFailure
+from assistant.ingest.ingestor import Ingestor, IngestReport
+from assistant.ingest.loaders import LoadFailure
+from assistant.live.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
+from assistant.live.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed
+from assistant.live.pages import article_from_page
+from assistant.live.sources import Source, SourceBook, SourceState
 from assistant.models import Article
-from assistant.pages import article_from_page
-from assistant.sources import Source, SourceBook, SourceState
 
 log = logging.getLogger(__name__)
 

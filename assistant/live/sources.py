@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, StoreError
-from assistant.fetcher import FetchError, check_url
+from assistant.live.fetcher import FetchError, check_url
 
 log = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ class Embedder:
         if self._onnx is None:
             with self._lock:
                 if self._onnx is None:
-                    from assistant.embedding_onnx import OnnxEncoder
+                    from assistant.index.embedding_onnx import OnnxEncoder
 
                     try:
                         self._onnx = OnnxEncoder(self.path, self.backend, self.cache_dir / "onnx",

@@ -17,8 +17,8 @@ from typing import Any
 
 from dateutil import parser as dateparser
 
-from .errors import CorpusError
-from .models import Article
+from assistant.errors import CorpusError
+from assistant.models import Article
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import logging
 import re
 from collections.abc import Iterator
 
+from assistant.answering.engines.base import Engine
+from assistant.answering.prompts import load_prompt
 from assistant.config import Settings
-from assistant.engines.base import Engine
 from assistant.errors import EngineError
 from assistant.models import Passage
-from assistant.prompts import load_prompt
 
 log = logging.getLogger(__name__)
 

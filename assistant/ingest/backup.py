@@ -21,7 +21,7 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.store import Store
+from assistant.index.store import Store
 
 log = logging.getLogger(__name__)
 FORMAT = "newsroom-assistant-backup/1"
@@ -70,7 +70,7 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
 def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[str, Any]:
     """Load a backup into the store of `settings` (merged by chunk id with what it holds), then rebuild the
     keyword index. Restoring the same file twice writes the same ids: nothing is duplicated."""
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     ing = Ingestor(settings)
     store = ing.store

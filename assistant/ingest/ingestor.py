@@ -16,15 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.chunking import Chunker
-from assistant.cleaning import content_regions
 from assistant.config import Settings
-from assistant.duplicates import CopyIndex, Signature, normalized
 from assistant.errors import StoreError
-from assistant.lexical import LexicalIndex, lexical_path
-from assistant.loaders import LoadFailure, load_paths
+from assistant.index.lexical import LexicalIndex, lexical_path
+from assistant.index.store import Store
+from assistant.ingest.chunking import Chunker
+from assistant.ingest.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
-from assistant.store import Store
+from assistant.text.cleaning import content_regions
+from assistant.text.duplicates import CopyIndex, Signature, normalized
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

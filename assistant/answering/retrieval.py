@@ -16,12 +16,12 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
-from assistant.duplicates import COPY, is_copy, shingles
 from assistant.errors import AssistantError
-from assistant.lexical import LexicalIndex, information, stem, token_set, tokenize
+from assistant.index.lexical import LexicalIndex, information, stem, token_set, tokenize
+from assistant.index.store import Store
 from assistant.models import Passage
-from assistant.store import Store
-from assistant.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
+from assistant.text.duplicates import COPY, is_copy, shingles
+from assistant.text.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Retriever:
         prior = prior or {}
         if s.reranker != "builtin":
             if self._cross_encoder is None:
-                from assistant.embedder import load_cross_encoder
+                from assistant.index.embedder import load_cross_encoder
 
                 self._cross_encoder = load_cross_encoder(s.reranker)
             raw = self._cross_encoder.predict([(question, f"{p.title}\n{p.text}") for p in passages])

@@ -20,7 +20,7 @@ def default_prompts_dir() -> Path:
     packaged = resources.files("assistant") / "prompt_files"
     if packaged.is_dir():
         return Path(str(packaged))  # pip always unpacks wheels, so this is a real folder
-    return Path(__file__).resolve().parent.parent / "prompts"
+    return Path(__file__).resolve().parents[2] / "prompts"
 
 
 PROMPTS_DIR = default_prompts_dir()

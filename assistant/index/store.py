@@ -1,4 +1,4 @@
-"""The vector store (Chroma): the only module importing chromadb. The embedder is in `assistant.embedder`."""
+"""The vector store (Chroma): the only module importing chromadb. The embedder is in `assistant.index.embedder`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from assistant.config import Settings
-from assistant.embedder import Embedder
 from assistant.errors import StoreError
+from assistant.index.embedder import Embedder
 from assistant.models import Article, Chunk, Passage
-from assistant.timeparse import date_int
+from assistant.text.timeparse import date_int
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class Store:
     Beside the collection, a small change log collection (`<collection>.changes`) holds the sequence of the
     latest write (`head`) and a tombstone per deleted chunk; each chunk's metadata carries the sequence of the
     write that stored it (`seq`). The keyword index of any process follows the store through them
-    (`assistant.lexical.LexicalIndex.sync`). One writer at a time (the ingest lock) allocates sequences.
+    (`assistant.index.lexical.LexicalIndex.sync`). One writer at a time (the ingest lock) allocates sequences.
     """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from assistant.feeds import Entry
-from assistant.fetcher import FetchError, Page
-from assistant.loaders import html_article
+from assistant.ingest.loaders import html_article
+from assistant.live.feeds import Entry
+from assistant.live.fetcher import FetchError, Page
 from assistant.models import Article
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The keyword index: BM25 over the same chunks as the vector store, in tantivy, a derived cache of the store.
 
-It also indexes each stored article's copy-signature bands (`assistant.duplicates`), so an ingest finds the
+It also indexes each stored article's copy-signature bands (`assistant.text.duplicates`), so an ingest finds the
 few stored articles a new one may copy (`copy_candidates`) without reading the archive.
 
 Chroma is the one store of truth. Each chunk carries a change sequence (`seq`) in its metadata and every
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from assistant.duplicates import Signature
+from assistant.text.duplicates import Signature
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _schema():
 
 
 class ChangeSource(Protocol):
-    """What the index reads from the store of truth (implemented by `assistant.store.Store`)."""
+    """What the index reads from the store of truth (implemented by `assistant.index.store.Store`)."""
 
     def identity(self) -> str: ...  # changes when the collection is dropped and made anew
     def change_head(self) -> int | None: ...  # the store's latest change sequence (None: no change log yet)
@@ -148,7 +148,7 @@ class ChangeSource(Protocol):
 
 
 class OwnWrite(Protocol):
-    """A write this process just made to the store (`assistant.store.Written`)."""
+    """A write this process just made to the store (`assistant.index.store.Written`)."""
 
     seq: int
     rows: list[tuple[str, str, dict[str, Any]]]

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.citations import names
+from assistant.answering.citations import names
 from assistant.config import Settings
 from assistant.errors import CorpusError
-from assistant.lexical import tokenize
+from assistant.index.lexical import tokenize
 from assistant.models import Answer, Article, Passage
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def _file_hash(path: Path) -> str:
 
 def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) -> str:
     """Cache key of an eval store: the corpus file plus every setting and code that shapes its chunks."""
-    from assistant import chunking, cleaning, sentences
+    from assistant.ingest import chunking
+    from assistant.text import cleaning, sentences
 
     parts = {
         "corpus": _file_hash(corpus_file),
@@ -150,7 +151,7 @@ def eval_settings(settings: Settings, corpus_file: Path, sample: int | None = No
 
 def ensure_store(settings: Settings, dataset: Dataset, progress: Progress | None = None) -> Settings:
     """Ingest the dataset's corpus into its cached store (once per key); returns that store's settings."""
-    from assistant.ingest import Ingestor
+    from assistant.ingest.ingestor import Ingestor
 
     es = eval_settings(settings, dataset.corpus_file, dataset.sample)
     marker = es.data_dir / "eval-complete.json"
@@ -237,7 +238,7 @@ def citation_precision(answer: Answer) -> tuple[int, int]:
     after the first) and numbers occur in its cited quotes, or, if it has none, when at least half of its
     content words do. Refusals have no sentences.
     """
-    from assistant.citations import split_segments
+    from assistant.answering.citations import split_segments
 
     if answer.refused:
         return 0, 0
@@ -371,8 +372,8 @@ class SystemRun:
 def run_ours(settings: Settings, dataset: Dataset, limit: int | None = None, answer: bool = True,
              progress: Progress | None = None, name: str = "ours") -> SystemRun:
     """Our pipeline on every question: top-10 retrieval for the metrics, the first k passages answered."""
-    from assistant.chain import Assistant
-    from assistant.retrieval import Filters, Retrieval
+    from assistant.answering.chain import Assistant
+    from assistant.answering.retrieval import Filters, Retrieval
 
     assistant = Assistant(settings)
     queries = dataset.queries[:limit] if limit else dataset.queries
@@ -416,8 +417,8 @@ def with_top_chunk_answers(run: SystemRun, name: str) -> SystemRun:
 def run_bm25(settings: Settings, dataset: Dataset, limit: int | None = None,
              progress: Progress | None = None) -> SystemRun:
     """Plain BM25 (the keyword index: tantivy) over our chunks, no filters or reranking; top-chunk answers."""
-    from assistant.lexical import LexicalIndex, lexical_path
-    from assistant.store import Store
+    from assistant.index.lexical import LexicalIndex, lexical_path
+    from assistant.index.store import Store
 
     store, lexical = Store(settings), LexicalIndex(lexical_path(settings))
     queries = dataset.queries[:limit] if limit else dataset.queries
@@ -462,7 +463,7 @@ class NaivePipeline:
     """
 
     def __init__(self, settings: Settings, corpus_file: Path, sample: int | None = None):
-        from assistant.embedder import Embedder
+        from assistant.index.embedder import Embedder
 
         self.dir = naive_dir(settings, corpus_file, sample)
         self.model_path = Embedder.shared(settings.embedding).path

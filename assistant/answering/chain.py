@@ -31,15 +31,15 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
-from assistant.citations import check_support, cite
+from assistant.answering.citations import check_support, cite
+from assistant.answering.engines import get_engine
+from assistant.answering.engines.base import Engine
+from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.config import Settings
-from assistant.engines import get_engine
-from assistant.engines.base import Engine
 from assistant.errors import AssistantError, EngineError
-from assistant.lexical import LexicalIndex, lexical_path, stem, token_set, tokenize
+from assistant.index.lexical import LexicalIndex, lexical_path, stem, token_set, tokenize
+from assistant.index.store import Store
 from assistant.models import Answer, Citation, Passage
-from assistant.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
-from assistant.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from assistant.models import Article, Chunk
-from assistant.sentences import split_sentences
+from assistant.text.sentences import split_sentences
 
 # Sentence-boundary separator for LangChain's splitter (whitespace after sentence punctuation).
 _SENT_SEP = r"(?<=[.!?…\"”’])\s+"
