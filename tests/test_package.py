@@ -159,7 +159,7 @@ def pip_install(python: Path, *args: str, cwd: Path) -> None:
     assert sorted(Path(sysconfig.get_paths()["purelib"]).glob("newsroom_assistant-*.dist-info")) == editable
 
 
-PROBE = """import json, assistant, assistant.prompts as p
+PROBE = """import json, assistant, assistant.answering.prompts as p
 names = ['answer_system', 'answer_user', 'condense']
 print(json.dumps({'file': assistant.__file__, 'dir': str(p.PROMPTS_DIR),
                   'prompts': {n: str(p.load_prompt(n).path) for n in names}}))"""
