@@ -57,15 +57,15 @@ def _hash(s: str) -> str:
 def lemma_stem(term: str) -> str:
     import simplemma
 
-    from assistant.index import lexical
+    from assistant.text import words
 
-    return term if term[:1].isdigit() else lexical.stem(simplemma.lemmatize(term, lang="en").lower())
+    return term if term[:1].isdigit() else words.stem(simplemma.lemmatize(term, lang="en").lower())
 
 
 def variants(assistant, question: str, retrieval) -> dict[str, float]:
     """Confidence of one retrieval under the configured rule and the alternatives."""
     from assistant.answering.retrieval import key_terms
-    from assistant.index import lexical
+    from assistant.text import words
 
     passages = retrieval.passages[:3]
     if not passages:
@@ -82,17 +82,17 @@ def variants(assistant, question: str, retrieval) -> dict[str, float]:
     def coverage(weights: dict[str, float], stems) -> float:
         if not terms:
             return 0.0
-        key = stems if callable(stems) else lexical.stem if stems else (lambda t: t)
+        key = stems if callable(stems) else words.stem if stems else (lambda t: t)
         total = sum(weights.values()) or 1.0
         best = 0.0
         for text in texts:
-            have = {key(t) for t in lexical.token_set(text)}
+            have = {key(t) for t in words.token_set(text)}
             best = max(best, sum(w for t, w in weights.items() if key(t) in have) / total)
         return best
 
     digit = lambda t: 1.5 if t.isdigit() else 1.0  # noqa: E731
     archive = {t: idf.get(t, 1.0) * digit(t) for t in terms}
-    info = {t: lexical.information(t) * digit(t) for t in terms}
+    info = {t: words.information(t) * digit(t) for t in terms}
     a_tot, alpha = sum(archive.values()) or 1.0, n / (n + 1000)
     blend = {t: alpha * archive[t] / a_tot + (1 - alpha) * digit(t) / sum(map(digit, terms)) for t in terms}
     conf = lambda cov: max(0.0, min(1.0, 0.6 * sim + 0.4 * cov))  # noqa: E731

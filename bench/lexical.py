@@ -163,8 +163,9 @@ def main() -> None:
     args = ap.parse_args()
     from assistant.config import load_settings
     from assistant.eval.run import QueryResult, ensure_store, load_dataset, retrieved_from, summarize, top_chunk_answer
-    from assistant.index.lexical import _cache_fields, tokenize
+    from assistant.index.lexical import _cache_fields
     from assistant.index.store import Store
+    from assistant.text.words import tokenize
 
     dataset = load_dataset(args.dataset, args.sample)
     settings = ensure_store(load_settings(data_dir=args.data_dir), dataset)

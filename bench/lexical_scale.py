@@ -30,8 +30,9 @@ def main() -> None:
     args = ap.parse_args()
     from assistant.config import load_settings
     from assistant.eval.run import ensure_store, load_dataset
-    from assistant.index.lexical import _cache_fields, tokenize
+    from assistant.index.lexical import _cache_fields
     from assistant.index.store import Store
+    from assistant.text.words import tokenize
 
     dataset = load_dataset(args.dataset, args.sample)
     store = Store(ensure_store(load_settings(data_dir=args.data_dir), dataset))

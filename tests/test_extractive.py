@@ -9,9 +9,9 @@ import pytest
 from assistant.answering.chain import Assistant
 from assistant.answering.engines.extractive import answer_type
 from assistant.config import load_settings
-from assistant.index.lexical import stem
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_file
+from assistant.text.words import stem
 from tests.conftest import CORPUS, SEED
 
 QUESTION = "Did Russia offer Iran military help?"

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import assistant.index.lexical as lexical
-from assistant.index.lexical import LexicalIndex, tokenize
+from assistant.index.lexical import LexicalIndex
+from assistant.text.words import tokenize
 from tests.conftest import ROOT
 
 

@@ -37,9 +37,10 @@ from assistant.answering.engines.base import Engine
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
-from assistant.index.lexical import LexicalIndex, lexical_path, stem, token_set, tokenize
+from assistant.index.lexical import LexicalIndex, lexical_path
 from assistant.index.store import Store
 from assistant.models import Answer, Citation, Passage
+from assistant.text.words import stem, token_set, tokenize
 
 log = logging.getLogger(__name__)
 

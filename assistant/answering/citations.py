@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.index.lexical import tokenize
 from assistant.models import Citation, Passage
 from assistant.text.instructions import addresses_reader
 from assistant.text.sentences import sentences
+from assistant.text.words import tokenize
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

@@ -17,11 +17,12 @@ from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
 from assistant.errors import AssistantError
-from assistant.index.lexical import LexicalIndex, information, stem, token_set, tokenize
+from assistant.index.lexical import LexicalIndex
 from assistant.index.store import Store
 from assistant.models import Passage
 from assistant.text.duplicates import COPY, is_copy, shingles
 from assistant.text.timeparse import TimeWindow, date_int, parse_day, parse_sources, parse_time_window
+from assistant.text.words import information, stem, token_set, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class Retriever:
                    vectors: dict[str, np.ndarray] | None = None) -> float:
         """How well the best passages match (0..1): dense similarity and coverage of the question's words.
 
-        Coverage weighs each word by how much it says in general text (`lexical.information`), not by the
+        Coverage weighs each word by how much it says in general text (`words.information`), not by the
         archive's IDF: IDF from a one-article archive makes every word of the story worthless and one absent
         word decisive, so the same question scored 0.44 there and 0.68 among 2,000 articles. Word forms meet
         ('offer'/'offered', 'wrote'/'written'). bench/confidence.py measures the rule at 1, ~100 and 1,941

@@ -28,8 +28,8 @@ from typing import Any
 from assistant.answering.citations import names
 from assistant.config import Settings
 from assistant.errors import CorpusError
-from assistant.index.lexical import tokenize
 from assistant.models import Answer, Article, Passage
+from assistant.text.words import tokenize
 
 log = logging.getLogger(__name__)
 

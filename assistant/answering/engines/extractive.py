@@ -11,10 +11,10 @@ import numpy as np
 
 from assistant.answering.citations import names
 from assistant.answering.engines.base import Engine
-from assistant.index.lexical import stem, tokenize
 from assistant.models import Passage
 from assistant.text.duplicates import is_copy, shingles
 from assistant.text.instructions import addresses_reader
+from assistant.text.words import stem, tokenize
 
 Embed = Callable[[list[str]], np.ndarray]
 
