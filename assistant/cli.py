@@ -345,17 +345,17 @@ def _worker_app(settings, log_level: int):
 @click.pass_context
 def stats(ctx, as_json) -> None:
     """How many articles and chunks the store holds, and which model built it."""
-    from assistant.index.store import Store
+    from assistant.index.archive import Archive
 
     settings = _settings(ctx)
-    store = Store(settings)
-    info = store.stats()
+    archive = Archive(settings)
+    info = archive.store.stats()
     if as_json:
         click.echo(json.dumps(info))
     else:
         for k, v in info.items():
             click.echo(f"{k}: {v}")
-        click.echo(_keyword_index_line(settings, store))
+        click.echo(_keyword_index_line(archive))
         from assistant.live.sources import SourceBook
 
         book = SourceBook(settings)
@@ -371,11 +371,9 @@ def stats(ctx, as_json) -> None:
                        + (f", last error: {pub['last_error']}" if pub.get("last_error") else ""))
 
 
-def _keyword_index_line(settings, store) -> str:
+def _keyword_index_line(archive) -> str:
     """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
-    from assistant.index.lexical import LexicalIndex, lexical_path
-
-    st = LexicalIndex(lexical_path(settings), source=store).status()
+    st = archive.lexical.status()
     if st["in_step"]:
         return f"keyword index: in step ({st['chunks']} chunks, change {st['seq'] or 0})"
     return (f"keyword index: behind the store ({st['chunks']} of {st['store_chunks']} chunks, change "
@@ -388,12 +386,11 @@ def _keyword_index_line(settings, store) -> str:
 @click.pass_context
 def reindex(ctx) -> None:
     """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
-    from assistant.index.lexical import LexicalIndex, lexical_path
-    from assistant.index.store import Store
+    from assistant.index.archive import Archive
 
     settings = _settings(ctx)
     t0 = time.perf_counter()
-    report = LexicalIndex(lexical_path(settings), source=Store(settings)).sync(full=True)
+    report = Archive(settings).lexical.sync(full=True)
     click.echo(f"keyword index rebuilt from the store: {report.upserted} chunks, change {report.seq or 0} "
                f"({time.perf_counter() - t0:.1f}s)")
 

@@ -148,6 +148,6 @@ def chat_assistant(corpus_assistant, corpus_data_dir, llm):
     def make(**overrides):
         values = {"answer.engine": "openai", "llm.base_url": llm.base_url, "llm.timeout": 5.0,
                   "llm.max_retries": 0, **overrides}
-        return Assistant(load_settings(data_dir=str(corpus_data_dir), **values), store=corpus_assistant.store)
+        return Assistant(load_settings(data_dir=str(corpus_data_dir), **values), archive=corpus_assistant.archive)
 
     return make

@@ -315,7 +315,7 @@ def test_a_client_that_disconnects_stops_the_model_call(corpus_assistant, corpus
     base_url, state = slow_llm
     settings = load_settings(data_dir=str(corpus_data_dir), **{"answer.engine": "openai", "llm.base_url": base_url,
                                                                "llm.max_retries": 0, "llm.timeout": 30.0})
-    assistant = Assistant(settings, store=corpus_assistant.store)
+    assistant = Assistant(settings, archive=corpus_assistant.archive)
     body = {"question": QUESTION} if route == "/api/ask/stream" else {
         "model": "newsroom-articles", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}
     with serve_in_thread(create_app(settings, assistant)) as url:

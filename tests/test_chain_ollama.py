@@ -81,7 +81,7 @@ def ollama_assistant(corpus_assistant, corpus_data_dir, ollama):
     settings = load_settings(data_dir=str(corpus_data_dir), **{
         "answer.engine": "ollama", "llm.ollama_base_url": ollama.base_url, "llm.model": "qwen-test",
         "llm.timeout": 5.0})
-    return Assistant(settings, store=corpus_assistant.store)
+    return Assistant(settings, archive=corpus_assistant.archive)
 
 
 def test_ollama_engine_answers_through_the_chain_with_citations(ollama_assistant, ollama):

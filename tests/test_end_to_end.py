@@ -63,7 +63,7 @@ def test_weakly_matched_answer_carries_a_caution(corpus_assistant, corpus_data_d
     strong = corpus_assistant.ask(question)
     assert confidence >= corpus_assistant.settings.answer.caution_below and strong.notice is None
     cautious = Assistant(load_settings(data_dir=str(corpus_data_dir), **{"answer.caution_below": 0.99}),
-                         store=corpus_assistant.store)
+                         archive=corpus_assistant.archive)
     answer = cautious.ask(question)
     assert not answer.refused and answer.answer == strong.answer  # the same answer, flagged
     assert "only weakly" in answer.notice and f"{confidence:.2f}" in answer.notice

@@ -80,7 +80,7 @@ def test_feeds_and_sitemaps_ingested_then_nothing_unchanged_is_downloaded(site, 
         dam = arts[site.base + "/news/dam-inspection.html"]["article_id"]
         assert "five cracks" in body_of(w, dam) and "three cracks" not in body_of(w, dam)
 
-        answer = Assistant(settings, store=w.ingestor.store).ask("How much will the Calder ferry fares rise?")
+        answer = Assistant(settings, archive=w.ingestor.archive).ask("How much will the Calder ferry fares rise?")
         assert not answer.refused
         assert answer.citations[0].url == site.base + "/news/ferry-fares.html"
         assert "eight percent" in answer.answer

@@ -142,7 +142,7 @@ def injection_dir(tmp_path_factory):
 def test_article_text_cannot_change_the_prompt_or_the_answer_format(injection_dir, corpus_assistant, llm):
     settings = load_settings(data_dir=str(injection_dir), **{
         "answer.engine": "openai", "llm.base_url": llm.base_url, "llm.max_retries": 0})
-    assistant = Assistant(settings, store=None)
+    assistant = Assistant(settings)
     question = INJECTION_QUESTION
     passages = assistant.retriever.retrieve(question).passages
     evil = next(i for i, p in enumerate(passages, 1) if "HACKED" in p.text)

@@ -37,8 +37,7 @@ from assistant.answering.engines.base import Engine
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
-from assistant.index.lexical import LexicalIndex, lexical_path
-from assistant.index.store import Store
+from assistant.index.archive import Archive
 from assistant.models import Answer, Citation, Passage
 from assistant.text.words import stem, token_set, tokenize
 
@@ -208,18 +207,18 @@ async def call_in_thread(fn: Callable[[], Any]) -> Any:
 
 
 class Assistant:
-    """The store, retriever, engines and the chain built over them; every surface asks through `chain`.
+    """The archive, retriever, engines and the chain built over them; every surface asks through `chain`.
 
     Args:
         settings: all settings (answer engine, retrieval, llm...).
-        store: an open Store to share (default: open the settings' store).
+        archive: the process's archive to share (default: open the settings' store and keyword index).
         engine: an answer engine to use instead of `answer.engine`.
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None, engine: Engine | None = None):
+    def __init__(self, settings: Settings, archive: Archive | None = None, engine: Engine | None = None):
         self.settings = settings
-        self.store = store or Store(settings)
-        self.lexical = LexicalIndex(lexical_path(settings), source=self.store)  # follows the store
+        self.archive = archive or Archive(settings)
+        self.store, self.lexical = self.archive.store, self.archive.lexical
         self.retriever = Retriever(self.store, self.lexical, settings.retrieval)
         self._engine = engine
         self.on_answer: Callable[[Answer], None] | None = None  # called with every finished answer (serve counts)

@@ -417,10 +417,10 @@ def with_top_chunk_answers(run: SystemRun, name: str) -> SystemRun:
 def run_bm25(settings: Settings, dataset: Dataset, limit: int | None = None,
              progress: Progress | None = None) -> SystemRun:
     """Plain BM25 (the keyword index: tantivy) over our chunks, no filters or reranking; top-chunk answers."""
-    from assistant.index.lexical import LexicalIndex, lexical_path
-    from assistant.index.store import Store
+    from assistant.index.archive import Archive
 
-    store, lexical = Store(settings), LexicalIndex(lexical_path(settings))
+    archive = Archive(settings)
+    store, lexical = archive.store, archive.lexical
     queries = dataset.queries[:limit] if limit else dataset.queries
     lexical.search("warm up", 1)
     results = []

@@ -312,14 +312,15 @@ class LexicalIndex:
             writer.add_document(self._state_document(head, ident))
         return SyncReport(upserted=len(changed), deleted=len(doomed), seq=head)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, against_store: bool = True) -> dict[str, Any]:
         """Whether this index is in step with its store: same change sequence and the same chunk count
-        (looked at as it is: no sync first)."""
+        (looked at as it is: no sync first). `against_store=False` reports only what the index holds,
+        without asking the store (the health probe while the store is down)."""
         index = self._opened(reload=True)
         searcher = index.searcher() if index is not None else None
         state = self._state(index, searcher) if index is not None else {}
         out: dict[str, Any] = {"chunks": self._count(searcher, state), "seq": state.get("seq"), "path": str(self.dir)}
-        if self.source is not None:
+        if against_store and self.source is not None:
             head, count = self.source.change_head(), self.source.count()
             empty = count == 0 and out["chunks"] == 0 and head is None  # nothing stored, nothing to index
             out.update(store_chunks=count, store_seq=head,

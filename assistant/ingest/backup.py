@@ -21,7 +21,7 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.index.store import Store
+from assistant.index.archive import Archive
 
 log = logging.getLogger(__name__)
 FORMAT = "newsroom-assistant-backup/1"
@@ -30,7 +30,7 @@ STATE_FILES = ("sources.json", "robots.json")  # what the data dir holds besides
 
 def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int = 10) -> dict[str, Any]:
     """Write the archive of `settings` to `target` (a .jsonl.gz file); returns what it holds."""
-    store = Store(settings)
+    store = Archive(settings).store
     target = Path(target)
     head = store.change_head()
     chunks: dict[str, tuple[str, dict, list[float]]] = {}

@@ -18,8 +18,7 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.errors import StoreError
-from assistant.index.lexical import LexicalIndex, lexical_path
-from assistant.index.store import Store
+from assistant.index.archive import Archive
 from assistant.ingest.chunking import Chunker
 from assistant.ingest.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
@@ -60,12 +59,12 @@ class IngestReport:
 
 
 class Ingestor:
-    """Writes articles into the store and keeps the keyword index in step with it."""
+    """Writes articles into the archive's store and keeps its keyword index in step with it."""
 
-    def __init__(self, settings: Settings, store: Store | None = None):
+    def __init__(self, settings: Settings, archive: Archive | None = None):
         self.settings = settings
-        self.store = store or Store(settings)
-        self.lexical = LexicalIndex(lexical_path(settings), source=self.store)
+        self.archive = archive or Archive(settings)
+        self.store, self.lexical = self.archive.store, self.archive.lexical
         self._chunker: Chunker | None = None
 
     @property

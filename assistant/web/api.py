@@ -25,7 +25,7 @@ from assistant import __version__
 from assistant.answering.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, StoreError
-from assistant.index.lexical import LexicalIndex, lexical_path
+from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
 from assistant.models import Answer
@@ -276,7 +276,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
 
     def ingestor() -> Ingestor:
         if app.state.ingestor is None:
-            app.state.ingestor = Ingestor(settings, store=assistant.store)
+            app.state.ingestor = Ingestor(settings, archive=assistant.archive)
         return app.state.ingestor
 
     health = Health(assistant)
@@ -482,7 +482,7 @@ class Health:
             log.warning("health: the vector store is unreachable: %s", e)
             self._store_down = True
         try:  # what this process's index holds, without asking the store
-            st = LexicalIndex(lexical_path(self.assistant.settings)).status()
+            st = self.assistant.lexical.status(against_store=False)
             kw = {"reachable": True, "in_step": False, "chunks": st["chunks"], "change": st["seq"]}
         except Exception:  # noqa: BLE001
             kw = {"reachable": False, "in_step": False}

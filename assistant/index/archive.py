@@ -1,0 +1,24 @@
+"""The archive: the store of truth (Chroma) and the keyword index that follows it, built once per process.
+
+Every part that reads or writes articles (the chain, ingest, the watcher, the CLI, the API, eval) is handed
+the one `Archive` of its process, so a `serve` holds one store handle and one keyword index over one folder.
+"""
+
+from __future__ import annotations
+
+from assistant.config import Settings
+from assistant.index.embedder import Embedder
+from assistant.index.lexical import LexicalIndex, lexical_path
+from assistant.index.store import Store
+
+
+class Archive:
+    """The store and its keyword index (`lexical`), which keeps itself in step with the store's change log."""
+
+    def __init__(self, settings: Settings, store: Store | None = None):
+        self.store = store or Store(settings)
+        self.lexical = LexicalIndex(lexical_path(settings), source=self.store)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.store.embedder
