@@ -369,6 +369,33 @@ def test_source_filter_means_the_same_in_the_dense_and_keyword_legs(three_outlet
     assert r.retrieve(question, Filters(sources=["Harbour Times"])).passages == []
 
 
+def test_an_outlet_ingested_while_serving_is_recognised_in_the_next_question(tmp_path):
+    """The outlets a question may name follow the archive: a server's first question must not freeze them."""
+    from assistant.config import load_settings
+    from assistant.ingest.ingestor import Ingestor
+
+    def story(source: str, n: int, body: str) -> dict:
+        return {"title": f"Quarry road news {n}", "source": source, "published_at": "2025-06-02",
+                "url": f"https://quarry-{n}.example/road", "body": body}
+
+    first = story("Tessivane Lantern", 1, "The quarry road in Tessivane reopened on Monday after three weeks of "
+                  "repairs, the district council said.")
+    second = story("Orrow Valley Post", 2, "Lorries were back on the resurfaced quarry road by Monday morning, "
+                   "and the bakery at the crossroads reported its first busy week since April.")
+    (tmp_path / "first.json").write_text(json.dumps([first]), encoding="utf-8")
+    (tmp_path / "second.json").write_text(json.dumps([second]), encoding="utf-8")
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    assistant = Assistant(settings)
+    assert Ingestor(settings, archive=assistant.archive).ingest_paths([tmp_path / "first.json"]).added == 1
+    question = "According to Orrow Valley Post, when did the quarry road reopen?"
+    assert assistant.retriever.known_sources() == ["Tessivane Lantern"]
+    assistant.retriever.retrieve(question)  # the first question, before the second outlet exists
+    assert Ingestor(settings, archive=assistant.archive).ingest_paths([tmp_path / "second.json"]).added == 1
+    assert assistant.retriever.known_sources() == ["Orrow Valley Post", "Tessivane Lantern"]
+    top = assistant.retriever.retrieve(question).passages[0]
+    assert top.source == "Orrow Valley Post"  # the named outlet's story is boosted to the top
+
+
 def test_iso_week_dates_parse_and_impossible_dates_are_refused(three_outlets, tmp_path):
     r = three_outlets.retriever
     question = "When did the ferry strike end?"

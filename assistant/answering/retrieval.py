@@ -89,13 +89,12 @@ class Retriever:
         self.store = store
         self.lexical = lexical
         self.settings = settings
-        self._known_sources: list[str] | None = None
         self._cross_encoder = None
 
     def known_sources(self) -> list[str]:
-        if self._known_sources is None:
-            self._known_sources = sorted({s for s in self.lexical.sources if s}) if len(self.lexical) else []
-        return self._known_sources
+        """The outlets the archive holds now (read from the keyword index's snapshot, which follows the store):
+        an outlet ingested while a server runs is known from the next question on."""
+        return [s for s in self.lexical.sources if s]
 
     def matching_sources(self, wanted: list[str]) -> list[str]:
         """The outlets a `--source` / `filters.sources` value means: every known outlet whose name contains one
@@ -105,8 +104,7 @@ class Retriever:
         if not wanted:
             return []
         terms = [w.lower() for w in wanted if w and w.strip()]
-        known = sorted({s for s in self.lexical.sources if s}) if len(self.lexical) else []
-        return [s for s in known if any(t in s.lower() for t in terms)] or list(wanted)
+        return [s for s in self.known_sources() if any(t in s.lower() for t in terms)] or list(wanted)
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieval:
         s = self.settings
