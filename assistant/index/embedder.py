@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from assistant.config import EmbeddingSettings, default_cache_dir
+from assistant.config import EmbeddingBackend, EmbeddingSettings, default_cache_dir
 from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("torch", "onnx", "onnx-int8")
 _embedders: dict[tuple[str, ...], Embedder] = {}
 _embedders_lock = threading.Lock()
 
@@ -32,13 +31,10 @@ class Embedder:
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: str | Path | None = None):
         self.settings = settings
-        self.backend = settings.backend
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown embedding backend {self.backend!r}",
-                              f"set embedding.backend to one of {', '.join(BACKENDS)}")
+        self.backend = EmbeddingBackend(settings.backend)  # the settings refuse any other name
         self.path, base_name = _resolve_model(settings.model)
         # int8 vectors differ from fp32 ones: a store built with one must never be queried with the other.
-        self.name = base_name + "+int8" if self.backend == "onnx-int8" else base_name
+        self.name = base_name + "+int8" if self.backend == EmbeddingBackend.ONNX_INT8 else base_name
         self.cache_dir = Path(cache_dir or settings.cache_dir or default_cache_dir())
         self._model = None
         self._onnx = None
@@ -50,7 +46,7 @@ class Embedder:
     def shared(cls, settings: EmbeddingSettings, cache_dir: str | Path | None = None) -> Embedder:
         """One embedder per model, device and backend in this process."""
         key: tuple[str, ...] = (settings.model, settings.device, settings.backend)
-        if settings.backend != "torch":
+        if settings.backend != EmbeddingBackend.TORCH:
             key += (str(cache_dir or settings.cache_dir),)
         with _embedders_lock:
             if key not in _embedders:
@@ -101,15 +97,15 @@ class Embedder:
 
     @property
     def tokenizer(self):
-        return self.model.tokenizer if self.backend == "torch" else self.onnx.tokenizer
+        return self.model.tokenizer if self.backend == EmbeddingBackend.TORCH else self.onnx.tokenizer
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length) if self.backend == "torch" else self.onnx.max_seq_length
+        return int(self.model.max_seq_length) if self.backend == EmbeddingBackend.TORCH else self.onnx.max_seq_length
 
     @property
     def dimension(self) -> int:
-        if self.backend != "torch":
+        if self.backend != EmbeddingBackend.TORCH:
             return self.onnx.dimension
         return int(self.model.get_sentence_embedding_dimension())
 
@@ -140,7 +136,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         batch_size = batch_size or self.settings.batch_size
-        if self.backend != "torch":
+        if self.backend != EmbeddingBackend.TORCH:
             return self.onnx.encode(texts, batch_size)
         return self.model.encode(
             texts, batch_size=batch_size, normalize_embeddings=True,

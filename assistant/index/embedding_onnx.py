@@ -1,6 +1,6 @@
 """The embedder on onnxruntime: a sentence-transformers model exported once with torch.onnx, run without torch.
 
-Imported only by store.py. The export (and the optional int8 dynamic quantization) is cached under the
+Imported only by embedder.py. The export (and the optional int8 dynamic quantization) is cached under the
 data dir, keyed by the model folder and backend, and built on first use with an atomic rename.
 """
 
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.config import EmbeddingBackend
+
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnx", "onnx-int8")
+BACKENDS = (EmbeddingBackend.ONNX, EmbeddingBackend.ONNX_INT8)  # the embedding backends that run here
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _RECIPE = "opset17-fused-perchannel-v1"  # part of the cache key: a changed recipe re-exports
 
@@ -120,7 +122,7 @@ def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(model_path, fp32)
         result = _fuse(model_path, fp32, Path(tmp) / "fused.onnx")
-        if backend == "onnx-int8":
+        if backend == EmbeddingBackend.ONNX_INT8:
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
