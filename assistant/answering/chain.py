@@ -280,14 +280,12 @@ class Assistant:
         """A follow-up rewritten as a standalone question: by the chat model when there is one, else by rule."""
         standalone, notices = standalone_question(x["question"], x["history"]), []
         if not x["empty"] and x["history"]:
-            condense = getattr(self.engine, "condense", None)
-            if condense is not None:
-                try:
-                    standalone = condense(x["question"], x["history"])
-                except EngineError as e:
-                    # The server just failed; do not make the journalist wait for it a second time.
-                    notices.append(f"{e.message}; showing the extractive answer instead")
-                    log.warning(notices[-1])
+            try:
+                standalone = self.engine.condense(x["question"], x["history"]) or standalone
+            except EngineError as e:
+                # The server just failed; do not make the journalist wait for it a second time.
+                notices.append(f"{e.message}; showing the extractive answer instead")
+                log.warning(notices[-1])
         return {**x, "standalone": standalone, "notices": notices, "fallback": bool(notices)}
 
     async def _acondense(self, x: dict[str, Any]) -> dict[str, Any]:

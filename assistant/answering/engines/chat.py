@@ -6,9 +6,9 @@ import logging
 import re
 from collections.abc import Iterator
 
-from assistant.answering.engines.base import Engine
+from assistant.answering.engines.base import Embed, Engine
 from assistant.answering.prompts import load_prompt
-from assistant.config import Settings
+from assistant.config import EngineName, Settings
 from assistant.errors import EngineError
 from assistant.models import Passage
 
@@ -53,6 +53,10 @@ class ChatEngine(Engine):
     """
 
     generative = True
+
+    @classmethod
+    def from_settings(cls, name: EngineName, settings: Settings, embed: Embed) -> ChatEngine:
+        return cls(name, settings)
 
     def __init__(self, name: str, settings: Settings):
         self.name = name

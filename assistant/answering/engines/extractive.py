@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant.answering.citations import names
-from assistant.answering.engines.base import Engine
+from assistant.answering.engines.base import Embed, Engine
+from assistant.config import EngineName, Settings
 from assistant.models import Passage
 from assistant.text.duplicates import is_copy, shingles
 from assistant.text.instructions import addresses_reader
 from assistant.text.words import stem, tokenize
-
-Embed = Callable[[list[str]], np.ndarray]
 
 _QUOTE_OPEN = re.compile(r"^[\"“‘']")
 _YES_NO = re.compile(r"^(did|does|do|is|are|was|were|will|would|has|have|had|can|could|should)\b", re.I)
@@ -129,6 +128,12 @@ class ExtractiveEngine(Engine):
         self.pool = pool
         self.max_sentences = max(1, min(5, max_sentences))
         self.min_sentence_score = min_sentence_score
+
+    @classmethod
+    def from_settings(cls, name: EngineName, settings: Settings, embed: Embed) -> ExtractiveEngine:
+        a = settings.answer
+        return cls(embed, a.max_sentences, pool=a.sentence_pool, weights=SentenceWeights(floor=a.sentence_floor),
+                   title_context=True)
 
     def candidates(self, passages: list[Passage]) -> list[Pick]:
         """Each sentence once (overlapping passages share sentences), with the context it needs."""
