@@ -14,7 +14,7 @@ $(BIN)/python:
 # torch first and pinned: the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench,onnx]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 setup: $(VENV)/.installed

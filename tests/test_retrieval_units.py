@@ -111,21 +111,6 @@ def test_page_furniture_is_stripped():
         assert furniture not in kept, furniture
 
 
-def test_rerank_runnable_recomposes_with_foreign_documents(corpus_assistant):
-    from langchain_core.documents import Document
-
-    from assistant.answering.retrieval import stage_runnables
-
-    stages = stage_runnables(corpus_assistant.retriever)
-    docs = [Document(page_content="The bakery sold out of croissants by nine in the morning.",
-                     metadata={"url": "https://x.example/bakery", "title": "Bakery"}),
-            Document(page_content="Vellmark's council said the island would not send lifeboat crews to Durnholt.",
-                     metadata={"url": "https://x.example/lifeboats", "title": "Vellmark and Durnholt"})]
-    out = stages["rerank"].invoke({"question": "Did Vellmark send lifeboat crews to Durnholt?", "documents": docs})
-    assert [d.metadata["url"] for d in out] == ["https://x.example/lifeboats", "https://x.example/bakery"]
-    assert out[0].metadata["passage"].score > out[1].metadata["passage"].score
-
-
 def test_outlet_names_are_proper_nouns_not_phrases():
     known = ["Lanthorn Wire", "The Fortnight"]
     assert parse_sources("What did the senate pass in the fortnight before the recess?", known) == []

@@ -381,31 +381,3 @@ def passage_of(doc: Document, i: int = 0) -> Passage:
                    article_id=str(m.get("article_id") or url or f"doc:{i}"), text=doc.page_content, start=0,
                    end=len(doc.page_content), title=m.get("title", ""), source=m.get("source"),
                    published_at=m.get("published_at"), url=url)
-
-
-def stage_runnables(retriever: Retriever) -> dict[str, Any]:
-    """The second-stage steps as LangChain runnables over {"question", "documents"} -> documents.
-
-    They recompose with any LangChain retriever, e.g.
-    `{"question": RunnablePassthrough(), "documents": chroma.as_retriever()} | stages["rerank"]`.
-    """
-    from langchain_core.runnables import RunnableLambda
-
-    s = retriever.settings
-
-    def _passages(x: dict[str, Any]) -> list[Passage]:
-        return [passage_of(d, i) for i, d in enumerate(x["documents"])]
-
-    def _docs(passages: list[Passage]) -> list[Document]:
-        return [Document(page_content=p.text, metadata={"passage": p, "url": p.url, "title": p.title})
-                for p in passages]
-
-    def _rerank(x: dict[str, Any]) -> list[Document]:
-        qvec = retriever.store.embedder.embed([x["question"]])[0]
-        return _docs(retriever.rerank(x["question"], qvec, _passages(x)))
-
-    return {
-        "dedupe": RunnableLambda(lambda x: _docs(collapse_duplicates(_passages(x), s.dedupe_similarity))),
-        "rerank": RunnableLambda(_rerank),
-        "diversify": RunnableLambda(lambda x: _docs(diversify(_passages(x), x.get("k") or s.k, s.per_article))),
-    }

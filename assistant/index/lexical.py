@@ -351,12 +351,6 @@ class LexicalIndex:
         index, searcher = self._snapshot()
         return sorted(d["id"][0] for d in self._all(searcher, index))
 
-    def load_cache(self) -> dict[str, list[Any]]:
-        """chunk id -> [text hash, None (tokens are not stored), date_int, source]."""
-        index, searcher = self._snapshot()
-        return {d["id"][0]: [d["text_hash"][0] or None, None, d["date"][0] or None, d["source"][0] or None]
-                for d in self._all(searcher, index)}
-
     @property
     def sources(self) -> list[str]:
         """The distinct outlets of the indexed chunks."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from assistant.text.sentences import split_sentences
-
 _PATTERNS = [
     # "ignore all previous instructions", "disregard the rules above"
     r"\b(ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(instructions?|rules|prompts?|directions|"
@@ -37,8 +35,3 @@ _ADDRESSED = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.I)
 def addresses_reader(text: str) -> bool:
     """Whether text gives instructions to the reader or an assistant, or asks for a token, password or login."""
     return bool(text) and _ADDRESSED.search(text) is not None
-
-
-def addressed_spans(text: str) -> list[tuple[int, int]]:
-    """The sentences of text (offsets) that address the reader or an assistant."""
-    return [(s, e) for s, e in split_sentences(text) if addresses_reader(text[s:e])]

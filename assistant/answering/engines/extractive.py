@@ -74,12 +74,6 @@ def passage_sentences(p: Passage) -> list[tuple[int, int]]:
     return p.sentence_spans(min_chars=20) or [(p.start, p.end)]
 
 
-def term_overlap(question_terms: set[str], text: str) -> float:
-    if not question_terms:
-        return 0.0
-    return len(question_terms & set(tokenize(text))) / len(question_terms)
-
-
 def answer_type(question: str) -> str | None:
     """What kind of fact the question asks for: 'number', 'date', 'name', 'stance' (yes/no) or None."""
     q = question.strip()
