@@ -19,7 +19,7 @@ import pytest
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from assistant.index.lexical import LexicalIndex, lexical_path
-from assistant.index.store import Store
+from assistant.index.store import ArticleWrite, Store
 from assistant.ingest.loaders import load_paths
 from tests.conftest import ROOT
 
@@ -225,7 +225,7 @@ def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_pa
     # replay the killed run: journal written, the edited article upserted, the old tail's delete never ran
     Ingestor._write_journal(settings.data_dir / "ingest.journal", [edited])
     vectors = ingestor.store.embedder.embed([c.text for c in new_chunks])
-    ingestor.store.write([(edited, new_chunks, [content_hash(normalized(c.text)) for c in new_chunks], vectors, [])])
+    ingestor.store.write([ArticleWrite(edited, new_chunks, [content_hash(normalized(c.text)) for c in new_chunks], vectors, [])])
     assert len(ingestor.store.chunk_ids(long.id)) == len(old_chunks)  # the orphans are there
 
     report = Ingestor(settings).ingest_paths([src])

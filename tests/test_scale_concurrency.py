@@ -142,14 +142,14 @@ def test_a_reopen_never_closes_a_client_in_use(small_store, monkeypatch):
     t = threading.Thread(target=reader, name="reader")
     t.start()
     assert inside.wait(30)
-    in_use = getattr(getattr(store, "_embedded", None), "current", None)  # the handle the reader holds
+    in_use = getattr(getattr(store.chroma, "_embedded", None), "current", None)  # the handle the reader holds
     _touch(db)
     assert store.count() == expected  # this thread reopens meanwhile
     still_open = in_use is not None and not getattr(in_use.client, "_closed", False)
     release.set()
     t.join(30)
     assert result == [expected]  # old code: the reader's call failed on the client closed under it
-    assert still_open and in_use.retired and store._embedded.current is not in_use
+    assert still_open and in_use.retired and store.chroma._embedded.current is not in_use
     assert in_use.users == 0 and getattr(in_use.client, "_closed", True)  # closed by the last call out
 
 

@@ -231,12 +231,12 @@ def distinct_article(i: int) -> dict:
 def test_a_one_article_ingest_reads_its_own_rows_not_the_archive(make_settings, tmp_path, monkeypatch):
     """What an ingest reads from the store does not grow with the archive: the incoming article's rows by
     id, the change log, its own new chunks for the keyword index (not every article's manifest row)."""
-    from assistant.index.store import Store
+    from assistant.index.chroma import Chroma
     from assistant.ingest.ingestor import Ingestor
     from assistant.ingest.loaders import load_paths
 
     rows_read: list[int] = []
-    real_call = Store._call
+    real_call = Chroma.call
 
     def counting(self, what, method, *args, **kwargs):
         got = real_call(self, what, method, *args, **kwargs)
@@ -244,7 +244,7 @@ def test_a_one_article_ingest_reads_its_own_rows_not_the_archive(make_settings, 
             rows_read.append(len(got["ids"]))
         return got
 
-    monkeypatch.setattr(Store, "_call", counting)
+    monkeypatch.setattr(Chroma, "call", counting)
 
     def rows_for_one_more(n: int) -> int:
         ingestor = Ingestor(make_settings(tmp_path / f"archive{n}"))
@@ -287,6 +287,7 @@ def test_emptiness_and_dense_search_need_no_count_of_the_store(make_settings, tm
     import numpy as np
 
     from assistant.answering.chain import Assistant
+    from assistant.index.chroma import Chroma
     from assistant.index.store import Store
     from assistant.ingest.ingestor import Ingestor
     from assistant.ingest.loaders import load_paths
@@ -301,14 +302,14 @@ def test_emptiness_and_dense_search_need_no_count_of_the_store(make_settings, tm
     monkeypatch.setattr(Store, "count", lambda self: (_ for _ in ()).throw(AssertionError("count() called")))
     vec = store.embedder.embed(["Harrowgate"])[0]
     assert len(store.dense_search(np.asarray(vec), k=500)) == held  # more asked than held: all it holds
-    scans, real_call = [], Store._call
+    scans, real_call = [], Chroma.call
 
     def watched(self, what, method, *args, **kwargs):  # a `get` with a limit and no ids goes through it all
         if method == "get" and kwargs.get("limit") and not kwargs.get("ids"):
             scans.append(kwargs)
         return real_call(self, what, method, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "_call", watched)
+    monkeypatch.setattr(Chroma, "call", watched)
     answer = Assistant(settings).ask("What happened in Harrowgate?")
     assert answer.citations and not scans, scans
 
@@ -400,12 +401,12 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
     server = {"store.host": host, "store.port": port}
     ing = Ingestor(make_settings(tmp_path / "host-b", **server))
     other = Ingestor(make_settings(tmp_path / "host-a", **server)).store
-    assert other.take_lease("host-a:1:crashed", ttl=-1) is None  # a lease that has expired: its holder crashed
+    assert other.lease.take("host-a:1:crashed", ttl=-1) is None  # a lease that has expired: its holder crashed
     arts = load_paths([write_jsonl(tmp_path / "a.jsonl", [article(i, "Pollock Vale") for i in range(2)])]).articles
     assert ing.ingest_articles(arts[:1]).added == 1
-    assert ing.store.lease()["holder"] == ""  # released after the run
+    assert ing.store.lease.get()["holder"] == ""  # released after the run
 
-    assert other.take_lease("host-a:1:alive", ttl=120) is None
+    assert other.lease.take("host-a:1:alive", ttl=120) is None
     caplog.set_level(logging.WARNING, logger="assistant.ingest.ingestor")
     done: list = []
     t = threading.Thread(target=lambda: done.append(ing.ingest_articles(arts[1:])))
@@ -415,7 +416,7 @@ def test_ingest_hosts_on_one_chroma_server_take_turns_through_the_store_lease(ma
         assert time.monotonic() < deadline, "the second host never waited for the lease"
         time.sleep(0.05)
     assert not done and ing.store.chunk_ids(arts[1].id) == []  # waiting: nothing written
-    other.release_lease("host-a:1:alive")
+    other.lease.release("host-a:1:alive")
     t.join(60)
     assert done and done[0].added == 1
 

@@ -19,6 +19,8 @@ from typing import Any
 from assistant.config import Settings
 from assistant.errors import StoreError
 from assistant.index.archive import Archive
+from assistant.index.recovery import sweep_partial_articles
+from assistant.index.store import ArticleWrite
 from assistant.ingest.chunking import Chunker
 from assistant.ingest.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
@@ -108,7 +110,7 @@ class Ingestor:
         waits while another holds it (renewed every LEASE_SECONDS / 3; a crashed holder's lease expires)."""
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         warned = False
-        while (other := self.store.take_lease(holder, self.LEASE_SECONDS)) is not None:
+        while (other := self.store.lease.take(holder, self.LEASE_SECONDS)) is not None:
             if not warned:
                 log.warning("another ingest host holds the store's write lease (%s, for %.0f s more); waiting",
                             other.get("holder"), float(other.get("expires", 0)) - time.time())
@@ -119,7 +121,7 @@ class Ingestor:
         def renew():
             while not stop.wait(self.LEASE_SECONDS / 3):
                 try:
-                    if self.store.take_lease(holder, self.LEASE_SECONDS, settle=0) is not None:
+                    if self.store.lease.take(holder, self.LEASE_SECONDS, settle=0) is not None:
                         log.error("the store's write lease was taken by another ingest host")
                 except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
                     log.warning("renewing the store's write lease failed: %s", e)
@@ -132,7 +134,7 @@ class Ingestor:
             stop.set()
             beat.join(10)
             try:
-                self.store.release_lease(holder)
+                self.store.lease.release(holder)
             except Exception as e:  # noqa: BLE001 - it expires by itself
                 log.warning("releasing the store's write lease failed (%s); it expires in %.0f s", e,
                             self.LEASE_SECONDS)
@@ -157,7 +159,7 @@ class Ingestor:
             interrupted = self._read_journal(journal)
             # A killed run can only leave whole articles (one upsert each), except an update killed between
             # its upsert and the delete of its now-surplus chunks: sweep those before diffing.
-            swept = self.store.sweep_partial_articles() if interrupted is not None else 0
+            swept = sweep_partial_articles(self.store) if interrupted is not None else 0
             # Only the rows of the articles at hand are read (by id): an ingest costs what it brings.
             planned = (interrupted or {}).get("articles")
             stored = self.store.manifest([a.id for a in articles] + list(planned if isinstance(planned, dict) else {}))
@@ -298,12 +300,12 @@ class Ingestor:
         for a, chunks, offset in plans:
             old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
-            items.append((a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
+            items.append(ArticleWrite(a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
         written = self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
         self.lexical.sync(written=written)  # readers of this data dir see each batch as soon as it is stored
-        for a, chunks, _, _, _ in items:
-            report.chunks += len(chunks)
-            if a.id in stored:
+        for item in items:
+            report.chunks += len(item.chunks)
+            if item.article.id in stored:
                 report.updated += 1
             else:
                 report.added += 1
