@@ -103,15 +103,26 @@ class SyncReport:
     seq: int | None = None
 
 
-def _cache_fields(cid: str, text: str, meta: dict[str, Any]) -> tuple:
-    """The row of one store chunk: id, text hash, tokens (title included), date, source, its lowercase, seq,
-    and the copy-signature bands its article's first chunk carries."""
-    meta = meta or {}
-    source = meta.get("source") or ""
-    sig = Signature.from_meta(meta) if meta.get("chunk_index") == 0 else None
-    return (cid, meta.get("text_hash"), " ".join(tokenize((meta.get("title") or "") + "\n" + (text or ""))),
-            int(meta.get("date_int") or 0), source, source.lower(), int(meta.get("seq") or 0),
-            " ".join(sig.bands()) if sig is not None else "")
+@dataclass(frozen=True)
+class IndexRow:
+    """What the keyword index holds of one store chunk: its tokens (title included), date, outlet, the
+    change sequence of the write that stored it, and the copy-signature bands of its article's first chunk."""
+
+    id: str
+    text_hash: str | None
+    tokens: str
+    date_int: int
+    source: str
+    seq: int
+    bands: str
+
+    @classmethod
+    def of(cls, cid: str, text: str, meta: dict[str, Any]) -> IndexRow:
+        meta = meta or {}
+        sig = Signature.from_meta(meta) if meta.get("chunk_index") == 0 else None
+        return cls(cid, meta.get("text_hash"), " ".join(tokenize((meta.get("title") or "") + "\n" + (text or ""))),
+                   int(meta.get("date_int") or 0), meta.get("source") or "", int(meta.get("seq") or 0),
+                   " ".join(sig.bands()) if sig is not None else "")
 
 
 class LexicalIndex:
@@ -225,7 +236,7 @@ class LexicalIndex:
                     or state.get("store") != ident or (head or 0) < seen):
                 report = self._rebuild(index, source, head, ident)
             elif written is not None and written.seq == head == seen + 1:
-                report = self._commit(index, {cid: _cache_fields(cid, text, meta) for cid, text, meta in written.rows},
+                report = self._commit(index, {cid: IndexRow.of(cid, text, meta) for cid, text, meta in written.rows},
                                       set(written.deleted), head, ident)
             elif head is not None and head > seen:
                 report = self._apply(index, source, seen, head, ident)
@@ -249,10 +260,9 @@ class LexicalIndex:
         return index
 
     @staticmethod
-    def _document(row: tuple):
-        cid, text_hash, tokens, date_int, source, _, seq, bands = row
-        return _tantivy().Document(id=cid, tokens=tokens, date=date_int, source=source, text_hash=text_hash or "",
-                                   seq=seq, bands=bands)
+    def _document(row: IndexRow):
+        return _tantivy().Document(id=row.id, tokens=row.tokens, date=row.date_int, source=row.source,
+                                   text_hash=row.text_hash or "", seq=row.seq, bands=row.bands)
 
     @staticmethod
     def _state_document(seq: int | None, ident: str):
@@ -278,7 +288,7 @@ class LexicalIndex:
         with self._committing(index) as writer:
             writer.delete_all_documents()
             for cid, text, meta in source.iter_chunks():
-                writer.add_document(self._document(_cache_fields(cid, text, meta)))
+                writer.add_document(self._document(IndexRow.of(cid, text, meta)))
                 n += 1
             writer.add_document(self._state_document(head, ident))
         return SyncReport(rebuilt=True, upserted=n, seq=head or 0)
@@ -289,11 +299,11 @@ class LexicalIndex:
         next sync starts again from `head`."""
         t = _tantivy()
         searcher = index.searcher()
-        changed = {cid: _cache_fields(cid, text, meta) for cid, text, meta in source.changes_since(seen)}
+        changed = {cid: IndexRow.of(cid, text, meta) for cid, text, meta in source.changes_since(seen)}
         doomed = set()
         for cid, dseq in source.deletions_since(seen):
             if cid in changed:
-                if changed[cid][6] < dseq:
+                if changed[cid].seq < dseq:
                     doomed.add(cid)
                     del changed[cid]
                 continue
@@ -302,7 +312,7 @@ class LexicalIndex:
                 doomed.add(cid)
         return self._commit(index, changed, doomed, head, ident)
 
-    def _commit(self, index, changed: dict[str, tuple], doomed: set[str], head: int, ident: str) -> SyncReport:
+    def _commit(self, index, changed: dict[str, IndexRow], doomed: set[str], head: int, ident: str) -> SyncReport:
         """One commit: the doomed and changed chunks' documents removed, the changed ones added, the state."""
         with self._committing(index) as writer:
             for cid in [*doomed, *changed, STATE_ID]:  # deletions first: they apply to earlier documents only
