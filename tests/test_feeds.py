@@ -165,7 +165,7 @@ def test_bad_inputs_are_reported_per_url_and_the_round_goes_on(site, watch_setti
         # a redirect is followed and recorded: the article's identity is where it ended up
         assert site.base + "/news/moved-here.html" in arts
         state = w.book.state(site.base + "/trouble.xml").items[site.base + "/news/moved"]
-        assert state["redirects"] == [site.base + "/news/moved-here.html"]
+        assert state.redirects == [site.base + "/news/moved-here.html"]
         cafe = next(m for m in arts.values() if m["title"].startswith("Café"))
         assert "Ærøby say the fees" in body_of(w, cafe["article_id"])
         assert elapsed < 20  # the slow page cost one timeout, not the round
@@ -264,7 +264,7 @@ def test_undated_pages_are_rechecked_with_conditional_requests_when_due(site, wa
         assert [q.path for q in site.requests()] == ["/urls.txt"]  # not due yet: the pages are not asked
         states = w.book.states()
         for item in states[site.base + "/urls.txt"].items.values():
-            item["checked"] = time.time() - 25 * 3600  # older than watch.recheck_hours (24)
+            item.checked = time.time() - 25 * 3600  # older than watch.recheck_hours (24)
         w.book.save_states(states)
         site.change("/news/ferry-fares.html", "eight percent", "nine percent")
         site.clear_log()
@@ -273,3 +273,17 @@ def test_undated_pages_are_rechecked_with_conditional_requests_when_due(site, wa
             "/urls.txt": 304, "/news/ferry-fares.html": 200, "/news/orchard.html": 304}
         assert all("if-none-match" in q.headers for q in site.requests())
         assert (r.ingest.added, r.ingest.updated) == (0, 1)
+
+
+def test_page_state_reads_and_writes_the_sources_file_format():
+    """sources.json keeps its short per-page keys ("m", "lm"): a data dir written before keeps its state."""
+    from assistant.live.sources import SourceState
+
+    page = {"m": "2025-06-02", "etag": '"v1"', "lm": "Mon, 02 Jun 2025 08:00:00 GMT", "checked": 1748851200.0,
+            "id": "a1b2", "url": "https://osk-harbour.example/news/ferry", "fails": 0}
+    failed = {"m": None, "checked": 1748851300.0, "fails": 2, "error": "HTTP 503"}
+    st = SourceState.from_json({"etag": '"list"', "items": {"p1": page, "p2": failed, "bad": "not a dict"}})
+    assert st.items["p1"].marker == "2025-06-02" and st.items["p1"].last_modified == page["lm"]
+    assert st.items["p2"].fails == 2 and st.items["p2"].id is None
+    out = st.to_json()["items"]
+    assert out == {"p1": page, "p2": {k: v for k, v in failed.items() if v is not None}}

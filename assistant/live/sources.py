@@ -50,6 +50,32 @@ class Source:
 
 
 @dataclass
+class PageState:
+    """What the watcher knows of one listed page: the listing's marker for it (its lastmod or date), the
+    page's validators, when it was last checked, the article it became, and failed attempts."""
+
+    marker: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    checked: float = 0.0
+    id: str | None = None
+    url: str | None = None
+    fails: int = 0
+    error: str | None = None
+    redirects: list[str] | None = None
+
+    _KEYS = {"marker": "m", "last_modified": "lm"}  # the short names sources.json has always used
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PageState:
+        names = {cls._KEYS.get(f, f): f for f in cls.__dataclass_fields__}
+        return cls(**{names[k]: v for k, v in d.items() if k in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return {self._KEYS.get(k, k): v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
 class SourceState:
     """What the watcher knows of a source; `items` maps each listed URL to what it knows of that page."""
 
@@ -61,14 +87,17 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     pending: int = 0  # listed pages left for the next rounds (the per-round cap)
-    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: dict[str, PageState] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SourceState:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        if not isinstance(known.get("items"), dict):
-            known["items"] = {}
+        items = known.get("items") if isinstance(known.get("items"), dict) else {}
+        known["items"] = {url: PageState.from_json(it) for url, it in items.items() if isinstance(it, dict)}
         return cls(**known)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "items": {url: it.to_json() for url, it in self.items.items()}}
 
     def public(self) -> dict[str, Any]:
         """The fields the API and `stats` show (no validators, no per-page detail)."""
@@ -158,7 +187,7 @@ class SourceBook:
             current = data.setdefault("state", {})
             for url, st in states.items():
                 if url in known:
-                    current[url] = asdict(st)
+                    current[url] = st.to_json()
             for url in [u for u in current if u not in known]:
                 del current[url]
 

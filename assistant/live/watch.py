@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ from assistant.ingest.loaders import LoadFailure
 from assistant.live.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
 from assistant.live.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed
 from assistant.live.pages import article_from_page
-from assistant.live.sources import Source, SourceBook, SourceState
+from assistant.live.sources import PageState, Source, SourceBook, SourceState
 from assistant.models import Article
 
 log = logging.getLogger(__name__)
@@ -250,12 +250,12 @@ class Watcher:
             listing.entries.sort(key=lambda e: e.marker or "", reverse=True)
         return listing
 
-    def _due(self, st: SourceState, entries: list[Entry]) -> list[tuple[Entry, dict[str, Any] | None]]:
+    def _due(self, st: SourceState, entries: list[Entry]) -> list[tuple[Entry, PageState | None]]:
         """The listed pages to fetch now: new ones, those the listing says changed, failed ones worth another try,
         and those due a re-check; each with what is known of it (for a conditional request)."""
         now = time.time()
         recheck = self.settings.watch.recheck_hours * 3600
-        work: list[tuple[Entry, dict[str, Any] | None]] = []
+        work: list[tuple[Entry, PageState | None]] = []
         listed: set[str] = set()
         for e in entries:
             if e.url in listed:
@@ -264,20 +264,20 @@ class Watcher:
             it = st.items.get(e.url)
             if it is None:
                 work.append((e, None))
-            elif not it.get("id") and 0 < it.get("fails", 0) < MAX_ATTEMPTS:
+            elif not it.id and 0 < it.fails < MAX_ATTEMPTS:
                 work.append((e, it))
-            elif e.marker and e.marker != it.get("m"):
+            elif e.marker and e.marker != it.marker:
                 work.append((e, it))
-            elif recheck and not e.marker and now - it.get("checked", 0) > recheck:
+            elif recheck and not e.marker and now - it.checked > recheck:
                 work.append((e, it))
         if not entries:  # listing unchanged (304): failed pages worth another try, undated pages due a re-check
             for url, it in st.items.items():
-                if (not it.get("id") and 0 < it.get("fails", 0) < MAX_ATTEMPTS) or (
-                        recheck and not it.get("m") and it.get("id") and now - it.get("checked", 0) > recheck):
-                    work.append((Entry(url=url, marker=it.get("m")), it))
+                if (not it.id and 0 < it.fails < MAX_ATTEMPTS) or (
+                        recheck and not it.marker and it.id and now - it.checked > recheck):
+                    work.append((Entry(url=url, marker=it.marker), it))
         return work
 
-    def _fetch_and_ingest(self, src: Source, st: SourceState, work: list[tuple[Entry, dict[str, Any] | None]],
+    def _fetch_and_ingest(self, src: Source, st: SourceState, work: list[tuple[Entry, PageState | None]],
                           feed_title: str | None, res: SourceResult, report: RoundReport, persist: bool) -> None:
         size = max(1, self.settings.ingest.batch_articles)
         for i in range(0, len(work), size):
@@ -286,7 +286,7 @@ class Watcher:
             batch = work[i:i + size]
             outcomes = list(self._pool.map(lambda w: self._fetch(w[0], w[1], feed_title, src.url), batch))
             articles: list[Article] = []
-            updates: dict[str, dict[str, Any]] = {}
+            updates: dict[str, PageState] = {}
             now = time.time()
             for (entry, known), outcome in zip(batch, outcomes):
                 if isinstance(outcome, Stopped):
@@ -296,20 +296,21 @@ class Watcher:
                     res.failed += 1
                     report.ingest.failed.append(LoadFailure(entry.url, outcome.reason))
                     log.warning("%s: %s", entry.url, outcome.reason)
-                    updates[entry.url] = {**(known or {}), "m": entry.marker, "checked": now,
-                                          "fails": (known or {}).get("fails", 0) + 1, "error": outcome.reason}
+                    was = known or PageState()
+                    updates[entry.url] = replace(was, marker=entry.marker, checked=now, fails=was.fails + 1,
+                                                 error=outcome.reason)
                     continue
                 page, article = outcome
                 if page.not_modified:
                     res.not_modified += 1
-                    updates[entry.url] = {**(known or {}), "m": entry.marker, "checked": now, "fails": 0}
+                    updates[entry.url] = replace(known or PageState(), marker=entry.marker, checked=now, fails=0)
                     continue
                 res.fetched += 1
                 articles.append(article)
-                updates[entry.url] = {"m": entry.marker, "etag": page.etag, "lm": page.last_modified,
-                                      "checked": now, "id": article.id, "url": article.url, "fails": 0}
-                if page.redirects:  # recorded: where the listed URL led (the article's identity follows it)
-                    updates[entry.url]["redirects"] = page.redirects
+                # redirects recorded: where the listed URL led (the article's identity follows it)
+                updates[entry.url] = PageState(entry.marker, page.etag, page.last_modified, now, article.id,
+                                               article.url, redirects=page.redirects or None)
+                if page.redirects:
                     log.info("%s redirected to %s", entry.url, " -> ".join(page.redirects))
             if articles:
                 ingested = self.ingestor.ingest_articles(articles)
@@ -324,14 +325,14 @@ class Watcher:
             if persist:  # after each batch: a killed watcher does not fetch these pages again
                 self.book.save_states({src.url: st})
 
-    def _fetch(self, entry: Entry, known: dict[str, Any] | None, feed_title: str | None,
+    def _fetch(self, entry: Entry, known: PageState | None, feed_title: str | None,
                source_url: str) -> tuple[Page, Article | None] | FetchError:
         """One listed page: fetched (conditionally when it is known) and made an article, or why not."""
         try:
             if not listed_link_allowed(entry.url, source_url):
                 raise FetchError(entry.url, "listed link to a private or loopback address refused (the source "
                                             "is not on the internal network)")
-            page = self.fetcher.get(entry.url, (known or {}).get("etag"), (known or {}).get("lm"))
+            page = self.fetcher.get(entry.url, known.etag if known else None, known.last_modified if known else None)
             if page.not_modified:
                 return page, None
             if detect_kind(page.content, page.content_type) != "page":
@@ -359,8 +360,8 @@ class Watcher:
         st.articles_added += ingested.added
         ingested.seconds = 0.0
         report.ingest.merge(ingested)
-        st.items = {src.url: {"etag": page.etag, "lm": page.last_modified, "checked": time.time(), "id": article.id,
-                              "url": article.url}}
+        st.items = {src.url: PageState(etag=page.etag, last_modified=page.last_modified, checked=time.time(),
+                                       id=article.id, url=article.url)}
         if persist:
             self.book.save_states({src.url: st})
 
