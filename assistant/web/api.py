@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import gradio as gr
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,6 +30,7 @@ from assistant.ingest.loaders import articles_from_records
 from assistant.models import Answer
 from assistant.web import metrics
 from assistant.web.app import CSS, THEME, build_app
+from assistant.web.errors import crash, error_response, install_handlers, stream_error_body
 from assistant.web.openai_api import OpenAIErrors, openai_router
 from assistant.web.security import install
 from assistant.web.sources import sources_router
@@ -224,16 +224,6 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _error_json(status: int, message: str, hint: str | None = None, headers: dict | None = None,
-                code: str | None = None) -> JSONResponse:
-    body = {"error": message}
-    if hint:
-        body["hint"] = hint
-    if code:
-        body["code"] = code
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     """FastAPI app: the REST API under /api, /widget.js, /healthz, docs at /docs, the Gradio UI mounted at /."""
     assistant = assistant or Assistant(settings)
@@ -246,33 +236,10 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     app.state.assistant = assistant
     app.state.ingestor = None
     install(app, settings.server)
+    install_handlers(app)
     app.add_middleware(OpenAIErrors)  # outermost: /v1 errors, the access policy's included, in OpenAI's shape
     app.include_router(sources_router(settings))  # /api/sources: the watcher's feeds (admin token)
     app.include_router(openai_router(assistant))  # /v1: the archive as an OpenAI-compatible model
-
-    @app.exception_handler(AssistantError)
-    async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:
-        status = getattr(e, "status", None) or (503 if isinstance(e, StoreError) else 400)
-        response = _error_json(status, e.message, e.hint)
-        if getattr(e, "code", None):  # the /v1 routes' OpenAI error code
-            response = _error_json(status, e.message, e.hint, code=e.code)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return _error_json(422, f"{where}: {first.get('msg')}" if where else str(first.get("msg")),
-                           "see the request schema at /docs")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error_json(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_json(500, "internal error", "the server log has the details")
 
     def ingestor() -> Ingestor:
         if app.state.ingestor is None:
@@ -360,7 +327,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def api_not_found(rest: str) -> JSONResponse:
         # Without this, unknown /api paths would fall through to the Gradio app and answer with HTML.
-        return _error_json(404, f"no API route /api/{rest}", "see /docs")
+        return error_response(404, f"no API route /api/{rest}", "see /docs")
 
     @app.get("/widget.js", include_in_schema=False)
     def widget_js() -> FileResponse:
@@ -403,10 +370,10 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncI
             chunk = await anext(chunks, None)
     except AssistantError as e:
         log.warning("answer stream failed: %s", e)
-        yield _sse("error", {"error": e.message, "hint": e.hint})
-    except Exception:
+        yield _sse("error", stream_error_body(e))
+    except Exception as e:
         log.exception("answer stream crashed")
-        yield _sse("error", {"error": "internal error", "hint": "the server log has the details"})
+        yield _sse("error", stream_error_body(e))
     yield _sse("done", {})
 
 
