@@ -27,7 +27,6 @@ from assistant.errors import AssistantError, StoreError
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
-from assistant.models import Answer
 from assistant.web import metrics
 from assistant.web.app import CSS, THEME, build_app
 from assistant.web.errors import crash, error_response, install_handlers, stream_error_body
@@ -210,15 +209,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "The vector store is unreachable"}.items()}
 
 
-def answer_out(answer: Answer) -> dict[str, Any]:
-    """The API's JSON for an answer (the `ask --json` fields plus support flags and passages)."""
-    return {
-        "answer": answer.answer, "refused": answer.refused,
-        "citations": [{k: getattr(c, k) for k in CitationOut.model_fields} for c in answer.citations],
-        "support": answer.support, "unsupported": list(answer.unsupported), "notice": answer.notice,
-    }
-
-
 def _sse(event: str, data: Any) -> str:
     # JSON on one data line: answer text may hold newlines, which would otherwise split the SSE field.
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -264,7 +254,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
     def ask(req: AskIn) -> dict:
         """Answer a question from the articles, with numbered citations."""
-        return answer_out(assistant.ask(req.question, _turns(req), _filters(req)))
+        return assistant.ask(req.question, _turns(req), _filters(req)).to_json(full=True)
 
     @app.post("/api/ask/stream", responses={**ERRORS, 200: {
         "content": {"text/event-stream": {}},
@@ -366,7 +356,7 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncI
                 elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
                     yield _sse("notice", {"notice": ev.text})
                 elif ev.kind == "answer" and ev.answer is not None:
-                    yield _sse("citations", answer_out(ev.answer))
+                    yield _sse("citations", ev.answer.to_json(full=True))
             chunk = await anext(chunks, None)
     except AssistantError as e:
         log.warning("answer stream failed: %s", e)
