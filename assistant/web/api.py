@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from assistant.errors import AssistantError, StoreError
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
+from assistant.text.timeparse import parse_day
 from assistant.web import metrics
 from assistant.web.app import CSS, THEME, build_app
 from assistant.web.errors import crash, error_response, install_handlers, stream_error_body
@@ -55,24 +55,28 @@ class Turn(BaseModel):
     answer: str = Field("", max_length=20_000)
 
 
+_DAY = "YYYY-MM-DD, or an ISO week date: 2025-W23-2 is that week's Tuesday, 2025-W23 its Monday"
+
+
 class FiltersIn(BaseModel):
     """Restrict the articles an answer may use."""
 
     model_config = ConfigDict(extra="forbid")
-    date_from: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/after (YYYY-MM-DD).")
-    date_to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/before (YYYY-MM-DD).")
+    date_from: str | None = Field(None, description=f"Published on/after ({_DAY}).")
+    date_to: str | None = Field(None, description=f"Published on/before ({_DAY}).")
     sources: list[str] = Field(default_factory=list, max_length=50, description="Only these outlets.")
-    today: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
-                              description="The day the question is asked, for 'this week' (default: today).")
+    today: str | None = Field(None, description=f"The day the question is asked, for 'this week' ({_DAY}; "
+                                                "default: today).")
 
     @field_validator("date_from", "date_to", "today")
     @classmethod
     def _real_day(cls, value: str | None) -> str | None:
+        """The one day rule, retrieval's (text/timeparse.parse_day): a day of the calendar, as YYYY-MM-DD."""
         if value is not None:
             try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"{value} is not a day of the calendar") from None
+                return parse_day(value).isoformat()
+            except AssistantError as e:
+                raise ValueError(e.message) from None
         return value
 
 
