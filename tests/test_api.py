@@ -296,3 +296,11 @@ def test_widget_js_is_served(client):
     r = client.get("/widget.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert "attachShadow" in r.text and "innerHTML" not in r.text
+
+
+def test_the_citation_schema_is_the_serialised_citation():
+    """AskOut's CitationOut documents what Answer.to_json(full=True) sends, field for field and in order."""
+    from assistant.models import CHECK_FIELDS, CITATION_FIELDS
+    from assistant.web.schemas import CitationOut
+
+    assert tuple(CitationOut.model_fields) == CITATION_FIELDS + CHECK_FIELDS
