@@ -6,12 +6,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import gradio as gr
-from fastapi import Body, FastAPI, Query
+from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.applications import Starlette
@@ -67,35 +67,64 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     install(app, settings.server)
     install_handlers(app)
     app.add_middleware(OpenAIErrors)  # outermost: /v1 errors, the access policy's included, in OpenAI's shape
-    app.include_router(sources_router(settings))  # /api/sources: the watcher's feeds (admin token)
-    app.include_router(openai_router(assistant))  # /v1: the archive as an OpenAI-compatible model
 
     def ingestor() -> Ingestor:
         if app.state.ingestor is None:
             app.state.ingestor = Ingestor(settings, archive=assistant.archive)
         return app.state.ingestor
 
+    # In this order: the OpenAPI schema lists the paths so, and the /api catch-all comes after every /api route.
+    for router in (sources_router(settings),  # /api/sources: the watcher's feeds (admin token)
+                   openai_router(assistant),  # /v1: the archive as an OpenAI-compatible model
+                   health_router(assistant),  # /healthz, /metrics
+                   ask_router(assistant),  # /api/ask, /api/ask/stream
+                   articles_router(assistant, ingestor),  # /api/articles (writes: admin token)
+                   fallback_router()):  # /api/* not found, /widget.js
+        app.include_router(router)
+    # Mounted last: routes above win over the Gradio app at /.
+    # show_error=False: an exception reaches the page as our own message (build_app), never its text.
+    app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
+                              show_error=False, run_history=False, mcp_server=False)
+    # Outermost: every request is counted, the access policy's refusals included, under its route template.
+    app.add_middleware(metrics.RequestMetrics, routes_of=app)
+    # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette):
+            route.app.add_exception_handler(Exception, crash)
+    return app
+
+
+def health_router(assistant: Assistant) -> APIRouter:
+    """The probes: /healthz (store and keyword index) and /metrics (Prometheus)."""
+    router = APIRouter()
     health = Health(assistant)
 
-    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description":
+    @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description":
                                                                     "The vector store is unreachable"}})
     def healthz() -> JSONResponse:
         """Whether the store is reachable and this process's keyword index is in step with it (503: store down)."""
         body = HealthOut.model_validate(health.check()).model_dump()  # every key, in every state
         return JSONResponse(body, status_code=503 if body["status"] == "unavailable" else 200)
 
-    @app.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         """Prometheus text format: requests, latencies, answers, refusals, ingests (see assistant.metrics)."""
         data, content_type = metrics.render()
         return Response(data, media_type=content_type)
 
-    @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
+    return router
+
+
+def ask_router(assistant: Assistant) -> APIRouter:
+    """/api/ask and its Server-Sent Events form /api/ask/stream."""
+    router = APIRouter()
+
+    @router.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
     def ask(req: AskIn) -> dict:
         """Answer a question from the articles, with numbered citations."""
         return assistant.ask(req.question, _turns(req), _filters(req)).to_json(full=True)
 
-    @app.post("/api/ask/stream", responses={**ERRORS, 200: {
+    @router.post("/api/ask/stream", responses={**ERRORS, 200: {
         "content": {"text/event-stream": {}},
         "description": "Server-Sent Events: `delta` {text}... then one `citations` (the AskOut object, whose "
                        "`answer` replaces the streamed text) then `done`; `notice` {notice} when the model server "
@@ -112,7 +141,15 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         return StreamingResponse(_sse_events(first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
+    return router
+
+
+def articles_router(assistant: Assistant, ingestor: Callable[[], Ingestor]) -> APIRouter:
+    """The archive's articles: listed by anyone who may ask, added and removed with the admin token
+    (web/security.py). `ingestor` makes the app's one Ingestor on the first write."""
+    router = APIRouter()
+
+    @router.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
     def list_articles(offset: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """Stored articles, newest first."""
@@ -126,7 +163,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
              "published_at": m.get("published_at"), "url": m.get("url"), "chunks": counts[m["article_id"]]}
             for m in page]}
 
-    @app.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
+    @router.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
     def add_articles(payload: Annotated[ArticleIn | list[ArticleIn] | ArticleBatch, Body()]) -> dict:
         """Ingest one article, a list, or {"articles": [...]} (admin token). Unchanged articles are skipped."""
         items = payload.articles if isinstance(payload, ArticleBatch) else (
@@ -144,7 +181,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         metrics.count_ingest(out)
         return {**out, "ids": [a.id for a in articles]}
 
-    @app.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
+    @router.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
     def delete_article(article_id: str) -> dict:
         """Remove an article and its chunks (admin token)."""
         n = ingestor().delete(article_id)
@@ -153,27 +190,24 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         metrics.count_ingest({"deleted": 1})
         return {"id": article_id, "chunks": n}
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    return router
+
+
+def fallback_router() -> APIRouter:
+    """An unknown /api path as our JSON 404 (not the Gradio page), and the widget's script."""
+    router = APIRouter()
+
+    @router.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def api_not_found(rest: str) -> JSONResponse:
         # Without this, unknown /api paths would fall through to the Gradio app and answer with HTML.
         return error_response(404, f"no API route /api/{rest}", "see /docs")
 
-    @app.get("/widget.js", include_in_schema=False)
+    @router.get("/widget.js", include_in_schema=False)
     def widget_js() -> FileResponse:
         return FileResponse(WIDGET_JS, media_type="text/javascript; charset=utf-8",
                             headers={"Cache-Control": "public, max-age=300"})
 
-    # Mounted last: routes above win over the Gradio app at /.
-    # show_error=False: an exception reaches the page as our own message (build_app), never its text.
-    app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
-                              show_error=False, run_history=False, mcp_server=False)
-    # Outermost: every request is counted, the access policy's refusals included, under its route template.
-    app.add_middleware(metrics.RequestMetrics, routes_of=app)
-    # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, Starlette):
-            route.app.add_exception_handler(Exception, crash)
-    return app
+    return router
 
 
 def _turns(req: AskIn) -> list[tuple[str, str]]:
