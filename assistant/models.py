@@ -93,6 +93,11 @@ class Passage:
         return asdict(self)
 
 
+# A citation's fields in `ask --json` and every surface, in this order; the API adds CHECK_FIELDS after them.
+CITATION_FIELDS = ("n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end")
+CHECK_FIELDS = ("supported", "passage")
+
+
 @dataclass
 class Citation:
     """One numbered source of an answer: an exact quote from an article with its span."""
@@ -125,14 +130,15 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
     notice: str | None = None  # e.g. "model server down, extractive fallback"
 
-    def to_json(self) -> dict[str, Any]:
-        """The stable machine interface of `ask --json`."""
-        return {
-            "answer": self.answer,
-            "refused": self.refused,
-            "citations": [
-                {k: c.to_dict()[k] for k in (
-                    "n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end")}
-                for c in self.citations
-            ],
-        }
+    def to_json(self, full: bool = False) -> dict[str, Any]:
+        """The one serialisation of an answer. Plain: the stable machine interface of `ask --json` (the
+        citations' CITATION_FIELDS). `full`: the API's (AskOut): each citation's check fields too, then
+        `flags()`."""
+        fields = CITATION_FIELDS + CHECK_FIELDS if full else CITATION_FIELDS
+        out = {"answer": self.answer, "refused": self.refused,
+               "citations": [{k: getattr(c, k) for k in fields} for c in self.citations]}
+        return {**out, **self.flags()} if full else out
+
+    def flags(self) -> dict[str, Any]:
+        """The citation check's verdict and the notice, as the API and the chain's last chunk carry them."""
+        return {"support": self.support, "unsupported": list(self.unsupported), "notice": self.notice}

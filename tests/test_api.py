@@ -101,6 +101,21 @@ def test_ask_accepts_history_and_filters(client):
     assert bad.status_code == 422 and "date_from" in bad.json()["error"]
 
 
+def test_filters_read_days_as_retrieval_does(client):
+    """One day rule (text/timeparse.parse_day) for the API and retrieval: the ISO week date 2025-W23-2 is that
+    Tuesday (2025-06-03) and 2025-W26 its Monday; a day the calendar lacks is 422 {error, hint}, as before."""
+    week = client.post("/api/ask", json={"question": QUESTION, "filters": {"date_from": "2025-W23-2",
+                                                                            "today": "2025-W26"}})
+    day = client.post("/api/ask", json={"question": QUESTION, "filters": {"date_from": "2025-06-03",
+                                                                           "today": "2025-06-23"}})
+    assert week.status_code == 200, week.text
+    assert week.json() == day.json()
+    for bad in ("2025-02-30", "2025-13-01", "2025-W54", "2025-W23-8", "June"):
+        r = client.post("/api/ask", json={"question": QUESTION, "filters": {"date_to": bad}})
+        assert r.status_code == 422, (bad, r.text)
+        assert "date_to" in r.json()["error"] and bad in r.json()["error"] and r.json()["hint"]
+
+
 def test_a_follow_up_is_read_with_the_conversation(client):
     """"And China?" after the seed question is about China's part in it: the Lavrov / Wang Yi condemnation."""
     seed = "Did Russia offer Iran military help?"
@@ -281,3 +296,11 @@ def test_widget_js_is_served(client):
     r = client.get("/widget.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert "attachShadow" in r.text and "innerHTML" not in r.text
+
+
+def test_the_citation_schema_is_the_serialised_citation():
+    """AskOut's CitationOut documents what Answer.to_json(full=True) sends, field for field and in order."""
+    from assistant.models import CHECK_FIELDS, CITATION_FIELDS
+    from assistant.web.schemas import CitationOut
+
+    assert tuple(CitationOut.model_fields) == CITATION_FIELDS + CHECK_FIELDS

@@ -73,8 +73,7 @@ def events_of(chunk: dict[str, Any]) -> Iterator[Event]:
 
 def answer_fields(answer: Answer) -> dict[str, Any]:
     """The chain's last chunk: the `ask --json` fields, the checks' verdict and the Answer itself."""
-    return {**answer.to_json(), "support": answer.support, "unsupported": list(answer.unsupported),
-            "notice": answer.notice, "result": answer}
+    return {**answer.to_json(), **answer.flags(), "result": answer}
 
 
 def check_question(question: str) -> str:

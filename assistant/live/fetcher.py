@@ -28,6 +28,7 @@ import httpx
 from assistant.config import FetchSettings
 from assistant.errors import CorpusError
 from assistant.ingest.loaders import decode_text
+from assistant.urls import HTTP_SCHEMES, is_http_url
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,9 @@ def check_url(url: str) -> str:
             httpx.URL(url)  # what the client will accept (IDNA host)
     except (ValueError, httpx.InvalidURL):
         raise FetchError(url, "not a valid URL") from None
-    if parts.scheme not in ("http", "https"):
-        raise FetchError(url, f"only http and https URLs are fetched, not '{parts.scheme[:20] or '(none)'}'")
-    if not parts.hostname:
-        raise FetchError(url, "URL has no host")
+    if not is_http_url(url):
+        raise FetchError(url, "URL has no host" if parts.scheme in HTTP_SCHEMES else
+                         f"only http and https URLs are fetched, not '{parts.scheme[:20] or '(none)'}'")
     return url
 
 

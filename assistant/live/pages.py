@@ -9,6 +9,7 @@ from assistant.ingest.loaders import html_article
 from assistant.live.feeds import Entry
 from assistant.live.fetcher import FetchError, Page
 from assistant.models import Article
+from assistant.urls import is_http_url
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,7 @@ def canonical_url(declared: str | None, final_url: str) -> str:
     A page is untrusted: a canonical URL on another host could claim (and overwrite) another site's article.
     """
     if declared:
-        parts = urlsplit(declared)
-        if parts.scheme in ("http", "https") and (parts.hostname or "").lower() == \
+        if is_http_url(declared) and (urlsplit(declared).hostname or "").lower() == \
                 (urlsplit(final_url).hostname or "").lower():
             return declared
         log.info("%s declares canonical URL %s on another host; keeping the fetched URL", final_url, declared)

@@ -6,32 +6,40 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
-from datetime import date
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import gradio as gr
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from assistant import __version__
-from assistant.answering.chain import MAX_QUESTION_CHARS, Assistant, check_question, events_of
+from assistant.answering.chain import Assistant, check_question, events_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, StoreError
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
-from assistant.models import Answer
 from assistant.web import metrics
 from assistant.web.app import CSS, THEME, build_app
+from assistant.web.errors import crash, error_response, install_handlers, stream_error_body
 from assistant.web.openai_api import OpenAIErrors, openai_router
+from assistant.web.schemas import (
+    ERRORS,
+    ArticleBatch,
+    ArticleIn,
+    ArticlePage,
+    AskIn,
+    AskOut,
+    DeletedOut,
+    HealthOut,
+    IngestOut,
+)
 from assistant.web.security import install
 from assistant.web.sources import sources_router
 
@@ -40,198 +48,9 @@ log = logging.getLogger(__name__)
 WIDGET_JS = Path(__file__).parent / "widget" / "widget.js"
 
 
-# ---- request / response shapes (they make the OpenAPI schema at /docs) ----
-
-class ErrorOut(BaseModel):
-    """Every error: a message for the user and, when there is one, how to fix it."""
-
-    error: str
-    hint: str | None = None
-
-
-class Turn(BaseModel):
-    """One earlier exchange of the conversation."""
-
-    question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: str = Field("", max_length=20_000)
-
-
-class FiltersIn(BaseModel):
-    """Restrict the articles an answer may use."""
-
-    model_config = ConfigDict(extra="forbid")
-    date_from: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/after (YYYY-MM-DD).")
-    date_to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Published on/before (YYYY-MM-DD).")
-    sources: list[str] = Field(default_factory=list, max_length=50, description="Only these outlets.")
-    today: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
-                              description="The day the question is asked, for 'this week' (default: today).")
-
-    @field_validator("date_from", "date_to", "today")
-    @classmethod
-    def _real_day(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"{value} is not a day of the calendar") from None
-        return value
-
-
-class AskIn(BaseModel):
-    """A question, optionally with the conversation so far and filters."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"question": "Did Russia offer Iran military help?"}]})
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    history: list[Turn] = Field(default_factory=list, max_length=20, description="Earlier turns, oldest first.")
-    filters: FiltersIn | None = None
-
-
-class CitationOut(BaseModel):
-    """A numbered source: an exact quote of an article body, with its character span."""
-
-    n: int
-    article_id: str
-    title: str
-    source: str | None
-    published_at: str | None
-    url: str | None
-    quote: str = Field(description="Exact text of the article body between start and end.")
-    start: int
-    end: int
-    supported: bool | None = Field(None, description="Whether the cited passage supports its sentence (when checked).")
-    passage: str = Field("", description="The retrieved passage the quote comes from, for context.")
-
-
-class AskOut(BaseModel):
-    """The answer: text with [n] markers, the citations they refer to, and the support/refusal flags."""
-
-    answer: str
-    refused: bool = Field(description="True when the articles do not cover the question.")
-    citations: list[CitationOut]
-    support: float | None = Field(None, description="Share of the answer supported by its citations (when checked).")
-    unsupported: list[str] = Field(default_factory=list, description="Claims or citations that were dropped.")
-    notice: str | None = Field(None, description="E.g. the model server is down and the extractive engine answered.")
-
-
-class ArticleIn(BaseModel):
-    """An article to ingest. `content` or `text` may stand in for `body`; dates are normalised to YYYY-MM-DD."""
-
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
-        "title": "Ferry strike ends in Port Avrel", "body": "PORT AVREL — Ferry crews on the island of ...",
-        "source": "Avrel Harbour Gazette", "published_at": "2025-06-24",
-        "url": "https://gazette.example/port-avrel/ferry-strike"}]})
-    title: str
-    body: str | None = None
-    content: str | None = None
-    text: str | None = None
-    source: str | None = None
-    author: str | None = None
-    url: str | None = None
-    published_at: str | None = None
-
-
-class ArticleBatch(BaseModel):
-    articles: list[ArticleIn]
-
-
-class FailureOut(BaseModel):
-    path: str
-    reason: str
-    line: int | None = None
-
-
-class IngestOut(BaseModel):
-    """What an ingest did (same fields as `assistant ingest --json`)."""
-
-    added: int
-    updated: int
-    unchanged: int
-    deleted: int
-    chunks: int
-    failed: list[FailureOut]
-    skipped: list[FailureOut]
-    resumed: str | None
-    seconds: float
-    ids: list[str] = Field(default_factory=list, description="Article ids of the accepted articles, in order.")
-
-
-class ArticleOut(BaseModel):
-    id: str
-    title: str
-    source: str | None
-    published_at: str | None
-    url: str | None
-    chunks: int
-
-
-class ArticlePage(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    articles: list[ArticleOut]
-
-
-class DeletedOut(BaseModel):
-    id: str
-    chunks: int = Field(description="Chunks removed from the store.")
-
-
-class StoreHealth(BaseModel):
-    reachable: bool
-    change: int | None = Field(None, description="The store's change head (sequence of its latest write).")
-
-
-class KeywordIndexHealth(BaseModel):
-    reachable: bool = Field(description="Whether this process can read its keyword index.")
-    in_step: bool = Field(description="Same change sequence and chunk count as the store.")
-    catching_up: bool = Field(False, description="Behind the store for less than the grace a normal sync needs.")
-    chunks: int | None = None
-    change: int | None = Field(None, description="The store change the index last applied.")
-
-
-class HealthOut(BaseModel):
-    """`ok`: store reachable, keyword index in step or catching up; `degraded`: the store answers but the
-    keyword index is unreadable or behind for longer (dense search still answers); `unavailable` (503): the
-    store is unreachable."""
-
-    status: str
-    chunks: int | None = Field(description="Chunks in the store (None when it is unreachable).")
-    store: StoreHealth
-    keyword_index: KeywordIndexHealth
-    error: str | None = Field(None, description="What is wrong, when something is.")
-    hint: str | None = None
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": what} for code, what in {
-        400: "Bad question or article", 401: "Missing or unknown token", 403: "Token or origin not allowed",
-        413: "Request body too large", 422: "Invalid request fields", 429: "Rate limit; see Retry-After",
-        503: "The vector store is unreachable"}.items()}
-
-
-def answer_out(answer: Answer) -> dict[str, Any]:
-    """The API's JSON for an answer (the `ask --json` fields plus support flags and passages)."""
-    return {
-        "answer": answer.answer, "refused": answer.refused,
-        "citations": [{k: getattr(c, k) for k in CitationOut.model_fields} for c in answer.citations],
-        "support": answer.support, "unsupported": list(answer.unsupported), "notice": answer.notice,
-    }
-
-
 def _sse(event: str, data: Any) -> str:
     # JSON on one data line: answer text may hold newlines, which would otherwise split the SSE field.
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-def _error_json(status: int, message: str, hint: str | None = None, headers: dict | None = None,
-                code: str | None = None) -> JSONResponse:
-    body = {"error": message}
-    if hint:
-        body["hint"] = hint
-    if code:
-        body["code"] = code
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
@@ -246,60 +65,66 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     app.state.assistant = assistant
     app.state.ingestor = None
     install(app, settings.server)
+    install_handlers(app)
     app.add_middleware(OpenAIErrors)  # outermost: /v1 errors, the access policy's included, in OpenAI's shape
-    app.include_router(sources_router(settings))  # /api/sources: the watcher's feeds (admin token)
-    app.include_router(openai_router(assistant))  # /v1: the archive as an OpenAI-compatible model
-
-    @app.exception_handler(AssistantError)
-    async def assistant_error(request: Request, e: AssistantError) -> JSONResponse:
-        status = getattr(e, "status", None) or (503 if isinstance(e, StoreError) else 400)
-        response = _error_json(status, e.message, e.hint)
-        if getattr(e, "code", None):  # the /v1 routes' OpenAI error code
-            response = _error_json(status, e.message, e.hint, code=e.code)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return _error_json(422, f"{where}: {first.get('msg')}" if where else str(first.get("msg")),
-                           "see the request schema at /docs")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error_json(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_json(500, "internal error", "the server log has the details")
 
     def ingestor() -> Ingestor:
         if app.state.ingestor is None:
             app.state.ingestor = Ingestor(settings, archive=assistant.archive)
         return app.state.ingestor
 
+    # In this order: the OpenAPI schema lists the paths so, and the /api catch-all comes after every /api route.
+    for router in (sources_router(settings),  # /api/sources: the watcher's feeds (admin token)
+                   openai_router(assistant),  # /v1: the archive as an OpenAI-compatible model
+                   health_router(assistant),  # /healthz, /metrics
+                   ask_router(assistant),  # /api/ask, /api/ask/stream
+                   articles_router(assistant, ingestor),  # /api/articles (writes: admin token)
+                   fallback_router()):  # /api/* not found, /widget.js
+        app.include_router(router)
+    # Mounted last: routes above win over the Gradio app at /.
+    # show_error=False: an exception reaches the page as our own message (build_app), never its text.
+    app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
+                              show_error=False, run_history=False, mcp_server=False)
+    # Outermost: every request is counted, the access policy's refusals included, under its route template.
+    app.add_middleware(metrics.RequestMetrics, routes_of=app)
+    # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette):
+            route.app.add_exception_handler(Exception, crash)
+    return app
+
+
+def health_router(assistant: Assistant) -> APIRouter:
+    """The probes: /healthz (store and keyword index) and /metrics (Prometheus)."""
+    router = APIRouter()
     health = Health(assistant)
 
-    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description":
+    @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description":
                                                                     "The vector store is unreachable"}})
     def healthz() -> JSONResponse:
         """Whether the store is reachable and this process's keyword index is in step with it (503: store down)."""
         body = HealthOut.model_validate(health.check()).model_dump()  # every key, in every state
         return JSONResponse(body, status_code=503 if body["status"] == "unavailable" else 200)
 
-    @app.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         """Prometheus text format: requests, latencies, answers, refusals, ingests (see assistant.metrics)."""
         data, content_type = metrics.render()
         return Response(data, media_type=content_type)
 
-    @app.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
+    return router
+
+
+def ask_router(assistant: Assistant) -> APIRouter:
+    """/api/ask and its Server-Sent Events form /api/ask/stream."""
+    router = APIRouter()
+
+    @router.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
     def ask(req: AskIn) -> dict:
         """Answer a question from the articles, with numbered citations."""
-        return answer_out(assistant.ask(req.question, _turns(req), _filters(req)))
+        return assistant.ask(req.question, _turns(req), _filters(req)).to_json(full=True)
 
-    @app.post("/api/ask/stream", responses={**ERRORS, 200: {
+    @router.post("/api/ask/stream", responses={**ERRORS, 200: {
         "content": {"text/event-stream": {}},
         "description": "Server-Sent Events: `delta` {text}... then one `citations` (the AskOut object, whose "
                        "`answer` replaces the streamed text) then `done`; `notice` {notice} when the model server "
@@ -316,7 +141,15 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         return StreamingResponse(_sse_events(first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
+    return router
+
+
+def articles_router(assistant: Assistant, ingestor: Callable[[], Ingestor]) -> APIRouter:
+    """The archive's articles: listed by anyone who may ask, added and removed with the admin token
+    (web/security.py). `ingestor` makes the app's one Ingestor on the first write."""
+    router = APIRouter()
+
+    @router.get("/api/articles", response_model=ArticlePage, responses=ERRORS, tags=["articles"])
     def list_articles(offset: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """Stored articles, newest first."""
@@ -330,7 +163,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
              "published_at": m.get("published_at"), "url": m.get("url"), "chunks": counts[m["article_id"]]}
             for m in page]}
 
-    @app.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
+    @router.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
     def add_articles(payload: Annotated[ArticleIn | list[ArticleIn] | ArticleBatch, Body()]) -> dict:
         """Ingest one article, a list, or {"articles": [...]} (admin token). Unchanged articles are skipped."""
         items = payload.articles if isinstance(payload, ArticleBatch) else (
@@ -348,7 +181,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         metrics.count_ingest(out)
         return {**out, "ids": [a.id for a in articles]}
 
-    @app.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
+    @router.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
     def delete_article(article_id: str) -> dict:
         """Remove an article and its chunks (admin token)."""
         n = ingestor().delete(article_id)
@@ -357,27 +190,24 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         metrics.count_ingest({"deleted": 1})
         return {"id": article_id, "chunks": n}
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    return router
+
+
+def fallback_router() -> APIRouter:
+    """An unknown /api path as our JSON 404 (not the Gradio page), and the widget's script."""
+    router = APIRouter()
+
+    @router.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def api_not_found(rest: str) -> JSONResponse:
         # Without this, unknown /api paths would fall through to the Gradio app and answer with HTML.
-        return _error_json(404, f"no API route /api/{rest}", "see /docs")
+        return error_response(404, f"no API route /api/{rest}", "see /docs")
 
-    @app.get("/widget.js", include_in_schema=False)
+    @router.get("/widget.js", include_in_schema=False)
     def widget_js() -> FileResponse:
         return FileResponse(WIDGET_JS, media_type="text/javascript; charset=utf-8",
                             headers={"Cache-Control": "public, max-age=300"})
 
-    # Mounted last: routes above win over the Gradio app at /.
-    # show_error=False: an exception reaches the page as our own message (build_app), never its text.
-    app = gr.mount_gradio_app(app, build_app(assistant), path="/", css=CSS, theme=THEME, footer_links=["api"],
-                              show_error=False, run_history=False, mcp_server=False)
-    # Outermost: every request is counted, the access policy's refusals included, under its route template.
-    app.add_middleware(metrics.RequestMetrics, routes_of=app)
-    # Gradio's app answers its own crashes (a bad fn_index...) with plain "Internal Server Error": ours is JSON.
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, Starlette):
-            route.app.add_exception_handler(Exception, crash)
-    return app
+    return router
 
 
 def _turns(req: AskIn) -> list[tuple[str, str]]:
@@ -399,14 +229,14 @@ async def _sse_events(first: dict | None, chunks: AsyncIterator[dict]) -> AsyncI
                 elif ev.kind == "notice" and ev.text:  # e.g. the model server is down: say so before the fallback
                     yield _sse("notice", {"notice": ev.text})
                 elif ev.kind == "answer" and ev.answer is not None:
-                    yield _sse("citations", answer_out(ev.answer))
+                    yield _sse("citations", ev.answer.to_json(full=True))
             chunk = await anext(chunks, None)
     except AssistantError as e:
         log.warning("answer stream failed: %s", e)
-        yield _sse("error", {"error": e.message, "hint": e.hint})
-    except Exception:
+        yield _sse("error", stream_error_body(e))
+    except Exception as e:
         log.exception("answer stream crashed")
-        yield _sse("error", {"error": "internal error", "hint": "the server log has the details"})
+        yield _sse("error", stream_error_body(e))
     yield _sse("done", {})
 
 

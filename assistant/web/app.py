@@ -7,13 +7,13 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import gradio as gr
 
 from assistant.answering.chain import Assistant
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
+from assistant.urls import is_http_url
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,7 @@ def chat_html(text: str, numbers: set[int] | None = None) -> str:
 
 def _http_url(url: str | None) -> str | None:
     """The URL when it is an absolute http(s) link, else None (javascript:, data:, relative paths: no link)."""
-    if not url or not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+    return url.strip() if is_http_url(url) else None
 
 
 def _title(title: str | None, url: str | None) -> str:

@@ -112,6 +112,12 @@ def render() -> tuple[bytes, str]:
 
 def _template(routes, scope: dict[str, Any], prefix: str = "") -> str | None:
     """The path template of the route that takes `scope` (`/api/articles/{article_id}`), mounts followed."""
+    return _find(routes, scope, prefix)[0]
+
+
+def _find(routes, scope: dict[str, Any], prefix: str) -> tuple[str | None, bool]:
+    """(template, full match) as Starlette routes: the first full match, in included routers too, else the
+    first route whose path is right but not its method."""
     partial = None
     for route in routes:
         included = getattr(route, "original_router", None)  # FastAPI's include_router() entry: its routes
@@ -119,24 +125,25 @@ def _template(routes, scope: dict[str, Any], prefix: str = "") -> str | None:
             extra = getattr(getattr(route, "include_context", None), "prefix", "") or ""
             path = scope["path"]
             if path.startswith(extra):
-                inner = _template(included.routes, {**scope, "path": path[len(extra):] or "/"}, prefix + extra)
-                if inner is not None:
-                    return inner
+                inner, full = _find(included.routes, {**scope, "path": path[len(extra):] or "/"}, prefix + extra)
+                if full:
+                    return inner, True
+                partial = partial or inner
             continue
         match, child = route.matches(scope)
         if match == Match.NONE:
             continue
         if isinstance(route, Mount):
             if not route.routes:  # an app without routes (static files): the mount names it
-                return prefix + route.path + "/{path:path}"
-            inner = _template(route.routes, {**scope, **child}, prefix + route.path)
-            if inner is not None:
-                return inner
+                return prefix + route.path + "/{path:path}", True
+            inner, _ = _find(route.routes, {**scope, **child}, prefix + route.path)
+            if inner is not None:  # the mount takes the request: its route names it, method right or not
+                return inner, True
             continue
         if match == Match.FULL:
-            return prefix + getattr(route, "path", "")
+            return prefix + getattr(route, "path", ""), True
         partial = partial or prefix + getattr(route, "path", "")  # the path is right, the method is not
-    return partial
+    return partial, False
 
 
 class RequestMetrics:

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.answering.chain import Assistant, article_label, check_question, events_of
 from assistant.errors import AssistantError
 from assistant.models import Answer
+from assistant.web.errors import described, openai_error_body
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,6 @@ PREFIX = "/v1"
 OWNER = "newsroom-assistant"
 _FOOTER = "\n\nSources:\n"
 _NOTE = "\n\n⚠️ "
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "invalid_request_error", 422: "invalid_request_error",
-                429: "rate_limit_error", 503: "service_unavailable"}
 
 
 def model_id(assistant: Assistant) -> str:
@@ -194,10 +192,10 @@ async def _sse(head: dict[str, Any], first: dict | None, chunks: AsyncIterator[d
             chunk = await anext(chunks, None)
     except AssistantError as e:
         log.warning("chat completion stream failed: %s", e)
-        yield f"data: {json.dumps(_error_body(500, e.message, e.hint))}\n\n"
-    except Exception:
+        yield f"data: {json.dumps(openai_error_body(500, *described(e)))}\n\n"
+    except Exception as e:
         log.exception("chat completion stream crashed")
-        yield f"data: {json.dumps(_error_body(500, 'internal error', 'the server log has the details'))}\n\n"
+        yield f"data: {json.dumps(openai_error_body(500, *described(e)))}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -207,14 +205,6 @@ class OpenAIError(AssistantError):
     def __init__(self, status: int, message: str, code: str, hint: str | None = None):
         super().__init__(message, hint)
         self.status, self.code = status, code
-
-
-def _error_body(status: int, message: str, hint: str | None = None, code: str | None = None) -> dict[str, Any]:
-    error = {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "param": None,
-             "code": code or str(status)}
-    if hint:
-        error["hint"] = hint
-    return {"error": error}
 
 
 class OpenAIErrors:
@@ -248,7 +238,7 @@ class OpenAIErrors:
                 except ValueError:
                     ours = None
                 if isinstance(ours, dict) and isinstance(ours.get("error"), str):
-                    body = json.dumps(_error_body(start["status"], ours["error"], ours.get("hint"),
+                    body = json.dumps(openai_error_body(start["status"], ours["error"], ours.get("hint"),
                                                   ours.get("code"))).encode()
                 out = MutableHeaders(scope=start)
                 out["content-length"] = str(len(body))

@@ -34,11 +34,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.config import ServerSettings
 from assistant.errors import ConfigError
+from assistant.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +222,6 @@ def _redis_location(url: str) -> str:
     return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
-def _error(status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": message}
-    if hint:
-        body["hint"] = hint
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _client(scope: Scope) -> str:
     return (scope.get("client") or ("unknown", 0))[0]
 
@@ -282,7 +276,7 @@ class Guard:
             limit = self.max_upload if (path == ARTICLES) else self.max_request
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                await _error(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
+                await error_response(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}",
                              _size_hint(path))(scope, receive, send)
                 return
             receive = _limited(receive, limit)
@@ -298,7 +292,7 @@ class Guard:
         foreign = norigin is not None and not same_origin(norigin, headers.get("host") or "")
 
         if GRADIO_OFF.match(path):
-            return _error(403, "this route is off: the chat takes no files",
+            return error_response(403, "this route is off: the chat takes no files",
                           "ask questions with POST /api/ask or the chat page")
         role, allowed = "anonymous", set()
         if token:
@@ -321,25 +315,25 @@ class Guard:
         if role == "admin":
             return None
         if role == "metrics":
-            return None if path == METRICS else _error(403, "the metrics token only reads /metrics",
+            return None if path == METRICS else error_response(403, "the metrics token only reads /metrics",
                                                        "use a widget token or the admin token for this route")
         if path == METRICS and (self.admin_token or self.metrics_token):
             if role == "widget":
-                return _error(403, "widget tokens can only ask questions", "send the metrics or admin token")
+                return error_response(403, "widget tokens can only ask questions", "send the metrics or admin token")
             return self._failed(client, None, path, "/metrics needs the metrics token or the admin token",
                                 "send Authorization: Bearer <token> (Prometheus: authorization.credentials)")
         if admin_only(path, method):
             if role == "widget":
-                return _error(403, "widget tokens can only ask questions", "use the admin token for this route")
+                return error_response(403, "widget tokens can only ask questions", "use the admin token for this route")
             hint = ("send Authorization: Bearer <admin token>" if self.admin_token
                     else "set ASSISTANT_SERVER__ADMIN_TOKEN on the server to enable this route")
             return self._failed(client, None, path, "this route needs the admin token", hint)
         if role == "widget":
             if path not in ASK_PATHS and not any(path == p or path.startswith(p + "/") for p in MODEL_PATHS):
-                return _error(403, "widget tokens can only ask questions", "use POST /api/ask or /api/ask/stream")
+                return error_response(403, "widget tokens can only ask questions", "use POST /api/ask or /api/ask/stream")
             if norigin is not None and norigin not in allowed:
                 log.info("a widget token was used from origin %s, not in its allowed origins", norigin)
-                return _error(403, f"this site ({norigin}) is not allowed to use this token",
+                return error_response(403, f"this site ({norigin}) is not allowed to use this token",
                               "add the origin to the token's allowed origins (server.widget_tokens)")
         elif foreign:
             # No token from another site (or a sandboxed "null" origin): the archive is not for it.
@@ -357,12 +351,12 @@ class Guard:
         wait = self.limiter.hit([f"ip:{client}"])
         if wait > 0:
             return self._too_many(path, client, token, wait)
-        return _error(401, message, hint)
+        return error_response(401, message, hint)
 
     @staticmethod
     def _too_many(path: str, client: str, token: str | None, wait: float) -> Response:
         log.info("rate limit hit on %s from %s (token %s)", path, client, fingerprint(token) if token else "-")
-        return _error(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
+        return error_response(429, "too many questions; slow down", f"try again in {math.ceil(wait)} s",
                       headers={"Retry-After": str(math.ceil(wait))})
 
 
@@ -474,7 +468,7 @@ class TrustedHosts(TrustedHostMiddleware):
             elif message["type"] == "http.response.start":  # Starlette's own 400: answer ours instead
                 host = Headers(scope=scope).get("host") or "(none)"
                 log.info("refused a request for unknown host %s", host)
-                await _error(400, f"this server does not answer to the host name {host}",
+                await error_response(400, f"this server does not answer to the host name {host}",
                              "use its configured name, or add this one to server.allowed_hosts")(scope, receive, send)
 
         await super().__call__(scope, receive, refuse_as_json)
