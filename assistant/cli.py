@@ -1,4 +1,5 @@
-"""The command line: ingest, ask, serve, stats, eval. Only this module and web/ print or exit."""
+"""The command line: ingest, ask, serve, stats, eval. Only this module (with terminal.py, what it prints)
+and web/ print or exit."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import click
 
 from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
+from assistant.terminal import Bars, error, keyword_index_line, print_report, print_sources
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -42,9 +44,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except AssistantError as e:
-            # one line, so scripts and logs keep the message and its fix together
-            message = " ".join(f"Error: {e.message}".split())
-            click.echo(message + (f" (hint: {' '.join(e.hint.split())})" if e.hint else ""), err=True)
+            error(e.message, e.hint)
             sys.exit(1)
 
 
@@ -90,44 +90,23 @@ def _data_dir_option(f):
 def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
     """Read articles from files and folders (txt, md, html, json, jsonl, pdf) and http(s) URLs (an article
     page, an RSS/Atom feed or a sitemap, with their pages) into the store."""
-    from tqdm import tqdm
-
     from assistant.ingest.ingestor import Ingestor
 
     urls = [p for p in paths if _URL.match(p)]
     paths = tuple(p for p in paths if not _URL.match(p))
     other = [u for u in urls if not u.lower().startswith(("http://", "https://"))]
     if other:  # ftp://, file:// ...: nothing but http(s) is fetched
-        click.echo(f"Error: only http:// and https:// URLs can be ingested: {', '.join(other)} (hint: nothing "
-                   f"was ingested)", err=True)
+        error(f"only http:// and https:// URLs can be ingested: {', '.join(other)}", "nothing was ingested")
         sys.exit(2)
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:  # a typo is the caller's error (exit 2, as for usage errors); nothing is ingested
-        click.echo(f"Error: no such file or folder: {', '.join(missing)} (hint: check the path; nothing was "
-                   f"ingested)", err=True)
+        error(f"no such file or folder: {', '.join(missing)}", "check the path; nothing was ingested")
         sys.exit(2)
     settings = _settings(ctx)
     ingestor = Ingestor(settings)
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage == "read":
-            bar = bars.setdefault("read", tqdm(desc="Reading files", unit=" files", file=sys.stderr,
-                                                 disable=None, leave=False))
-            bar.update(1)
-            return
-        if "read" in bars:
-            bars.pop("read").close()
-        bar = bars.setdefault("embed", tqdm(desc="Embedding articles", total=total, unit=" articles",
-                                              file=sys.stderr, disable=None))
-        bar.n = done
-        bar.refresh()
-
-    try:
-        report = ingestor.ingest_paths(paths, progress) if paths else None
-    finally:
-        for bar in bars.values():
-            bar.close()
+    labels = {"read": ("Reading files", " files")}
+    with Bars(lambda stage: labels.get(stage, ("Embedding articles", " articles")), counting=("read",)) as bars:
+        report = ingestor.ingest_paths(paths, bars) if paths else None
     if urls:
         from assistant.live.watch import Watcher
 
@@ -137,23 +116,7 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
             report = fetched
         else:
             report.merge(fetched)
-    _print_report(report, as_json)
-
-
-def _print_report(report, as_json: bool, extra: dict | None = None) -> None:
-    """The ingest summary: one JSON object, or a line plus one line per failure and skip on stderr."""
-    if as_json:
-        click.echo(json.dumps({**report.to_json(), **(extra or {})}, ensure_ascii=False))
-        return
-    click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-               f"failed {len(report.failed)}, skipped {len(report.skipped)} "
-               f"({report.chunks} chunks written in {report.seconds:.1f}s)")
-    if report.resumed:
-        click.echo(f"note: {report.resumed}")
-    for f in report.failed:
-        click.echo(f"  failed: {f.path}{f':{f.line}' if f.line else ''}: {f.reason}", err=True)
-    for f in report.skipped:
-        click.echo(f"  skipped: {f.path}: {f.reason}", err=True)
+    print_report(report, as_json)
 
 
 @cli.command()
@@ -185,7 +148,7 @@ def _watch(watcher, once: bool, as_json: bool) -> None:
     with watcher:
         if once:
             report = watcher.round()
-            _print_report(report.ingest, as_json, {k: v for k, v in report.to_json().items()
+            print_report(report.ingest, as_json, {k: v for k, v in report.to_json().items()
                                                    if k in ("sources", "requests", "downloads", "stopped")})
             if not as_json:
                 for s in report.sources:
@@ -282,9 +245,9 @@ def serve(ctx, host, port, workers) -> None:
     if workers > 1 and not settings.store.host:
         # chromadb's embedded PersistentClient keeps its vector index in each process's memory: several
         # processes writing one folder corrupt or miss each other's writes.
-        click.echo(f"Error: --workers {workers} needs a Chroma server: the embedded store is not safe across "
-                   f"processes (hint: run `chroma run --path DIR --port 8000` and set store.host, e.g. "
-                   f"ASSISTANT_STORE__HOST=127.0.0.1, or serve with --workers 1)", err=True)
+        error(f"--workers {workers} needs a Chroma server: the embedded store is not safe across processes",
+               "run `chroma run --path DIR --port 8000` and set store.host, e.g. ASSISTANT_STORE__HOST=127.0.0.1, "
+               "or serve with --workers 1")
         sys.exit(2)
     host, port = settings.server.host, settings.server.port
     if workers == 1:
@@ -332,8 +295,7 @@ def _worker_app(settings, log_level: int):
         _process_threads(settings)
         return create_app(settings)
     except AssistantError as e:  # one line, as the CLI prints it
-        click.echo(" ".join(f"Error: {e.message}".split()) + (f" (hint: {' '.join(e.hint.split())})" if e.hint
-                                                               else ""), err=True)
+        error(e.message, e.hint)
     except Exception:  # a bug keeps its traceback
         logging.getLogger(__name__).exception("a serve worker could not build the app")
     server.startup_failed()  # the supervisor stops (first start) or tries again (a replacement)
@@ -355,30 +317,8 @@ def stats(ctx, as_json) -> None:
     else:
         for k, v in info.items():
             click.echo(f"{k}: {v}")
-        click.echo(_keyword_index_line(archive))
-        from assistant.live.sources import SourceBook
-
-        book = SourceBook(settings)
-        sources, states = book.sources(), book.states()
-        if sources:
-            click.echo(f"sources: {len(sources)}")
-        for s in sources:
-            st = states.get(s.url)
-            pub = st.public() if st else {}
-            click.echo(f"  {s.url} ({s.kind if s.kind != 'auto' else pub.get('kind') or 'auto'}, every "
-                       f"{s.interval:g} s, {s.origin}): last poll {pub.get('last_poll') or 'never'}, last success "
-                       f"{pub.get('last_success') or 'never'}, {pub.get('articles_added', 0)} articles added"
-                       + (f", last error: {pub['last_error']}" if pub.get("last_error") else ""))
-
-
-def _keyword_index_line(archive) -> str:
-    """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
-    st = archive.lexical.status()
-    if st["in_step"]:
-        return f"keyword index: in step ({st['chunks']} chunks, change {st['seq'] or 0})"
-    return (f"keyword index: behind the store ({st['chunks']} of {st['store_chunks']} chunks, change "
-            f"{st['seq'] if st['seq'] is not None else 'none'} of {st['store_seq'] or 0}); "
-            "queries bring it in step, or run `assistant reindex`")
+        click.echo(keyword_index_line(archive))
+        print_sources(settings)
 
 
 @cli.command()
@@ -434,29 +374,17 @@ def restore(ctx, file) -> None:
 @click.pass_context
 def eval_(ctx, dataset, engine, limit, out, as_json, sample, baselines) -> None:
     """Benchmark retrieval and answers on a dataset; caches its store under <data-dir>/eval/."""
-    from tqdm import tqdm
-
     from assistant.eval.run import evaluate, format_table
 
     settings = _settings(ctx, **{"answer.engine": engine})
-    bars: dict[str, tqdm] = {}
 
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars.clear()
-            label = {"embed": "Ingesting corpus"}.get(stage, stage)
-            unit = " articles" if stage == "embed" else (" chunks" if stage.endswith("ingest") else " questions")
-            bars[stage] = tqdm(desc=label, total=total, unit=unit, file=sys.stderr, disable=None)
-        bars[stage].n = done
-        bars[stage].refresh()
+    def label(stage: str) -> tuple[str, str]:
+        if stage == "embed":
+            return "Ingesting corpus", " articles"
+        return stage, " chunks" if stage.endswith("ingest") else " questions"
 
-    try:
-        report = evaluate(settings, dataset, limit, tuple(dict.fromkeys(baselines)), progress, sample)
-    finally:
-        for bar in bars.values():
-            bar.close()
+    with Bars(label) as bars:
+        report = evaluate(settings, dataset, limit, tuple(dict.fromkeys(baselines)), bars, sample)
     if out:
         with open(out, "w", encoding="utf-8") as f:
             json.dump([r.to_json() for r in report.ours.results], f, ensure_ascii=False, indent=1)
