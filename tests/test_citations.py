@@ -100,7 +100,7 @@ def test_names_are_capitalised_words_that_do_not_open_a_sentence(text, expected)
 
 def test_the_engine_the_citation_check_and_the_eval_share_one_name_definition():
     from assistant.answering.engines.extractive import has_answer_type
-    from assistant.eval.run import key_tokens
+    from assistant.eval.metrics import key_tokens
 
     s = "Crews from the U.S. met Tolk in Port Avalon. Then 12 left."
     assert anchors(s)[0] == {"u.s", "tolk", "port", "avalon"}

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from assistant.cli import cli
-from assistant.eval.run import SUMMARY_KEYS
+from assistant.eval.metrics import SUMMARY_KEYS
 
 DATASET = Path(__file__).parent / "data" / "eval"
 RATES = ("hits@1", "hits@4", "hits@10", "mrr@10", "article_hit@10", "answer_accuracy", "refusal_rate",

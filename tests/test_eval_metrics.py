@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.eval.run import (
-    Query,
+from assistant.eval.dataset import Query
+from assistant.eval.metrics import (
     QueryResult,
     citation_precision,
     contains_answer,
