@@ -123,8 +123,8 @@ def chroma_server(tmp_path):
 
 @pytest.fixture(scope="session")
 def scripted_llm_server():
-    """One scripted OpenAI-compatible server for the session (see tests/scripted_llm.py)."""
-    from scripted_llm import ScriptedLLM
+    """One scripted OpenAI-compatible server for the session (see tests/support/scripted_llm.py)."""
+    from tests.support.scripted_llm import ScriptedLLM
 
     server = ScriptedLLM().start()
     yield server

@@ -272,7 +272,7 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
 
 def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(llm_site, page,
                                                                              scripted_llm_server):
-    from scripted_llm import Fault
+    from tests.support.scripted_llm import Fault
 
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))

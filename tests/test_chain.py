@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tracers.context import register_configure_hook
-from scripted_llm import Fault
 
 from assistant import load_chain, load_retriever
 from assistant.answering.chain import EMPTY_STORE, RUN_NAME, Assistant
@@ -24,6 +23,7 @@ from assistant.cli import cli
 from assistant.errors import AssistantError
 from assistant.web.api import create_app
 from tests.conftest import SEED, serve_in_thread
+from tests.support.scripted_llm import Fault
 from tests.test_api import sse_events
 
 QUESTION = "Did Russia offer Iran military help?"

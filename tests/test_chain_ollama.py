@@ -1,5 +1,5 @@
 """The ollama engine through the chain, against a scripted server speaking Ollama's own protocol
-(`POST /api/chat`, NDJSON lines when streaming), as tests/scripted_llm.py does for the OpenAI protocol."""
+(`POST /api/chat`, NDJSON lines when streaming), as tests/support/scripted_llm.py does for the OpenAI protocol."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scripted_llm import Fault
 
 from assistant.answering.chain import NOT_COVERED, Assistant
 from assistant.answering.prompts import PROMPTS_DIR, load_prompt
@@ -19,6 +18,7 @@ from assistant.errors import ConfigError, EngineError
 from assistant.ingest.ingestor import Ingestor
 from assistant.web.app import sources_html
 from tests.conftest import CORPUS, SEED, free_port
+from tests.support.scripted_llm import Fault
 
 QUESTION = "Did Russia offer Iran military help?"
 INJECTION_QUESTION = "What did the Norrheim port authority say about the ferry strike?"
