@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from assistant.web.api import create_app
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 ADMIN = "admin-secret-123"
 WIDGET = "widget-token-abc"

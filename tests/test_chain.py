@@ -22,7 +22,8 @@ from assistant.answering.retrieval import Filters
 from assistant.cli import cli
 from assistant.errors import AssistantError
 from assistant.web.api import create_app
-from tests.conftest import SEED, serve_in_thread
+from tests.support.net import serve_in_thread
+from tests.support.paths import SEED
 from tests.support.scripted_llm import Fault
 from tests.test_api import sse_events
 

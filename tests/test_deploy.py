@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from tests.support.net import free_port, stop_process, wait_for_port
+from tests.support.paths import ROOT
 
 ADMIN = "deploy-admin-token"
 ARTICLE = {

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.index.store import Store
 from tests.support.feeds_site import Site, article_page, rss, serve_newsroom
+from tests.support.paths import ROOT
 
 INGEST_KEYS = {"added", "updated", "unchanged", "deleted", "chunks", "failed", "skipped", "resumed", "seconds"}
 NOTE = ROOT / "tests" / "data" / "answers" / "northvale-rates.md"

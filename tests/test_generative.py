@@ -17,7 +17,8 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError, EngineError
 from assistant.ingest.ingestor import Ingestor
 from assistant.web.app import sources_html
-from tests.conftest import CORPUS, SEED, free_port
+from tests.support.net import free_port
+from tests.support.paths import CORPUS, SEED
 from tests.support.scripted_llm import Fault
 
 QUESTION = "Did Russia offer Iran military help?"

@@ -15,7 +15,8 @@ from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from assistant.ingest.ingestor import Ingestor
 from assistant.web.api import create_app
-from tests.conftest import CORPUS, free_port, serve_in_thread
+from tests.support.net import free_port, serve_in_thread
+from tests.support.paths import CORPUS
 
 ADMIN = "reliability-admin-token"
 

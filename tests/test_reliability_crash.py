@@ -21,7 +21,7 @@ from assistant.config import load_settings
 from assistant.index.lexical import LexicalIndex, lexical_path
 from assistant.index.store import Store
 from assistant.ingest.loaders import load_paths
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from assistant.config import load_settings
-from tests.conftest import ROOT, free_port, start_chroma
+from tests.support.chroma import start_chroma
+from tests.support.net import free_port
+from tests.support.paths import ROOT
 from tests.test_reliability_crash import (
     check_store_consistent,
     expected_all,

@@ -13,7 +13,7 @@ from assistant.index.store import Store
 from assistant.ingest.backup import backup, restore
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_paths
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from tests.test_scale_index import article, write_jsonl
 
 

@@ -15,7 +15,7 @@ import pytest
 import assistant.index.lexical as lexical
 from assistant.index.lexical import LexicalIndex
 from assistant.text.words import tokenize
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 class FakeStore:

@@ -18,7 +18,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from tests.support.net import free_port, stop_process, wait_for_port
+from tests.support.paths import ROOT
 
 ADMIN = "sec-admin-5b7e21c9"
 WIDGET = "sec-widget-0d4f8a"

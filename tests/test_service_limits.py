@@ -16,7 +16,7 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.web.api import create_app
 from assistant.web.security import RateLimiter, fingerprint, rate_limit_storage
-from tests.conftest import free_port, serve_in_thread, stop_process
+from tests.support.net import free_port, serve_in_thread, stop_process
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 ADMIN = "lim-admin-7c1e94"

@@ -20,7 +20,9 @@ from assistant.config import load_settings
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
 from assistant.web.api import create_app
-from tests.conftest import ROOT, SEED, free_port, serve_in_thread, start_chroma, stop_process
+from tests.support.chroma import start_chroma
+from tests.support.net import free_port, serve_in_thread, stop_process
+from tests.support.paths import ROOT, SEED
 
 ADMIN = "met-admin-3f9a01"
 METRICS = "met-prometheus-8c2d77"
