@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from assistant.web.api import create_app
+from tests.support.answers import sse_events
 from tests.support.net import free_port
 
 ADMIN = "admin-secret-123"
@@ -46,15 +47,6 @@ def api_assistant(api_data_dir):
 def client(api_assistant):
     with TestClient(create_app(api_assistant.settings, api_assistant)) as c:
         yield c
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            out.append((fields["event"], json.loads(fields["data"])))
-    return out
 
 
 def test_openapi_schema_has_the_routes(client):

@@ -22,8 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.answers import passage_number
 from tests.support.net import free_port, stop_process, wait_for_port
 from tests.support.paths import ROOT
+from tests.support.scripted_llm import Fault
 
 pytestmark = pytest.mark.browser
 
@@ -246,8 +248,6 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
 
 def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, scripted_llm_server, corpus_assistant):
     """Generative engine: the citation check's verdict reaches the widget (warning, score, flagged source)."""
-    from tests.test_generative import passage_number
-
     llm = scripted_llm_server
     llm.reset()
     n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
@@ -273,8 +273,6 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
 
 def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(llm_site, page,
                                                                              scripted_llm_server):
-    from tests.support.scripted_llm import Fault
-
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))
     _ask_on_wiki(page, llm_site["wiki"], QUESTION)

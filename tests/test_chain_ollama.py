@@ -11,7 +11,9 @@ import pytest
 
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from tests.test_chain import QUESTION, Recorder
+from tests.support.callbacks import Recorder
+
+QUESTION = "Did Russia offer Iran military help?"
 
 
 class ScriptedOllama:

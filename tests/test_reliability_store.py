@@ -16,9 +16,7 @@ import pytest
 
 from assistant.config import load_settings
 from tests.support.chroma import start_chroma
-from tests.support.net import free_port
-from tests.support.paths import ROOT
-from tests.test_reliability_crash import (
+from tests.support.ingest_runs import (
     check_store_consistent,
     expected_all,
     ingest_cmd,
@@ -26,6 +24,8 @@ from tests.test_reliability_crash import (
     start_and_wait_for,
     write_articles,
 )
+from tests.support.net import free_port
+from tests.support.paths import ROOT
 
 ARTICLE = """Ferry service resumes after storm
 

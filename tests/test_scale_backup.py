@@ -13,8 +13,8 @@ from assistant.index.store import Store
 from assistant.ingest.backup import backup, restore
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_paths
+from tests.support.archives import article, write_jsonl
 from tests.support.paths import ROOT
-from tests.test_scale_index import article, write_jsonl
 
 
 def _articles(tmp_path, name, records):

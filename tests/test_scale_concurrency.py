@@ -16,9 +16,9 @@ import time
 import pytest
 
 from assistant.index.lexical import LexicalIndex
+from tests.support.archives import FakeStore, article, chunk, write_jsonl
 from tests.support.net import serve_in_thread
 from tests.support.paths import ROOT
-from tests.test_scale_index import FakeStore, article, chunk, write_jsonl
 
 ADMIN = "scale-admin-token"
 
