@@ -10,16 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.support.net import free_port, stop_process, wait_for_port
 from tests.support.paths import ROOT
+from tests.support.served import serve_copy
 
 ADMIN = "sec-admin-5b7e21c9"
 WIDGET = "sec-widget-0d4f8a"
@@ -31,22 +29,10 @@ PROXY = "127.0.0.9"  # the one trusted proxy of the `tight` server
 
 @contextlib.contextmanager
 def _serve(corpus_data_dir, tmp, **env_extra: str):
-    """`python -m assistant -v serve` over a copy of the corpus store; yields (base URL, log path)."""
-    data_dir = tmp / "data"
-    shutil.copytree(corpus_data_dir, data_dir)
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
-               ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [WIKI]}), **env_extra)
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    log_path = tmp / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        wait_for_port(port, 180, proc)
-        yield f"http://127.0.0.1:{port}", log_path
-    finally:
-        stop_process(proc, 15)
+    """`assistant -v serve` over a copy of the corpus store; yields (base URL, the Served server)."""
+    with serve_copy(corpus_data_dir, tmp, ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
+                    ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [WIKI]}), **env_extra) as served:
+        yield served.url, served
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +49,6 @@ def tight_site(corpus_data_dir, tmp_path_factory):
     with _serve(corpus_data_dir, tmp_path_factory.mktemp("sec-tight"), ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="5",
                 ASSISTANT_SERVER__TRUSTED_PROXIES=json.dumps([PROXY])) as site:
         yield site
-
-
-def _wait_for_log(path, needle: str, timeout: float = 10.0) -> str:
-    """The server log once it holds `needle` (uvicorn writes the access line after the response)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text()
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in the server log after {timeout}s")
 
 
 def _client(source: str = "127.0.0.1", **kw) -> httpx.Client:
@@ -201,7 +176,7 @@ def test_uploads_are_off_without_server_paths(open_site):
 
 def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
     """Finding 7: query strings are dropped from the access log; refusals log a short hash of the token."""
-    url, log_path = open_site
+    url, server = open_site
     secret = "qs-secret-7f3a9e"
     with _client() as c:
         c.get(f"{url}/healthz?token={secret}")
@@ -209,7 +184,7 @@ def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
         c.post(f"{url}/api/ask?key={secret}", json={"question": QUESTION}, headers={"Authorization": f"Bearer {secret}"})
         c.post(f"{url}/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": WIDGET, "Origin": EVIL})
         c.get(f"{url}/healthz?marker=qs-done")
-    text = _wait_for_log(log_path, "/api/ask?…")
+    text = server.wait_for("/api/ask?…")
     assert '"GET /api/articles?… HTTP/1.1"' in text  # the access log is on (-v) and the path is there
     assert secret not in text and WIDGET not in text and ADMIN not in text
 
@@ -217,11 +192,11 @@ def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
 def test_proxy_headers_are_ignored_from_loopback_by_default(open_site):
     """Finding 3: with no trusted proxy, X-Forwarded-For from 127.0.0.1 is not the client: the log shows the
     real peer (the per-IP budget is the real peer's too: see the tight-budget test)."""
-    url, log_path = open_site
+    url, server = open_site
     with _client() as c:
         r = c.get(f"{url}/api/articles?spoof=1", headers={"X-Forwarded-For": "203.0.113.77"})
         assert r.status_code == 200
-    text = _wait_for_log(log_path, '"GET /api/articles?… HTTP/1.1" 200')
+    text = server.wait_for('"GET /api/articles?… HTTP/1.1" 200')
     assert "203.0.113.77" not in text and "127.0.0.1:" in text
 
 
@@ -241,13 +216,13 @@ def test_forwarded_for_does_not_reset_the_per_ip_limit(tight_site):
 def test_a_trusted_proxy_names_the_client(tight_site):
     """server.trusted_proxies: from the listed proxy, X-Forwarded-For is the client (each its own budget, and
     the access log shows it)."""
-    url, log_path = tight_site
+    url, server = tight_site
     with _client(PROXY) as c:
         for i in range(7):  # more than one client's budget of 5, spread over seven clients
             r = c.post(f"{url}/api/ask?via-proxy=1", json={"question": QUESTION},
                        headers={"X-Forwarded-For": f"192.0.2.{i + 10}"})
             assert r.status_code == 200, (i, r.text)
-    assert "192.0.2.16:" in _wait_for_log(log_path, "192.0.2.16:")
+    assert "192.0.2.16:" in server.wait_for("192.0.2.16:")
 
 
 
@@ -375,8 +350,8 @@ def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site,
     any model; the served app printed "Serving ..." once, only after its port was bound and the app started."""
     import socket
 
-    _, log_path = open_site
-    text = log_path.read_text()
+    _, server = open_site
+    text = server.text()
     assert text.count("Serving the assistant on http://127.0.0.1:") == 1
     assert text.index("Application startup complete") < text.index("Serving the assistant")
     with socket.socket() as holder:
