@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,27 @@ def chroma_server(tmp_path):
         yield "127.0.0.1", port
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server on a free loopback port for the session (see tests/support/redis.py)."""
+    from tests.support.redis import RedisServer
+
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server):
+    """The session's redis-server, emptied for this test."""
+    from tests.support.redis import redis_command
+
+    assert redis_command(redis_server.port, "FLUSHALL").startswith(b"+OK")
+    return redis_server
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,10 +23,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support.net import free_port, stop_process, wait_for_port
+from tests.support.net import free_port, wait_for_port
 from tests.support.paths import ROOT
+from tests.support.redis import RedisServer, needs_redis
 from tests.support.served import serve, server_env
 
 ADMIN = "deploy-admin-token"
@@ -66,32 +65,6 @@ def _client(ip: str = "127.0.0.1", timeout: float = 120) -> httpx.Client:
     """A client from loopback address `ip` that names the server as the reverse proxy would."""
     return httpx.Client(transport=httpx.HTTPTransport(local_address=ip), timeout=timeout,
                         headers={"Host": PUBLIC_NAME})
-
-
-def _start_redis(port: int, folder: Path) -> subprocess.Popen:
-    """A real redis-server on 127.0.0.1:port, nothing persisted, once it accepts connections."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, 30, proc)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    """A real redis-server on a free loopback port; yields its URL."""
-    port = free_port()
-    proc = _start_redis(port, tmp_path)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop_process(proc)
 
 
 DEPLOY = ROOT / "deploy"
@@ -236,12 +209,12 @@ def _asks_counted(base: str) -> int:
 
 # -- two machines: two serve processes, own data dirs, one Chroma server and one Redis -----------------------
 
-def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis_url, tmp_path):
+def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis, tmp_path):
     """A is the ingest host (the admin token), B a serve host (none), as in docs/deploy.md."""
     budget = 4
     limit = {"ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE": str(budget)}
-    env_a = _recipe_env(chroma_server, redis_url, ingest_host=True, **limit)
-    env_b = _recipe_env(chroma_server, redis_url, ingest_host=False, **limit)
+    env_a = _recipe_env(chroma_server, redis.url, ingest_host=True, **limit)
+    env_b = _recipe_env(chroma_server, redis.url, ingest_host=False, **limit)
     with serve(tmp_path / "host-a", tmp_path / "a.log", env_a) as server_a, \
             serve(tmp_path / "host-b", tmp_path / "b.log", env_b) as server_b:
         a, a_url, b_url = server_a.proc, server_a.url, server_b.url
@@ -297,8 +270,8 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
 
 # -- one machine, `serve --workers 2`: uvicorn's supervisor ------------------------------------------------
 
-def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_them(chroma_server, redis_url, tmp_path):
-    env = _recipe_env(chroma_server, redis_url, ingest_host=True)
+def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_them(chroma_server, redis, tmp_path):
+    env = _recipe_env(chroma_server, redis.url, ingest_host=True)
     with serve(tmp_path / "host", tmp_path / "workers.log", env, "--workers", "2") as server:
         parent, base, text = server.proc, server.url, server.text()
         assert text.count("Serving the assistant on") == 1
@@ -350,19 +323,19 @@ def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_the
     assert "Child process" in server.text() and "died" in server.text()
 
 
+@needs_redis
 def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
     """Redis goes away, then a worker dies: its replacement cannot be built (the rate-limit store is checked at
     startup) and is tried again every few seconds, while the other worker answers (its budgets fall back to
     this process); once Redis is back the replacement starts. The server never stops."""
-    redis_port = free_port()
-    redis = _start_redis(redis_port, tmp_path)
-    env = _recipe_env(chroma_server, f"redis://127.0.0.1:{redis_port}/0", ingest_host=True)
+    redis = RedisServer(free_port(), tmp_path).start()  # this test stops and restarts it
+    env = _recipe_env(chroma_server, redis.url, ingest_host=True)
     try:
         with serve(tmp_path / "host", tmp_path / "workers.log", env, "--workers", "2") as server:
             parent, base = server.proc, server.url
             _ingest(base)
             _ask_until_answered(base)
-            stop_process(redis)
+            redis.stop()
             victim = min(_workers(parent.pid))
             os.kill(victim, signal.SIGKILL)
             _wait_gone(victim)
@@ -371,12 +344,12 @@ def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
                 r = _ask(base)
                 assert r.status_code == 200 and _answered_from_article(r.json()), r.text
             assert parent.poll() is None and server.text().count("Application startup complete") == 2
-            redis = _start_redis(redis_port, tmp_path)
+            redis = RedisServer(redis.port, tmp_path).start()
             server.wait_for("Application startup complete", 180, count=3)
             assert len(_workers(parent.pid)) == 2 and victim not in _workers(parent.pid)
             assert _ask(base).status_code == 200
     finally:
-        stop_process(redis)
+        redis.stop()
 
 
 def test_workers_need_a_chroma_server(tmp_path):
