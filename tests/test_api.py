@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 
 import pytest
@@ -251,15 +250,6 @@ def test_unreachable_store_is_503(tmp_path):
         r = c.post("/api/ask", json={"question": QUESTION})
         assert r.status_code == 503 and r.json()["error"] and r.json()["hint"]
         assert c.post("/api/ask/stream", json={"question": QUESTION}).status_code == 503
-
-
-def test_tokens_never_logged(client, caplog):
-    caplog.set_level(logging.DEBUG)
-    client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer secret-wrong-token"})
-    client.post("/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": WIDGET, "Origin": "http://x.y"})
-    client.post("/api/articles", json={"title": "a", "body": "b"}, headers={"Authorization": f"Bearer {WIDGET}"})
-    assert caplog.records  # refusals are logged...
-    assert "secret-wrong-token" not in caplog.text and WIDGET not in caplog.text  # ...without the tokens
 
 
 def test_widget_tokens_parse_from_env(monkeypatch, tmp_path):

@@ -16,6 +16,7 @@ import sys
 import httpx
 import pytest
 
+from assistant.web.security import fingerprint
 from tests.support.paths import ROOT
 from tests.support.served import serve_copy
 
@@ -175,18 +176,24 @@ def test_uploads_are_off_without_server_paths(open_site):
 
 
 def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
-    """Finding 7: query strings are dropped from the access log; refusals log a short hash of the token."""
+    """Finding 7: query strings are dropped from the access log; refusals are logged with a short hash of the
+    token, never the token: a wrong bearer, a widget token from a foreign origin or on an admin route, an
+    unknown widget token from the widget's own origin (what the browser's wrong-token page sends)."""
     url, server = open_site
     secret = "qs-secret-7f3a9e"
+    done = server.text().count('"GET /healthz?… HTTP/1.1"') + 2
     with _client() as c:
         c.get(f"{url}/healthz?token={secret}")
         c.get(f"{url}/api/articles?admin_token={secret}&limit=1")
         c.post(f"{url}/api/ask?key={secret}", json={"question": QUESTION}, headers={"Authorization": f"Bearer {secret}"})
         c.post(f"{url}/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": WIDGET, "Origin": EVIL})
+        c.post(f"{url}/api/articles", json={"title": "a", "body": "b"}, headers={"Authorization": f"Bearer {WIDGET}"})
+        c.post(f"{url}/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": "not-a-token", "Origin": WIKI})
         c.get(f"{url}/healthz?marker=qs-done")
-    text = server.wait_for("/api/ask?…")
-    assert '"GET /api/articles?… HTTP/1.1"' in text  # the access log is on (-v) and the path is there
-    assert secret not in text and WIDGET not in text and ADMIN not in text
+    text = server.wait_for('"GET /healthz?… HTTP/1.1"', count=done)  # the last request's access line is out
+    assert '"GET /api/articles?… HTTP/1.1"' in text and '"POST /api/ask?… HTTP/1.1" 401' in text
+    assert f"unknown token {fingerprint(secret)}" in text and f"unknown token {fingerprint('not-a-token')}" in text
+    assert secret not in text and WIDGET not in text and ADMIN not in text and "not-a-token" not in text
 
 
 def test_proxy_headers_are_ignored_from_loopback_by_default(open_site):
