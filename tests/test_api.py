@@ -243,13 +243,16 @@ def test_errors_are_json_without_tracebacks(client):
     assert client.post("/api/ask", json={"question": "   "}).status_code == 400
 
 
-def test_unreachable_store_is_503(tmp_path):
+def test_unreachable_store_is_a_json_503_from_our_handler(tmp_path):
+    """The Chroma server unreachable: questions, their stream and /healthz answer 503 as JSON from our
+    AssistantError handler (never a 500 page), naming the store and how to start it."""
     settings = load_settings(data_dir=str(tmp_path), **{"store.host": "127.0.0.1", "store.port": free_port(),
                                                         "server.allowed_hosts": ["testserver"]})
     with TestClient(create_app(settings)) as c:
-        r = c.post("/api/ask", json={"question": QUESTION})
-        assert r.status_code == 503 and r.json()["error"] and r.json()["hint"]
-        assert c.post("/api/ask/stream", json={"question": QUESTION}).status_code == 503
+        for r in (c.post("/api/ask", json={"question": QUESTION}),
+                  c.post("/api/ask/stream", json={"question": QUESTION}), c.get("/healthz")):
+            assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
+            assert "Chroma" in r.json()["error"] and r.json()["hint"].startswith("start it with `chroma run"), r.text
 
 
 def test_widget_tokens_parse_from_env(monkeypatch, tmp_path):
