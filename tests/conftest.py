@@ -16,6 +16,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# Tests taking these fixtures run a server in a subprocess: marked `server` (`make test-fast` leaves them out).
+SERVER_FIXTURES = {"chroma_server", "redis_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture
 def make_settings(tmp_path):
     """Settings with a fresh data dir; keyword overrides use dotted keys."""

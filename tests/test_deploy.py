@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.net import free_port, wait_for_port
 from tests.support.paths import ROOT
@@ -324,6 +325,7 @@ def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_the
 
 
 @needs_redis
+@pytest.mark.server
 def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
     """Redis goes away, then a worker dies: its replacement cannot be built (the rate-limit store is checked at
     startup) and is tried again every few seconds, while the other worker answers (its budgets fall back to

@@ -131,6 +131,7 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
     n = 150
     src = tmp_path / "articles.jsonl"

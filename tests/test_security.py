@@ -63,6 +63,7 @@ def _event_id(c: httpx.Client, url: str, question: str = QUESTION, **headers) ->
     return r.json()["event_id"]
 
 
+@pytest.mark.server
 def test_same_origin_page_use_works_through_gradio_and_api(open_site):
     """What already holds: the chat page's own calls (Origin = the app) and curl (no Origin) are answered."""
     url, _ = open_site
@@ -90,6 +91,7 @@ def _archive_routes(c: httpx.Client, url: str) -> list[tuple[str, str, dict]]:
             ("GET", "/openapi.json", None), ("POST", "/gradio_api/upload", None)]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("origin", [EVIL, WIKI, "null"])
 def test_a_foreign_origin_without_a_bound_token_reads_nothing(open_site, origin):
     """Finding 1: every archive route refuses a foreign Origin (even an allowed one) without its widget token,
@@ -107,6 +109,7 @@ def test_a_foreign_origin_without_a_bound_token_reads_nothing(open_site, origin)
             assert "access-control-allow-credentials" not in r.headers
 
 
+@pytest.mark.server
 def test_a_widget_token_only_asks_and_only_from_its_origins(open_site):
     url, _ = open_site
     with _client() as c:
@@ -120,6 +123,7 @@ def test_a_widget_token_only_asks_and_only_from_its_origins(open_site):
             assert r.status_code == 403, path
 
 
+@pytest.mark.server
 def test_nothing_echoes_an_arbitrary_origin(open_site):
     """Finding 1: no route, public ones included, answers an unknown Origin with CORS headers."""
     url, _ = open_site
@@ -130,6 +134,7 @@ def test_nothing_echoes_an_arbitrary_origin(open_site):
             assert "access-control-allow-credentials" not in r.headers, path
 
 
+@pytest.mark.server
 def test_preflights_are_answered_only_for_allowed_origins(open_site):
     """Finding 1: Gradio's layer allowed every method to every origin; now only listed origins get a preflight."""
     url, _ = open_site
@@ -145,6 +150,7 @@ def test_preflights_are_answered_only_for_allowed_origins(open_site):
         assert "access-control-allow-credentials" not in ok.headers
 
 
+@pytest.mark.server
 def test_unknown_host_headers_are_rejected(open_site):
     """Findings 1 and 9: another Host (the DNS-rebinding pattern, Origin and Host both the attacker's) gets 400
     before any route runs; the bound host and localhost work."""
@@ -165,6 +171,7 @@ def test_unknown_host_headers_are_rejected(open_site):
         assert c.post(f"{url}/api/ask", json={"question": QUESTION}, headers=same).status_code == 200
 
 
+@pytest.mark.server
 def test_uploads_are_off_without_server_paths(open_site):
     """Finding 6: Gradio's upload route stores nothing, for anyone, and says nothing of the server's disk."""
     url, _ = open_site
@@ -176,6 +183,7 @@ def test_uploads_are_off_without_server_paths(open_site):
         assert c.get(f"{url}/gradio_api/file=/etc/passwd").status_code == 403
 
 
+@pytest.mark.server
 def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
     """Finding 7: query strings are dropped from the access log; refusals are logged with a short hash of the
     token, never the token: a wrong bearer, a widget token from a foreign origin or on an admin route, an
@@ -197,6 +205,7 @@ def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
     assert secret not in text and WIDGET not in text and ADMIN not in text and "not-a-token" not in text
 
 
+@pytest.mark.server
 def test_proxy_headers_are_ignored_from_loopback_by_default(open_site):
     """Finding 3: with no trusted proxy, X-Forwarded-For from 127.0.0.1 is not the client: the log shows the
     real peer (the per-IP budget is the real peer's too: see the tight-budget test)."""
@@ -208,6 +217,7 @@ def test_proxy_headers_are_ignored_from_loopback_by_default(open_site):
     assert "203.0.113.77" not in text and "127.0.0.1:" in text
 
 
+@pytest.mark.server
 def test_forwarded_for_does_not_reset_the_per_ip_limit(tight_site):
     """Finding 3: a client behind no proxy cannot buy fresh budgets with X-Forwarded-For, on /api or Gradio."""
     url, _ = tight_site
@@ -221,6 +231,7 @@ def test_forwarded_for_does_not_reset_the_per_ip_limit(tight_site):
         assert r.json() == {"error": "too many questions; slow down", "hint": r.json()["hint"]}
 
 
+@pytest.mark.server
 def test_a_trusted_proxy_names_the_client(tight_site):
     """server.trusted_proxies: from the listed proxy, X-Forwarded-For is the client (each its own budget, and
     the access log shows it)."""
@@ -234,6 +245,7 @@ def test_a_trusted_proxy_names_the_client(tight_site):
 
 
 
+@pytest.mark.server
 def test_failed_authentications_are_throttled(tight_site):
     """Finding 4: wrong tokens spend the IP's budget (429 + Retry-After after 5), and while it is spent not
     even the right admin token is compared, so guessing learns nothing."""
@@ -254,6 +266,7 @@ def test_failed_authentications_are_throttled(tight_site):
         assert codes == [200] * 8
 
 
+@pytest.mark.server
 def test_security_headers_and_csp(open_site):
     """Finding 8: CSP (inline scripts by hash only, frame-ancestors), nosniff, Referrer-Policy, X-Frame-Options."""
     url, _ = open_site
@@ -273,6 +286,7 @@ def test_security_headers_and_csp(open_site):
         assert "'unsafe-eval'" not in docs_csp and "'unsafe-inline'" not in docs_csp.split("style-src")[0]
 
 
+@pytest.mark.server
 def test_gradio_errors_are_our_json(open_site):
     """Finding 8: a crash inside Gradio's routes is {error, hint}, never Python's text."""
     url, _ = open_site
@@ -286,6 +300,7 @@ def test_gradio_errors_are_our_json(open_site):
         assert "event: error" in stream and "ValueError" not in stream and "input values" not in stream
 
 
+@pytest.mark.server
 def test_docs_and_redoc_load_their_assets_locally(open_site):
     """Finding 10: /docs and /redoc reference only this server's files (fastapi-offline), which are served."""
     import re
@@ -301,6 +316,7 @@ def test_docs_and_redoc_load_their_assets_locally(open_site):
             assert "cdn" not in text.lower()
 
 
+@pytest.mark.server
 def test_unrepresentable_dates_are_the_callers_error(open_site):
     """Finding 5: a day the calendar cannot shift ("last week" on 0001-01-01) or that does not exist is 4xx
     {error, hint}, never a 500."""
@@ -329,6 +345,7 @@ def test_settings_defaults_trust_no_proxy_and_know_their_hosts():
     assert "0.0.0.0" not in default_allowed_hosts("0.0.0.0")
 
 
+@pytest.mark.server
 def test_token_compare_is_exact(open_site):
     """What already holds: tokens are compared whole and in constant time (hmac.compare_digest); a prefix,
     another case or an extension of the admin token is an unknown token."""
@@ -340,6 +357,7 @@ def test_token_compare_is_exact(open_site):
         assert c.get(f"{url}/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
 
 
+@pytest.mark.server
 def test_no_path_reads_files_outside_the_app(open_site):
     """What already holds: no static or Gradio file route serves a file by traversal."""
     url, _ = open_site
@@ -355,6 +373,7 @@ def test_no_path_reads_files_outside_the_app(open_site):
             assert "root:" not in r.text, path
 
 
+@pytest.mark.server
 def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site, tmp_path):
     """`assistant serve` on a port another program holds exits 1 with one line naming the fix, before loading
     any model; the served app printed "Serving ..." once, only after its port was bound and the app started."""

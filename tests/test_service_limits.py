@@ -134,6 +134,7 @@ def test_redis_url_must_be_a_redis_url(tmp_path):
 
 
 @needs_redis
+@pytest.mark.server
 def test_a_redis_outage_falls_back_to_per_process_limits(corpus_assistant, corpus_data_dir, tmp_path, caplog):
     server = RedisServer(free_port(), tmp_path).start()
     try:

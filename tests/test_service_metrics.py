@@ -263,6 +263,7 @@ def _until(check, what: str, timeout: float = 60.0):
         time.sleep(0.2)
 
 
+@pytest.mark.server
 def test_healthz_follows_the_store_and_is_503_when_it_goes_away(own_chroma, tmp_path):
     port, proc = own_chroma
     server = {"store.host": "127.0.0.1", "store.port": port}
