@@ -16,6 +16,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Until 127.0.0.1:port accepts a connection (a process we cannot hear from: there is nothing to await)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -23,7 +24,7 @@ def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | Non
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
@@ -34,20 +35,24 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(timeout)
 
 
 @contextlib.contextmanager
 def serve_in_thread(app):
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL once it started."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not server.started:  # uvicorn sets it once the socket is bound and the app's startup ran
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(10)
