@@ -44,10 +44,11 @@ test-deps: setup
 test: test-deps
 	$(BIN)/python -m pytest -q
 
-# Everything but the browser and the tests that start servers in subprocesses (chroma run, redis-server,
-# assistant serve): the quick loop while editing. `make test` (CI's) still runs them all.
+# Everything but the browser, the tests that start servers in subprocesses (chroma run, redis-server,
+# assistant serve) and those that run the CLI or a build in a child process: the quick loop while editing.
+# `make test` (CI's) still runs them all.
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not browser and not server"
+	$(BIN)/python -m pytest -q -m "not browser and not server and not subprocess"
 
 # ruff is not a project dependency: installed on demand into the venv (rules in pyproject.toml).
 lint: setup

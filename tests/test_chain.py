@@ -367,6 +367,7 @@ def test_iso_week_dates_parse_and_impossible_dates_are_refused(three_outlets, tm
     assert refused.exit_code == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
 
 
+@pytest.mark.subprocess
 def test_the_library_leaves_the_environment_and_torch_threads_alone(tmp_path):
     """Loading and running the embedders (torch and onnx) changes neither os.environ nor torch's threads."""
     import subprocess

@@ -354,6 +354,7 @@ def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
         redis.stop()
 
 
+@pytest.mark.subprocess
 def test_workers_need_a_chroma_server(tmp_path):
     r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
                         "--port", str(free_port())], cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=120)
@@ -365,6 +366,7 @@ def test_workers_need_a_chroma_server(tmp_path):
     assert not (tmp_path / "chroma").exists()  # nothing was opened
 
 
+@pytest.mark.subprocess
 def test_workers_on_a_taken_port_is_one_line(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -433,6 +435,7 @@ def test_deploy_units_run_commands_the_cli_has_with_valid_settings(tmp_path):
     assert int(chroma[chroma.index("--port") + 1]) == settings.store.port
 
 
+@pytest.mark.subprocess
 def test_workers_with_an_unreachable_redis_stop_before_any_worker_starts(tmp_path):
     r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
                         "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120,

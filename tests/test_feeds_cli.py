@@ -124,6 +124,7 @@ def each_article_once(cfg: Path, urls: list[str]) -> None:
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.subprocess
 def test_watcher_stopped_mid_round_then_once_leaves_every_article_once(tmp_path, site, how):
     paths = slow_site(site)
     cfg = write_config(tmp_path, site, ["/slow.xml"], ingest={"batch_articles": 2}, fetch={"concurrency": 1})
@@ -151,6 +152,7 @@ def test_watcher_stopped_mid_round_then_once_leaves_every_article_once(tmp_path,
         assert all(len(site.downloads(p)) == 1 for p in paths), [len(site.downloads(p)) for p in paths]
 
 
+@pytest.mark.subprocess
 def test_watch_keeps_the_archive_current(tmp_path, site):
     """The long-running watcher polls again when the interval has passed and picks up a new story."""
     site.add("/live.xml", rss("Calder Gazette", ["{base}/news/ferry-fares.html"]), "application/rss+xml")

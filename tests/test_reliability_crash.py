@@ -27,6 +27,7 @@ from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
+@pytest.mark.subprocess
 def test_sigkill_mid_ingest_then_rerun_completes_without_loss_or_duplicates(tmp_path):
     n = 300
     src = tmp_path / "articles.jsonl"
@@ -62,6 +63,7 @@ def test_sigkill_mid_ingest_then_rerun_completes_without_loss_or_duplicates(tmp_
     assert (report["unchanged"], report["added"], report["resumed"]) == (n, 0, None)
 
 
+@pytest.mark.subprocess
 def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     write_articles(first, 20, seed=1)

@@ -311,6 +311,7 @@ def _serve_and_ingest(settings, tmp_path, other_dir, env) -> None:
         assert f"Vantol{i}" in passages[0].text
 
 
+@pytest.mark.subprocess
 def test_serving_while_ingesting_embedded(make_settings, small_store, tmp_path):
     settings, _ = small_store
     settings = make_settings(settings.data_dir, **{"server.admin_token": ADMIN,
@@ -318,6 +319,7 @@ def test_serving_while_ingesting_embedded(make_settings, small_store, tmp_path):
     _serve_and_ingest(settings, tmp_path, settings.data_dir, _ingest_env())
 
 
+@pytest.mark.subprocess
 def test_serving_while_ingesting_on_a_chroma_server(make_settings, tmp_path, chroma_server):
     host, port = chroma_server
     server = {"store.host": host, "store.port": port}

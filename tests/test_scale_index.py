@@ -253,6 +253,7 @@ def test_emptiness_and_dense_search_need_no_count_of_the_store(make_settings, tm
     assert answer.citations and not scans, scans
 
 
+@pytest.mark.subprocess
 def test_reindex_command_and_stats_say_whether_the_index_is_in_step(make_settings, tmp_path):
     data = tmp_path / "data"
     src = write_jsonl(tmp_path / "a.jsonl", [article(i, "Olmfield") for i in range(2)])

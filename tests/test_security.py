@@ -374,6 +374,7 @@ def test_no_path_reads_files_outside_the_app(open_site):
 
 
 @pytest.mark.server
+@pytest.mark.subprocess
 def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site, tmp_path):
     """`assistant serve` on a port another program holds exits 1 with one line naming the fix, before loading
     any model; the served app printed "Serving ..." once, only after its port was bound and the app started."""
@@ -396,6 +397,7 @@ def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site,
     assert "--port" in lines[0] and "PORT=" in lines[0]
 
 
+@pytest.mark.subprocess
 def test_make_run_takes_port_and_host():
     r = subprocess.run(["make", "-n", "run", "PORT=7861", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)

@@ -193,6 +193,7 @@ WORKERS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_multiprocess_metrics_add_up_over_workers(tmp_path):
     script = tmp_path / "workers.py"
     script.write_text(WORKERS, encoding="utf-8")
