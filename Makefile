@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-deps lint clean
+.PHONY: setup run test test-fast test-deps lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,12 @@ test-deps: setup
 
 test: test-deps
 	$(BIN)/python -m pytest -q
+
+# Everything but the browser, the tests that start servers in subprocesses (chroma run, redis-server,
+# assistant serve) and those that run the CLI or a build in a child process: the quick loop while editing.
+# `make test` (CI's) still runs them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not browser and not server and not subprocess"
 
 # ruff is not a project dependency: installed on demand into the venv (rules in pyproject.toml).
 lint: setup

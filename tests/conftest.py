@@ -2,68 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.chroma import start_chroma
+from tests.support.net import free_port, stop_process
+from tests.support.paths import CORPUS
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus"
-SEED = CORPUS / "russia-snubs-iran.txt"
+
+# Tests taking these fixtures run a server in a subprocess: marked `server` (`make test-fast` leaves them out).
+SERVER_FIXTURES = {"chroma_server", "redis_server"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Terminate a server process, killing it when it does not exit in time."""
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@contextlib.contextmanager
-def serve_in_thread(app):
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture
@@ -97,19 +57,6 @@ def corpus_assistant(corpus_data_dir):
     return Assistant(load_settings(data_dir=str(corpus_data_dir)))
 
 
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    """A real `chroma run` server on 127.0.0.1:port over `path`, accepting connections; stop_process ends it."""
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, 60, proc)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` server on a free loopback port; yields (host, port)."""
@@ -122,9 +69,30 @@ def chroma_server(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server on a free loopback port for the session (see tests/support/redis.py)."""
+    from tests.support.redis import RedisServer
+
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server):
+    """The session's redis-server, emptied for this test."""
+    from tests.support.redis import redis_command
+
+    assert redis_command(redis_server.port, "FLUSHALL").startswith(b"+OK")
+    return redis_server
+
+
+@pytest.fixture(scope="session")
 def scripted_llm_server():
-    """One scripted OpenAI-compatible server for the session (see tests/scripted_llm.py)."""
-    from scripted_llm import ScriptedLLM
+    """One scripted OpenAI-compatible server for the session (see tests/support/scripted_llm.py)."""
+    from tests.support.scripted_llm import ScriptedLLM
 
     server = ScriptedLLM().start()
     yield server

@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -22,7 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from tests.support.answers import passage_number
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.scripted_llm import Fault
+from tests.support.served import serve, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -109,8 +111,6 @@ def _static_server(folder: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
 def _serve_site(corpus_data_dir: Path, tmp: Path, **env_extra: str):
     """`assistant -v serve` (subprocess) over a copy of the corpus store, plus a wiki origin its widget token
     allows and one it does not; yields a dict of URLs. `env_extra` adds settings (ASSISTANT_...)."""
-    data_dir = tmp / "data"
-    shutil.copytree(corpus_data_dir, data_dir)
     pages = tmp / "pages"
     pages.mkdir()
     wiki, wiki_port = _static_server(pages)
@@ -121,23 +121,20 @@ def _serve_site(corpus_data_dir: Path, tmp: Path, **env_extra: str):
     (pages / "wrong-token.html").write_text(WIKI_PAGE.format(app=app, token="not-a-token"), encoding="utf-8")
     (pages / "strict.html").write_text(STRICT_PAGE.format(app=app, token=WIDGET), encoding="utf-8")
     (pages / "probe.html").write_text("<!doctype html><title>probe</title><p>another site</p>", encoding="utf-8")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
-               ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [f"http://127.0.0.1:{wiki_port}"]}),
-               ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100", **env_extra)
-    log_path = tmp / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
-                                 "--port", str(app_port)], cwd=ROOT, env=env, stdout=log, stderr=log)
+    data_dir = tmp / "data"
+    shutil.copytree(corpus_data_dir, data_dir)
+    env = server_env(ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
+                     ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [f"http://127.0.0.1:{wiki_port}"]}),
+                     ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100", **env_extra)
     try:
-        wait_for_port(app_port, 180, proc)
-        yield {"app": app, "wiki": f"http://127.0.0.1:{wiki_port}/wiki.html",
-               "wrong_token": f"http://127.0.0.1:{wiki_port}/wrong-token.html",
-               "other": f"http://127.0.0.1:{other_port}/wiki.html", "log": log_path,
-               "strict": f"http://127.0.0.1:{wiki_port}/strict.html",
-               "probe": f"http://127.0.0.1:{other_port}/probe.html",
-               "probe_allowed": f"http://127.0.0.1:{wiki_port}/probe.html"}
+        with serve(data_dir, tmp / "server.log", env, port=app_port):
+            yield {"app": app, "wiki": f"http://127.0.0.1:{wiki_port}/wiki.html",
+                   "wrong_token": f"http://127.0.0.1:{wiki_port}/wrong-token.html",
+                   "other": f"http://127.0.0.1:{other_port}/wiki.html",
+                   "strict": f"http://127.0.0.1:{wiki_port}/strict.html",
+                   "probe": f"http://127.0.0.1:{other_port}/probe.html",
+                   "probe_allowed": f"http://127.0.0.1:{wiki_port}/probe.html"}
     finally:
-        stop_process(proc, 15)
         wiki.shutdown()
         other.shutdown()
 
@@ -245,8 +242,6 @@ def test_widget_streams_an_answer_and_expands_a_citation(site, page):
 
 def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, scripted_llm_server, corpus_assistant):
     """Generative engine: the citation check's verdict reaches the widget (warning, score, flagged source)."""
-    from tests.test_generative import passage_number
-
     llm = scripted_llm_server
     llm.reset()
     n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
@@ -272,8 +267,6 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
 
 def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(llm_site, page,
                                                                              scripted_llm_server):
-    from scripted_llm import Fault
-
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))
     _ask_on_wiki(page, llm_site["wiki"], QUESTION)
@@ -445,12 +438,6 @@ def test_gradio_chat_answers_with_a_source_card(site, page):
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "chat.png"), full_page=True)
     assert page.dialogs == []
-
-
-def test_server_log_has_requests_but_no_tokens(site):
-    text = site["log"].read_text()
-    assert "POST /api/ask/stream" in text  # the access log is on (-v)...
-    assert WIDGET not in text and ADMIN not in text and "not-a-token" not in text  # ...and tokens stay out
 
 
 def _violations(page) -> None:

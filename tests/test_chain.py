@@ -7,15 +7,12 @@ import json
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tracers.context import register_configure_hook
-from scripted_llm import Fault
 
 from assistant import load_chain, load_retriever
 from assistant.answering.chain import EMPTY_STORE, RUN_NAME, Assistant
@@ -23,60 +20,15 @@ from assistant.answering.retrieval import Filters
 from assistant.cli import cli
 from assistant.errors import AssistantError
 from assistant.web.api import create_app
-from tests.conftest import SEED, serve_in_thread
-from tests.test_api import sse_events
+from tests.support.answers import sse_events
+from tests.support.callbacks import Recorder
+from tests.support.net import serve_in_thread
+from tests.support.paths import SEED
+from tests.support.scripted_llm import Fault
 
 QUESTION = "Did Russia offer Iran military help?"
 ASK_JSON = {"answer", "refused", "citations"}
 CITATION_FIELDS = {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end"}
-
-
-class Recorder(BaseCallbackHandler):
-    """Records the runs LangChain reports: (kind, name, run id, parent run id)."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[str, str, UUID, UUID | None]] = []
-        self.outputs: dict[str, list] = {}
-        self.tokens: list[str] = []
-        self.on = True
-
-    def _add(self, kind, name, run_id, parent_run_id):
-        if self.on:
-            self.runs.append((kind, name, run_id, parent_run_id))
-
-    def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kw):
-        self._add("chain", kw.get("name") or "", run_id, parent_run_id)
-
-    def on_chain_end(self, outputs, *, run_id, **kw):
-        name = next((n for k, n, r, _ in self.runs if r == run_id), "")
-        if self.on:
-            self.outputs.setdefault(name, []).append(outputs)
-
-    def on_retriever_start(self, serialized, query, *, run_id, parent_run_id=None, **kw):
-        self._add("retriever", kw.get("name") or "", run_id, parent_run_id)
-
-    def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kw):
-        self._add("chat_model", kw.get("name") or "", run_id, parent_run_id)
-
-    def on_llm_new_token(self, token, **kw):
-        if self.on:
-            self.tokens.append(token)
-
-    def roots(self) -> list[UUID]:
-        return [r for kind, name, r, parent in self.runs if kind == "chain" and name == RUN_NAME and parent is None]
-
-    def under(self, root: UUID, kind: str) -> list[str]:
-        """Names of the runs of `kind` descending from `root`."""
-        parents = {r: p for _, _, r, p in self.runs}
-
-        def descends(r):
-            while r is not None:
-                if r == root:
-                    return True
-                r = parents.get(r)
-            return False
-
-        return [name for k, name, r, p in self.runs if k == kind and descends(p)]
 
 
 # A configure hook whose variable holds a recorder by default: every LangChain run in this process, in any
@@ -415,6 +367,7 @@ def test_iso_week_dates_parse_and_impossible_dates_are_refused(three_outlets, tm
     assert refused.exit_code == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
 
 
+@pytest.mark.subprocess
 def test_the_library_leaves_the_environment_and_torch_threads_alone(tmp_path):
     """Loading and running the embedders (torch and onnx) changes neither os.environ nor torch's threads."""
     import subprocess

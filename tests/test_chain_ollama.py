@@ -1,5 +1,5 @@
 """The ollama engine through the chain, against a scripted server speaking Ollama's own protocol
-(`POST /api/chat`, NDJSON lines when streaming), as tests/scripted_llm.py does for the OpenAI protocol."""
+(`POST /api/chat`, NDJSON lines when streaming), as tests/support/scripted_llm.py does for the OpenAI protocol."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from tests.test_chain import QUESTION, Recorder
+from tests.support.callbacks import Recorder
+
+QUESTION = "Did Russia offer Iran military help?"
 
 
 class ScriptedOllama:

@@ -11,11 +11,9 @@ Fictional article only (an invented town, outlet and people; an `.example` URL).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from tests.support.net import free_port, wait_for_port
+from tests.support.paths import ROOT
+from tests.support.redis import RedisServer, needs_redis
+from tests.support.served import serve, server_env
 
 ADMIN = "deploy-admin-token"
 ARTICLE = {
@@ -67,64 +68,6 @@ def _client(ip: str = "127.0.0.1", timeout: float = 120) -> httpx.Client:
                         headers={"Host": PUBLIC_NAME})
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """This test's settings only: ASSISTANT_* variables of the caller's shell are dropped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
-    return env
-
-
-def _wait_for_log(path: Path, needle: str, proc: subprocess.Popen, timeout: float, count: int = 1) -> str:
-    """The log once `needle` appears `count` times in it; fails when the process exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text(errors="replace")
-        if text.count(needle) >= count:
-            return text
-        assert proc.poll() is None, f"server exited with {proc.returncode}:\n{text[-3000:]}"
-        assert time.monotonic() < deadline, f"{needle!r} x{count} not in the log after {timeout}s:\n{text[-3000:]}"
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def _serve(data_dir: Path, port: int, log_path: Path, env: dict[str, str], *args: str):
-    """`assistant -v serve` on 127.0.0.1:port; yields the process once it printed "Serving the assistant"."""
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
-                                 "--port", str(port), *args], cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        _wait_for_log(log_path, "Serving the assistant on", proc, 240)
-        yield proc
-    finally:
-        stop_process(proc, 20)
-
-
-def _start_redis(port: int, folder: Path) -> subprocess.Popen:
-    """A real redis-server on 127.0.0.1:port, nothing persisted, once it accepts connections."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (make test-deps installs Debian's redis-server)")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, 30, proc)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    """A real redis-server on a free loopback port; yields its URL."""
-    port = free_port()
-    proc = _start_redis(port, tmp_path)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop_process(proc)
-
-
 DEPLOY = ROOT / "deploy"
 
 
@@ -137,7 +80,7 @@ def _recipe_env(chroma: tuple[str, int], redis: str, ingest_host: bool, **extra:
            "ASSISTANT_SERVER__METRICS_TOKEN": METRICS, **extra}
     if ingest_host:
         env["ASSISTANT_SERVER__ADMIN_TOKEN"] = ADMIN
-    return _env(**env)
+    return server_env(**env)
 
 
 def _answered_from_article(reply: dict) -> bool:
@@ -267,16 +210,15 @@ def _asks_counted(base: str) -> int:
 
 # -- two machines: two serve processes, own data dirs, one Chroma server and one Redis -----------------------
 
-def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis_url, tmp_path):
+def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_server, redis, tmp_path):
     """A is the ingest host (the admin token), B a serve host (none), as in docs/deploy.md."""
     budget = 4
     limit = {"ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE": str(budget)}
-    env_a = _recipe_env(chroma_server, redis_url, ingest_host=True, **limit)
-    env_b = _recipe_env(chroma_server, redis_url, ingest_host=False, **limit)
-    port_a, port_b = free_port(), free_port()
-    a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-    with _serve(tmp_path / "host-a", port_a, tmp_path / "a.log", env_a) as a, \
-            _serve(tmp_path / "host-b", port_b, tmp_path / "b.log", env_b):
+    env_a = _recipe_env(chroma_server, redis.url, ingest_host=True, **limit)
+    env_b = _recipe_env(chroma_server, redis.url, ingest_host=False, **limit)
+    with serve(tmp_path / "host-a", tmp_path / "a.log", env_a) as server_a, \
+            serve(tmp_path / "host-b", tmp_path / "b.log", env_b) as server_b:
+        a, a_url, b_url = server_a.proc, server_a.url, server_b.url
         # 1. an article ingested through A's admin API is answered by B (another data dir: its keyword index
         # follows the Chroma server), within a bounded time; B itself takes no writes
         _ingest(a_url)
@@ -329,13 +271,10 @@ def test_two_servers_share_the_archive_the_budget_and_survive_each_other(chroma_
 
 # -- one machine, `serve --workers 2`: uvicorn's supervisor ------------------------------------------------
 
-def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_them(chroma_server, redis_url, tmp_path):
-    env = _recipe_env(chroma_server, redis_url, ingest_host=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "workers.log"
-    with _serve(tmp_path / "host", port, log, env, "--workers", "2") as parent:
-        text = log.read_text()
+def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_them(chroma_server, redis, tmp_path):
+    env = _recipe_env(chroma_server, redis.url, ingest_host=True)
+    with serve(tmp_path / "host", tmp_path / "workers.log", env, "--workers", "2") as server:
+        parent, base, text = server.proc, server.url, server.text()
         assert text.count("Serving the assistant on") == 1
         assert f"Serving the assistant on {base}/ (2 workers)" in text
         # printed once both workers finished their startup
@@ -355,14 +294,14 @@ def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_the
             os.kill(old1, signal.SIGKILL)
             killed = _wait_gone(old1)
             load.wait(2, after=killed)
-            _wait_for_log(log, "Application startup complete", parent, 180, count=3)
+            server.wait_for("Application startup complete", 180, count=3)
             second = _workers(parent.pid)
             assert old1 not in second and old2 in second and len(second) == 2, (first, second)
             # SIGHUP (the unit's `systemctl reload`): a rolling restart, each new worker ready before an old one
             # is stopped (SIGTERM: it finishes what it holds); afterwards no original worker is left, so what
             # answers is the supervisor's
             parent.send_signal(signal.SIGHUP)
-            _wait_for_log(log, "Application startup complete", parent, 240, count=5)
+            server.wait_for("Application startup complete", 240, count=5)
             deadline = time.monotonic() + 60
             while (third := _workers(parent.pid)) & second or len(third) != 2:
                 assert time.monotonic() < deadline, (second, third)
@@ -382,43 +321,43 @@ def test_workers_share_one_port_a_killed_worker_is_replaced_and_sighup_rolls_the
         answered = sum(1 for r in load.records if r[3]) + asked_before
         counted = _asks_counted(base)
         assert answered <= counted <= answered + len(failures), (answered, counted, len(failures))
-    assert "Child process" in log.read_text() and "died" in log.read_text()
+    assert "Child process" in server.text() and "died" in server.text()
 
 
+@needs_redis
+@pytest.mark.server
 def test_a_replacement_worker_waits_out_a_redis_outage(chroma_server, tmp_path):
     """Redis goes away, then a worker dies: its replacement cannot be built (the rate-limit store is checked at
     startup) and is tried again every few seconds, while the other worker answers (its budgets fall back to
     this process); once Redis is back the replacement starts. The server never stops."""
-    redis_port = free_port()
-    redis = _start_redis(redis_port, tmp_path)
-    env = _recipe_env(chroma_server, f"redis://127.0.0.1:{redis_port}/0", ingest_host=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "workers.log"
+    redis = RedisServer(free_port(), tmp_path).start()  # this test stops and restarts it
+    env = _recipe_env(chroma_server, redis.url, ingest_host=True)
     try:
-        with _serve(tmp_path / "host", port, log, env, "--workers", "2") as parent:
+        with serve(tmp_path / "host", tmp_path / "workers.log", env, "--workers", "2") as server:
+            parent, base = server.proc, server.url
             _ingest(base)
             _ask_until_answered(base)
-            stop_process(redis)
+            redis.stop()
             victim = min(_workers(parent.pid))
             os.kill(victim, signal.SIGKILL)
             _wait_gone(victim)
-            _wait_for_log(log, "the rate-limit store", parent, 120)  # the replacement's one line
+            server.wait_for("the rate-limit store", 120)  # the replacement's one line
             for _ in range(3):
                 r = _ask(base)
                 assert r.status_code == 200 and _answered_from_article(r.json()), r.text
-            assert parent.poll() is None and log.read_text().count("Application startup complete") == 2
-            redis = _start_redis(redis_port, tmp_path)
-            _wait_for_log(log, "Application startup complete", parent, 180, count=3)
+            assert parent.poll() is None and server.text().count("Application startup complete") == 2
+            redis = RedisServer(redis.port, tmp_path).start()
+            server.wait_for("Application startup complete", 180, count=3)
             assert len(_workers(parent.pid)) == 2 and victim not in _workers(parent.pid)
             assert _ask(base).status_code == 200
     finally:
-        stop_process(redis)
+        redis.stop()
 
 
+@pytest.mark.subprocess
 def test_workers_need_a_chroma_server(tmp_path):
     r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
-                        "--port", str(free_port())], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+                        "--port", str(free_port())], cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -427,6 +366,7 @@ def test_workers_need_a_chroma_server(tmp_path):
     assert not (tmp_path / "chroma").exists()  # nothing was opened
 
 
+@pytest.mark.subprocess
 def test_workers_on_a_taken_port_is_one_line(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -434,7 +374,7 @@ def test_workers_on_a_taken_port_is_one_line(tmp_path):
         port = holder.getsockname()[1]
         # the supervisor binds before any worker starts: no Chroma server needs to run for this
         r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
-                            "--port", str(port)], cwd=ROOT, env=_env(ASSISTANT_STORE__HOST="127.0.0.1"),
+                            "--port", str(port)], cwd=ROOT, env=server_env(ASSISTANT_STORE__HOST="127.0.0.1"),
                            capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "Serving" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -495,10 +435,11 @@ def test_deploy_units_run_commands_the_cli_has_with_valid_settings(tmp_path):
     assert int(chroma[chroma.index("--port") + 1]) == settings.store.port
 
 
+@pytest.mark.subprocess
 def test_workers_with_an_unreachable_redis_stop_before_any_worker_starts(tmp_path):
     r = subprocess.run([sys.executable, "-m", "assistant", "serve", "--workers", "2", "--data-dir", str(tmp_path),
                         "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env=_env(ASSISTANT_STORE__HOST="127.0.0.1",
+                       env=server_env(ASSISTANT_STORE__HOST="127.0.0.1",
                                 ASSISTANT_SERVER__REDIS_URL=f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"))
     assert r.returncode == 1 and "Serving" not in r.stderr
     lines = r.stderr.strip().splitlines()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SEED
 
 from assistant.config import EmbeddingSettings
 from assistant.errors import ConfigError, StoreError
 from assistant.index.embedder import Embedder
 from assistant.index.store import Store
+from tests.support.paths import SEED
 
 LONG = SEED.read_text(encoding="utf-8")  # the real seed article, verbatim
 TEXTS = [

@@ -14,7 +14,7 @@ from assistant.cli import cli
 from assistant.index.store import Store
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_file
-from tests.conftest import CORPUS, SEED
+from tests.support.paths import CORPUS, SEED
 
 FICTIONAL = Path(__file__).parent / "data" / "reliability" / "wire" / "vellmark-coastguard.md"
 

@@ -12,7 +12,7 @@ from assistant.config import load_settings
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_file
 from assistant.text.words import stem
-from tests.conftest import CORPUS, SEED
+from tests.support.paths import CORPUS, SEED
 
 QUESTION = "Did Russia offer Iran military help?"
 DATA = Path(__file__).parent / "data"

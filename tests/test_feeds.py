@@ -1,6 +1,6 @@
 """Feeds, sitemaps and article URLs over real HTTP on loopback: what is fetched, what is stored, what is reported.
 
-The site (tests/feeds_site.py) logs every request it answers; the assertions about downloads, conditional
+The site (tests/support/feeds_site.py) logs every request it answers; the assertions about downloads, conditional
 requests and robots.txt come from that log, not from the client's own counters.
 """
 
@@ -10,10 +10,10 @@ import random
 import time
 
 import pytest
-from feeds_site import ARTICLES, Site, article_page, rss, serve_newsroom
 
 from assistant.answering.chain import Assistant
 from assistant.live.watch import Watcher
+from tests.support.feeds_site import ARTICLES, Site, article_page, rss, serve_newsroom
 
 
 @pytest.fixture

@@ -54,11 +54,12 @@ def test_sources_api(app_settings):
 def test_sources_routes_never_5xx_under_generated_requests(app_settings):
     """schemathesis over the /api/sources operations only (valid and invalid requests, bounded)."""
     import schemathesis
-    from conftest import serve_in_thread
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
+
+    from tests.support.net import serve_in_thread
 
     with serve_in_thread(create_app(app_settings)) as url:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
-from feeds_site import Site, article_page, rss, serve_newsroom
 
 from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.index.store import Store
+from tests.support.feeds_site import Site, article_page, rss, serve_newsroom
+from tests.support.paths import ROOT
 
 INGEST_KEYS = {"added", "updated", "unchanged", "deleted", "chunks", "failed", "skipped", "resumed", "seconds"}
 NOTE = ROOT / "tests" / "data" / "answers" / "northvale-rates.md"
@@ -124,6 +124,7 @@ def each_article_once(cfg: Path, urls: list[str]) -> None:
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.subprocess
 def test_watcher_stopped_mid_round_then_once_leaves_every_article_once(tmp_path, site, how):
     paths = slow_site(site)
     cfg = write_config(tmp_path, site, ["/slow.xml"], ingest={"batch_articles": 2}, fetch={"concurrency": 1})
@@ -151,6 +152,7 @@ def test_watcher_stopped_mid_round_then_once_leaves_every_article_once(tmp_path,
         assert all(len(site.downloads(p)) == 1 for p in paths), [len(site.downloads(p)) for p in paths]
 
 
+@pytest.mark.subprocess
 def test_watch_keeps_the_archive_current(tmp_path, site):
     """The long-running watcher polls again when the interval has passed and picks up a new story."""
     site.add("/live.xml", rss("Calder Gazette", ["{base}/news/ferry-fares.html"]), "application/rss+xml")

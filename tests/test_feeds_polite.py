@@ -6,13 +6,13 @@ import json
 import time
 
 import pytest
-from feeds_site import Site, article_page
 
 from assistant.config import FetchSettings, load_settings
 from assistant.errors import ConfigError
 from assistant.live.fetcher import Fetcher, FetchError, listed_link_allowed
 from assistant.live.pages import canonical_url
 from assistant.live.sources import SourceBook
+from tests.support.feeds_site import Site, article_page
 
 PAGE = article_page("Calder tram depot to close", ["The old tram depot of Calder will close in June."]).encode()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scripted_llm import Fault
 
 from assistant.answering.chain import NOT_COVERED, Assistant
 from assistant.answering.prompts import PROMPTS_DIR, load_prompt
@@ -18,17 +17,14 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError, EngineError
 from assistant.ingest.ingestor import Ingestor
 from assistant.web.app import sources_html
-from tests.conftest import CORPUS, SEED, free_port
+from tests.support.answers import passage_number, sse_events
+from tests.support.net import free_port
+from tests.support.paths import CORPUS, SEED
+from tests.support.scripted_llm import Fault
 
 QUESTION = "Did Russia offer Iran military help?"
 INJECTION_QUESTION = "What did the Norrheim port authority say about the ferry strike?"
 DATA = Path(__file__).parent / "data"
-
-
-def passage_number(assistant: Assistant, question: str, needle: str) -> int:
-    """1-based number of the retrieved passage containing `needle` (what the chain will send)."""
-    passages = assistant.retriever.retrieve(question).passages
-    return next(i for i, p in enumerate(passages, 1) if needle in p.text)
 
 
 def events(assistant: Assistant, question: str, history=None):
@@ -286,7 +282,6 @@ def test_api_stream_says_the_model_server_failed_before_the_fallback_answer(chat
     from fastapi.testclient import TestClient
 
     from assistant.web.api import create_app
-    from tests.test_api import sse_events
 
     assistant = chat_assistant(**_fault_settings("http 500", llm))
     with TestClient(create_app(assistant.settings, assistant), base_url="http://127.0.0.1") as client:

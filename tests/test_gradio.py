@@ -11,7 +11,7 @@ import pytest
 from assistant.models import Answer, Citation, Passage
 from assistant.web.api import create_app
 from assistant.web.app import _pairs, chat_html, citation_card, sources_html
-from tests.conftest import serve_in_thread
+from tests.support.net import serve_in_thread
 
 QUESTION = "What did Peskov say about BRICS?"
 SEED_TITLE = "Russia snubs Iran as Kremlin refuses military help: “BRICS is not a mutual defense pact”"

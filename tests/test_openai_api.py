@@ -10,7 +10,7 @@ from langchain_openai import ChatOpenAI
 
 from assistant.config import load_settings
 from assistant.web.api import create_app
-from tests.conftest import serve_in_thread
+from tests.support.net import serve_in_thread
 
 QUESTION = "Did Russia offer Iran military help?"
 UNCOVERED = "What did the Pope say about the Brazilian election?"

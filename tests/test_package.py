@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.net import free_port
+from tests.support.paths import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
@@ -176,6 +177,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.subprocess
 def test_wheel_carries_the_prompts_the_widget_and_every_module(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     with zipfile.ZipFile(wheel) as whl:
@@ -210,6 +212,7 @@ def installed(wheel, tmp_path_factory):
     yield venv, run
 
 
+@pytest.mark.subprocess
 def test_installed_package_is_the_wheel_and_finds_its_prompts(installed):
     venv, run = installed
     probe = run([str(venv / "bin" / "python"), "-c", PROBE])
@@ -223,6 +226,7 @@ def test_installed_package_is_the_wheel_and_finds_its_prompts(installed):
         assert Path(path).resolve() == package / "prompt_files" / f"{name}.md"
 
 
+@pytest.mark.subprocess
 def test_editable_install_reads_the_checkouts_prompts(tmp_path):
     """`pip install -e` (what `make setup` does) maps the package onto the checkout: prompts/ is read in place."""
     src = copy_source(tmp_path / "checkout")
@@ -252,6 +256,7 @@ def archive(installed, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_installed_cli_asks_the_scripted_server_with_the_packaged_prompts(installed, archive, llm):
     venv, run = installed
     llm.enqueue(REPLY)
@@ -274,6 +279,7 @@ def test_installed_cli_asks_the_scripted_server_with_the_packaged_prompts(instal
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_installed_ollama_engine_builds_and_falls_back_when_its_server_is_down(installed, archive):
     """Before the prompts were packaged this exited 1 with ConfigError (prompt file not found)."""
     venv, run = installed

@@ -4,109 +4,30 @@ while an ingest runs in another process (docs/reliability.md)."""
 from __future__ import annotations
 
 import json
-import os
-import random
 import signal
 import subprocess
-import sys
 import threading
-import time
-from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
-from assistant.index.lexical import LexicalIndex, lexical_path
-from assistant.index.store import ArticleWrite, Store
 from assistant.ingest.loaders import load_paths
-from tests.conftest import ROOT
+from tests.support.ingest_runs import (
+    PLACES,
+    TOPICS,
+    check_store_consistent,
+    expected_all,
+    ingest_cmd,
+    run_env,
+    start_and_wait_for,
+    write_articles,
+)
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
-TOPICS = ["harbour", "railway", "election", "drought", "vaccine", "budget", "bridge", "wildfire", "strike",
-          "embassy", "reservoir", "tariff", "satellite", "museum", "refinery", "ceasefire"]
-PLACES = ["Lisbon", "Nairobi", "Oslo", "Lima", "Hanoi", "Tbilisi", "Accra", "Perth", "Quito", "Riga"]
-WORDS = ("officials said the plan would be reviewed next week after residents raised concerns about costs "
-         "delays safety and the long term impact on local jobs while opposition members demanded an inquiry "
-         "into how contracts were awarded and whether the ministry had consulted independent experts").split()
-
-
-def write_articles(path: Path, n: int, seed: int = 8) -> None:
-    """n generated news articles as JSONL, one to three chunks each."""
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as fh:
-        for i in range(n):
-            topic, place = rng.choice(TOPICS), rng.choice(PLACES)
-            paragraphs = []
-            for _ in range(rng.randint(1, 3)):
-                sentences = [f"The {topic} dispute in {place} entered day {rng.randint(2, 90)}."]
-                for _ in range(rng.randint(2, 5)):
-                    sentences.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize()
-                                     + ".")
-                paragraphs.append(" ".join(sentences))
-            record = {"title": f"Story {i}: {topic} row in {place}", "body": "\n\n".join(paragraphs),
-                      "source": rng.choice(["Wire", "Daily", "Courier"]), "published_at": f"2025-05-{1 + i % 28:02d}",
-                      "url": f"https://newsroom.example/story/{i}"}
-            fh.write(json.dumps(record) + "\n")
-
-
-def ingest_cmd(data_dir: Path, *paths: Path) -> list[str]:
-    return [sys.executable, "-m", "assistant", "-v", "ingest", "--json", "--data-dir", str(data_dir),
-            *map(str, paths)]
-
-
-def run_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
-
-
-def start_and_wait_for(cmd: list[str], pattern: str, env: dict[str, str], min_done: int, timeout: float = 240):
-    """Start an ingest and return (proc, stderr lines) once it logs `stored X/Y` with X >= min_done."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    deadline = time.time() + timeout
-    for line in proc.stderr:
-        lines.append(line)
-        if pattern in line:
-            done = int(line.rsplit(pattern, 1)[1].split("/")[0])
-            if done >= min_done:
-                return proc, lines
-        if time.time() > deadline:
-            break
-    proc.kill()
-    raise AssertionError("ingest never reached the kill point:\n" + "".join(lines[-30:]))
-
-
-def expected_all(*paths: Path) -> dict:
-    return {a.id: a for a in load_paths(list(paths)).articles}
-
-
-def check_store_consistent(settings, expected: dict) -> int:
-    """Every expected article stored exactly once, whole, matching its text; keyword index == Chroma."""
-    store = Store(settings)
-    per_article: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    ids = set()
-    for cid, text, meta in store.iter_chunks():
-        ids.add(cid)
-        a = expected.get(meta["article_id"])
-        assert a is not None, f"orphan chunk {cid} of an unknown article"
-        assert meta["hash"] == a.hash, f"chunk {cid} is from another version of its article"
-        assert a.body[meta["start"]:meta["end"]] == text
-        assert cid == f"{a.id}:{meta['chunk_index']}"
-        per_article[a.id].append((meta["chunk_index"], cid))
-    assert set(per_article) == set(expected), "missing articles"
-    for aid, chunks in per_article.items():
-        assert sorted(i for i, _ in chunks) == list(range(len(chunks))), f"article {aid} chunks not 0..n-1"
-    stats = store.stats()
-    assert stats["articles"] == len(expected) and stats["chunks"] == len(ids)
-    lexical = LexicalIndex(lexical_path(settings))
-    assert len(lexical) == len(ids) and set(lexical.ids) == ids
-    return len(ids)
-
-
+@pytest.mark.subprocess
 def test_sigkill_mid_ingest_then_rerun_completes_without_loss_or_duplicates(tmp_path):
     n = 300
     src = tmp_path / "articles.jsonl"
@@ -142,6 +63,7 @@ def test_sigkill_mid_ingest_then_rerun_completes_without_loss_or_duplicates(tmp_
     assert (report["unchanged"], report["added"], report["resumed"]) == (n, 0, None)
 
 
+@pytest.mark.subprocess
 def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     write_articles(first, 20, seed=1)
@@ -200,6 +122,7 @@ def test_readers_see_whole_articles_while_another_process_ingests(tmp_path):
 
 def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_path, make_settings):
     """The one partial state a kill can leave: an edited, shorter article upserted, its old tail not yet deleted."""
+    from assistant.index.store import ArticleWrite
     from assistant.ingest.ingestor import Ingestor
     from assistant.models import content_hash
     from assistant.text.duplicates import normalized
@@ -225,7 +148,8 @@ def test_update_killed_between_upsert_and_stale_delete_is_swept_on_resume(tmp_pa
     # replay the killed run: journal written, the edited article upserted, the old tail's delete never ran
     Ingestor._write_journal(settings.data_dir / "ingest.journal", [edited])
     vectors = ingestor.store.embedder.embed([c.text for c in new_chunks])
-    ingestor.store.write([ArticleWrite(edited, new_chunks, [content_hash(normalized(c.text)) for c in new_chunks], vectors, [])])
+    ingestor.store.write([ArticleWrite(edited, new_chunks, [content_hash(normalized(c.text)) for c in new_chunks], vectors,
+                                       [])])
     assert len(ingestor.store.chunk_ids(long.id)) == len(old_chunks)  # the orphans are there
 
     report = Ingestor(settings).ingest_paths([src])

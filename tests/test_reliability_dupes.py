@@ -15,7 +15,7 @@ from assistant.index.store import Store
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_file
 from assistant.text.duplicates import Signature, normalized
-from tests.conftest import SEED
+from tests.support.paths import SEED
 
 WIRE = Path(__file__).parent / "data" / "reliability" / "wire"
 ORIGINAL, COURIER, GAZETTE = WIRE / "lanthorn-wire.md", WIRE / "vellmark-courier.md", WIRE / "durnholt-gazette.txt"

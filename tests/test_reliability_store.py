@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from assistant.config import load_settings
-from tests.conftest import ROOT, free_port, start_chroma
-from tests.test_reliability_crash import (
+from tests.support.chroma import start_chroma
+from tests.support.ingest_runs import (
     check_store_consistent,
     expected_all,
     ingest_cmd,
@@ -24,6 +24,8 @@ from tests.test_reliability_crash import (
     start_and_wait_for,
     write_articles,
 )
+from tests.support.net import free_port
+from tests.support.paths import ROOT
 
 ARTICLE = """Ferry service resumes after storm
 
@@ -56,6 +58,7 @@ def can_mount_read_only(tmp_path: Path) -> bool:
     return res.returncode != 0 and "Read-only file system" in res.stderr
 
 
+@pytest.mark.subprocess
 def test_read_only_data_dir_is_a_clear_error_and_nothing_is_half_written(tmp_path):
     """A read-only bind mount in a private mount namespace: unlike chmod, it stops root too."""
     if shutil.which("unshare") is None or not can_mount_read_only(tmp_path):
@@ -93,6 +96,7 @@ def test_read_only_data_dir_is_a_clear_error_and_nothing_is_half_written(tmp_pat
     check_store_consistent(load_settings(data_dir=str(data)), expected_all(first, second))
 
 
+@pytest.mark.subprocess
 def test_chmod_read_only_data_dir(tmp_path):
     """chmod as a normal user; root ignores permission bits, so there the test says so and skips."""
     data = tmp_path / "data"
@@ -114,6 +118,7 @@ def sh_quote(s: str) -> str:
     return "'" + s.replace("'", "'\"'\"'") + "'"
 
 
+@pytest.mark.subprocess
 def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
     article = tmp_path / "a.txt"
     article.write_text(ARTICLE, encoding="utf-8")
@@ -129,6 +134,7 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
     n = 150
     src = tmp_path / "articles.jsonl"
@@ -160,6 +166,7 @@ def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
         server.wait(30)
 
 
+@pytest.mark.subprocess
 def test_open_store_sees_ingests_made_by_another_process(tmp_path):
     """A server keeps its Store open while `assistant ingest` runs beside it: each later question sees the
     new articles (the embedded store is reopened when its files change), twice in a row."""

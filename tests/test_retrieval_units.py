@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from assistant.answering.retrieval import collapse_duplicates, diversify, rrf, term_coverage, window_coverage
 from assistant.models import Passage
 from assistant.text.cleaning import content_regions
@@ -119,6 +121,7 @@ def test_outlet_names_are_proper_nouns_not_phrases():
                          known) == ["Lanthorn Wire"]
 
 
+@pytest.mark.subprocess
 def test_the_query_path_does_not_import_ingest():
     """Data flows one way: asking (chain, retrieval) needs nothing of the ingest stage."""
     import subprocess

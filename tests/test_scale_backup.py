@@ -9,12 +9,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from assistant.index.store import Store
 from assistant.ingest.backup import backup, restore
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_paths
-from tests.conftest import ROOT
-from tests.test_scale_index import article, write_jsonl
+from tests.support.archives import article, write_jsonl
+from tests.support.paths import ROOT
 
 
 def _articles(tmp_path, name, records):
@@ -70,6 +72,7 @@ def test_backup_while_ingesting_then_restore_elsewhere(make_settings, tmp_path, 
     assert helper.lexical.status()["in_step"]
 
 
+@pytest.mark.subprocess
 def test_backup_and_restore_commands(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin"}
 

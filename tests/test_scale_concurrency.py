@@ -16,8 +16,9 @@ import time
 import pytest
 
 from assistant.index.lexical import LexicalIndex
-from tests.conftest import ROOT, serve_in_thread
-from tests.test_scale_index import FakeStore, article, chunk, write_jsonl
+from tests.support.archives import FakeStore, article, chunk, write_jsonl
+from tests.support.net import serve_in_thread
+from tests.support.paths import ROOT
 
 ADMIN = "scale-admin-token"
 
@@ -310,6 +311,7 @@ def _serve_and_ingest(settings, tmp_path, other_dir, env) -> None:
         assert f"Vantol{i}" in passages[0].text
 
 
+@pytest.mark.subprocess
 def test_serving_while_ingesting_embedded(make_settings, small_store, tmp_path):
     settings, _ = small_store
     settings = make_settings(settings.data_dir, **{"server.admin_token": ADMIN,
@@ -317,6 +319,7 @@ def test_serving_while_ingesting_embedded(make_settings, small_store, tmp_path):
     _serve_and_ingest(settings, tmp_path, settings.data_dir, _ingest_env())
 
 
+@pytest.mark.subprocess
 def test_serving_while_ingesting_on_a_chroma_server(make_settings, tmp_path, chroma_server):
     host, port = chroma_server
     server = {"store.host": host, "store.port": port}

@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from assistant.web.security import fingerprint
+from tests.support.paths import ROOT
+from tests.support.served import serve_copy
 
 ADMIN = "sec-admin-5b7e21c9"
 WIDGET = "sec-widget-0d4f8a"
@@ -30,22 +30,10 @@ PROXY = "127.0.0.9"  # the one trusted proxy of the `tight` server
 
 @contextlib.contextmanager
 def _serve(corpus_data_dir, tmp, **env_extra: str):
-    """`python -m assistant -v serve` over a copy of the corpus store; yields (base URL, log path)."""
-    data_dir = tmp / "data"
-    shutil.copytree(corpus_data_dir, data_dir)
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
-               ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [WIKI]}), **env_extra)
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    log_path = tmp / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant", "-v", "serve", "--data-dir", str(data_dir),
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        wait_for_port(port, 180, proc)
-        yield f"http://127.0.0.1:{port}", log_path
-    finally:
-        stop_process(proc, 15)
+    """`assistant -v serve` over a copy of the corpus store; yields (base URL, the Served server)."""
+    with serve_copy(corpus_data_dir, tmp, ASSISTANT_SERVER__ADMIN_TOKEN=ADMIN,
+                    ASSISTANT_SERVER__WIDGET_TOKENS=json.dumps({WIDGET: [WIKI]}), **env_extra) as served:
+        yield served.url, served
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +52,6 @@ def tight_site(corpus_data_dir, tmp_path_factory):
         yield site
 
 
-def _wait_for_log(path, needle: str, timeout: float = 10.0) -> str:
-    """The server log once it holds `needle` (uvicorn writes the access line after the response)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text()
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in the server log after {timeout}s")
-
-
 def _client(source: str = "127.0.0.1", **kw) -> httpx.Client:
     """An HTTP client whose connections come from `source` (any 127.x address is this machine)."""
     return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60, **kw)
@@ -86,6 +63,7 @@ def _event_id(c: httpx.Client, url: str, question: str = QUESTION, **headers) ->
     return r.json()["event_id"]
 
 
+@pytest.mark.server
 def test_same_origin_page_use_works_through_gradio_and_api(open_site):
     """What already holds: the chat page's own calls (Origin = the app) and curl (no Origin) are answered."""
     url, _ = open_site
@@ -113,6 +91,7 @@ def _archive_routes(c: httpx.Client, url: str) -> list[tuple[str, str, dict]]:
             ("GET", "/openapi.json", None), ("POST", "/gradio_api/upload", None)]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("origin", [EVIL, WIKI, "null"])
 def test_a_foreign_origin_without_a_bound_token_reads_nothing(open_site, origin):
     """Finding 1: every archive route refuses a foreign Origin (even an allowed one) without its widget token,
@@ -121,7 +100,8 @@ def test_a_foreign_origin_without_a_bound_token_reads_nothing(open_site, origin)
     with _client() as c:
         for method, path, body in _archive_routes(c, url):
             r = c.request(method, url + path, json=body, headers={"Origin": origin})
-            assert r.status_code in (401, 403), (path, r.status_code, r.text[:200])
+            # uploads are off for everyone (403); every other route wants the origin's widget token (401)
+            assert r.status_code == (403 if path == "/gradio_api/upload" else 401), (path, r.status_code, r.text[:200])
             assert r.json()["error"], path
             assert "Peskov" not in r.text and "BRICS" not in r.text, path
             allow = r.headers.get("access-control-allow-origin")
@@ -129,6 +109,7 @@ def test_a_foreign_origin_without_a_bound_token_reads_nothing(open_site, origin)
             assert "access-control-allow-credentials" not in r.headers
 
 
+@pytest.mark.server
 def test_a_widget_token_only_asks_and_only_from_its_origins(open_site):
     url, _ = open_site
     with _client() as c:
@@ -142,6 +123,7 @@ def test_a_widget_token_only_asks_and_only_from_its_origins(open_site):
             assert r.status_code == 403, path
 
 
+@pytest.mark.server
 def test_nothing_echoes_an_arbitrary_origin(open_site):
     """Finding 1: no route, public ones included, answers an unknown Origin with CORS headers."""
     url, _ = open_site
@@ -152,6 +134,7 @@ def test_nothing_echoes_an_arbitrary_origin(open_site):
             assert "access-control-allow-credentials" not in r.headers, path
 
 
+@pytest.mark.server
 def test_preflights_are_answered_only_for_allowed_origins(open_site):
     """Finding 1: Gradio's layer allowed every method to every origin; now only listed origins get a preflight."""
     url, _ = open_site
@@ -167,6 +150,7 @@ def test_preflights_are_answered_only_for_allowed_origins(open_site):
         assert "access-control-allow-credentials" not in ok.headers
 
 
+@pytest.mark.server
 def test_unknown_host_headers_are_rejected(open_site):
     """Findings 1 and 9: another Host (the DNS-rebinding pattern, Origin and Host both the attacker's) gets 400
     before any route runs; the bound host and localhost work."""
@@ -187,6 +171,7 @@ def test_unknown_host_headers_are_rejected(open_site):
         assert c.post(f"{url}/api/ask", json={"question": QUESTION}, headers=same).status_code == 200
 
 
+@pytest.mark.server
 def test_uploads_are_off_without_server_paths(open_site):
     """Finding 6: Gradio's upload route stores nothing, for anyone, and says nothing of the server's disk."""
     url, _ = open_site
@@ -198,32 +183,41 @@ def test_uploads_are_off_without_server_paths(open_site):
         assert c.get(f"{url}/gradio_api/file=/etc/passwd").status_code == 403
 
 
+@pytest.mark.server
 def test_tokens_never_reach_the_log_even_in_query_strings(open_site):
-    """Finding 7: query strings are dropped from the access log; refusals log a short hash of the token."""
-    url, log_path = open_site
+    """Finding 7: query strings are dropped from the access log; refusals are logged with a short hash of the
+    token, never the token: a wrong bearer, a widget token from a foreign origin or on an admin route, an
+    unknown widget token from the widget's own origin (what the browser's wrong-token page sends)."""
+    url, server = open_site
     secret = "qs-secret-7f3a9e"
+    done = server.text().count('"GET /healthz?… HTTP/1.1"') + 2
     with _client() as c:
         c.get(f"{url}/healthz?token={secret}")
         c.get(f"{url}/api/articles?admin_token={secret}&limit=1")
         c.post(f"{url}/api/ask?key={secret}", json={"question": QUESTION}, headers={"Authorization": f"Bearer {secret}"})
         c.post(f"{url}/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": WIDGET, "Origin": EVIL})
+        c.post(f"{url}/api/articles", json={"title": "a", "body": "b"}, headers={"Authorization": f"Bearer {WIDGET}"})
+        c.post(f"{url}/api/ask", json={"question": QUESTION}, headers={"X-Widget-Token": "not-a-token", "Origin": WIKI})
         c.get(f"{url}/healthz?marker=qs-done")
-    text = _wait_for_log(log_path, "/api/ask?…")
-    assert '"GET /api/articles?… HTTP/1.1"' in text  # the access log is on (-v) and the path is there
-    assert secret not in text and WIDGET not in text and ADMIN not in text
+    text = server.wait_for('"GET /healthz?… HTTP/1.1"', count=done)  # the last request's access line is out
+    assert '"GET /api/articles?… HTTP/1.1"' in text and '"POST /api/ask?… HTTP/1.1" 401' in text
+    assert f"unknown token {fingerprint(secret)}" in text and f"unknown token {fingerprint('not-a-token')}" in text
+    assert secret not in text and WIDGET not in text and ADMIN not in text and "not-a-token" not in text
 
 
+@pytest.mark.server
 def test_proxy_headers_are_ignored_from_loopback_by_default(open_site):
     """Finding 3: with no trusted proxy, X-Forwarded-For from 127.0.0.1 is not the client: the log shows the
     real peer (the per-IP budget is the real peer's too: see the tight-budget test)."""
-    url, log_path = open_site
+    url, server = open_site
     with _client() as c:
         r = c.get(f"{url}/api/articles?spoof=1", headers={"X-Forwarded-For": "203.0.113.77"})
         assert r.status_code == 200
-    text = _wait_for_log(log_path, '"GET /api/articles?… HTTP/1.1" 200')
+    text = server.wait_for('"GET /api/articles?… HTTP/1.1" 200')
     assert "203.0.113.77" not in text and "127.0.0.1:" in text
 
 
+@pytest.mark.server
 def test_forwarded_for_does_not_reset_the_per_ip_limit(tight_site):
     """Finding 3: a client behind no proxy cannot buy fresh budgets with X-Forwarded-For, on /api or Gradio."""
     url, _ = tight_site
@@ -237,19 +231,21 @@ def test_forwarded_for_does_not_reset_the_per_ip_limit(tight_site):
         assert r.json() == {"error": "too many questions; slow down", "hint": r.json()["hint"]}
 
 
+@pytest.mark.server
 def test_a_trusted_proxy_names_the_client(tight_site):
     """server.trusted_proxies: from the listed proxy, X-Forwarded-For is the client (each its own budget, and
     the access log shows it)."""
-    url, log_path = tight_site
+    url, server = tight_site
     with _client(PROXY) as c:
         for i in range(7):  # more than one client's budget of 5, spread over seven clients
             r = c.post(f"{url}/api/ask?via-proxy=1", json={"question": QUESTION},
                        headers={"X-Forwarded-For": f"192.0.2.{i + 10}"})
             assert r.status_code == 200, (i, r.text)
-    assert "192.0.2.16:" in _wait_for_log(log_path, "192.0.2.16:")
+    assert "192.0.2.16:" in server.wait_for("192.0.2.16:")
 
 
 
+@pytest.mark.server
 def test_failed_authentications_are_throttled(tight_site):
     """Finding 4: wrong tokens spend the IP's budget (429 + Retry-After after 5), and while it is spent not
     even the right admin token is compared, so guessing learns nothing."""
@@ -270,6 +266,7 @@ def test_failed_authentications_are_throttled(tight_site):
         assert codes == [200] * 8
 
 
+@pytest.mark.server
 def test_security_headers_and_csp(open_site):
     """Finding 8: CSP (inline scripts by hash only, frame-ancestors), nosniff, Referrer-Policy, X-Frame-Options."""
     url, _ = open_site
@@ -289,6 +286,7 @@ def test_security_headers_and_csp(open_site):
         assert "'unsafe-eval'" not in docs_csp and "'unsafe-inline'" not in docs_csp.split("style-src")[0]
 
 
+@pytest.mark.server
 def test_gradio_errors_are_our_json(open_site):
     """Finding 8: a crash inside Gradio's routes is {error, hint}, never Python's text."""
     url, _ = open_site
@@ -302,6 +300,7 @@ def test_gradio_errors_are_our_json(open_site):
         assert "event: error" in stream and "ValueError" not in stream and "input values" not in stream
 
 
+@pytest.mark.server
 def test_docs_and_redoc_load_their_assets_locally(open_site):
     """Finding 10: /docs and /redoc reference only this server's files (fastapi-offline), which are served."""
     import re
@@ -317,6 +316,7 @@ def test_docs_and_redoc_load_their_assets_locally(open_site):
             assert "cdn" not in text.lower()
 
 
+@pytest.mark.server
 def test_unrepresentable_dates_are_the_callers_error(open_site):
     """Finding 5: a day the calendar cannot shift ("last week" on 0001-01-01) or that does not exist is 4xx
     {error, hint}, never a 500."""
@@ -345,6 +345,7 @@ def test_settings_defaults_trust_no_proxy_and_know_their_hosts():
     assert "0.0.0.0" not in default_allowed_hosts("0.0.0.0")
 
 
+@pytest.mark.server
 def test_token_compare_is_exact(open_site):
     """What already holds: tokens are compared whole and in constant time (hmac.compare_digest); a prefix,
     another case or an extension of the admin token is an unknown token."""
@@ -356,26 +357,31 @@ def test_token_compare_is_exact(open_site):
         assert c.get(f"{url}/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
 
 
+@pytest.mark.server
 def test_no_path_reads_files_outside_the_app(open_site):
     """What already holds: no static or Gradio file route serves a file by traversal."""
     url, _ = open_site
     with _client() as c:
-        for path in ("/static-offline-docs/..%2f..%2f..%2f..%2fetc%2fpasswd", "/static-offline-docs/../../etc/passwd",
-                     "/assets/..%2f..%2f..%2fetc%2fpasswd", "/static/..%2f..%2f..%2fetc%2fpasswd",
-                     "/gradio_api/file=/etc/passwd", "/gradio_api/file=..%2f..%2f..%2fetc%2fpasswd",
-                     "/file=/etc/passwd", "/api/articles/..%2f..%2fetc%2fpasswd"):
+        # Gradio's file and asset routes refuse (403); the others have no such file or route (404).
+        for path, status in (("/static-offline-docs/..%2f..%2f..%2f..%2fetc%2fpasswd", 404),
+                             ("/static-offline-docs/../../etc/passwd", 404), ("/assets/..%2f..%2f..%2fetc%2fpasswd", 403),
+                             ("/static/..%2f..%2f..%2fetc%2fpasswd", 403), ("/gradio_api/file=/etc/passwd", 403),
+                             ("/gradio_api/file=..%2f..%2f..%2fetc%2fpasswd", 403), ("/file=/etc/passwd", 404),
+                             ("/api/articles/..%2f..%2fetc%2fpasswd", 404)):
             r = c.get(url + path)
-            assert r.status_code in (400, 403, 404, 405), (path, r.status_code)
+            assert r.status_code == status, (path, r.status_code)
             assert "root:" not in r.text, path
 
 
+@pytest.mark.server
+@pytest.mark.subprocess
 def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site, tmp_path):
     """`assistant serve` on a port another program holds exits 1 with one line naming the fix, before loading
     any model; the served app printed "Serving ..." once, only after its port was bound and the app started."""
     import socket
 
-    _, log_path = open_site
-    text = log_path.read_text()
+    _, server = open_site
+    text = server.text()
     assert text.count("Serving the assistant on http://127.0.0.1:") == 1
     assert text.index("Application startup complete") < text.index("Serving the assistant")
     with socket.socket() as holder:
@@ -391,6 +397,7 @@ def test_serve_prints_serving_once_bound_and_a_taken_port_is_one_line(open_site,
     assert "--port" in lines[0] and "PORT=" in lines[0]
 
 
+@pytest.mark.subprocess
 def test_make_run_takes_port_and_host():
     r = subprocess.run(["make", "-n", "run", "PORT=7861", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)

@@ -4,9 +4,6 @@ shared by every app instance through a real `redis-server` on a loopback port (i
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
 import time
 
 import httpx
@@ -16,83 +13,14 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.web.api import create_app
 from assistant.web.security import RateLimiter, fingerprint, rate_limit_storage
-from tests.conftest import free_port, serve_in_thread, stop_process
+from tests.support.net import free_port, serve_in_thread
+from tests.support.redis import RedisServer, needs_redis, redis_command
 
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 ADMIN = "lim-admin-7c1e94"
 WIDGET = "lim-widget-52ab0f"
 WIKI = "http://wiki.example"
 QUESTION = "What did Peskov say about BRICS?"
 BUDGET = 3
-
-needs_redis = pytest.mark.skipif(not shutil.which("redis-server"),
-                                 reason="redis-server is missing: `make test-deps` installs Debian's package")
-
-
-def redis_command(port: int, *words: str, timeout: float = 2.0) -> bytes:
-    """One command in Redis' inline protocol over a plain socket; the raw reply."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall((" ".join(words) + "\r\n").encode())
-        reply = b""
-        while True:
-            part = s.recv(65536)
-            reply += part
-            # Enough for these replies: a simple string or error, or an array whose last item has arrived.
-            if not part or (reply.endswith(b"\r\n") and not reply.startswith(b"*")) or \
-                    (reply.startswith(b"*") and _array_done(reply)):
-                return reply
-
-
-def _array_done(reply: bytes) -> bool:
-    lines = reply.split(b"\r\n")
-    try:
-        n = int(lines[0][1:])
-    except ValueError:
-        return False
-    return n <= 0 or len(lines) >= 2 * n + 2
-
-
-class RedisServer:
-    def __init__(self, port: int, workdir):
-        self.port, self.workdir, self.proc = port, workdir, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                if redis_command(self.port, "PING", timeout=0.5).startswith(b"+PONG"):
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"redis-server did not answer PING on 127.0.0.1:{self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            stop_process(self.proc, 5)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis(redis_server):
-    """The module's redis-server, emptied for this test."""
-    assert redis_command(redis_server.port, "FLUSHALL").startswith(b"+OK")
-    return redis_server
 
 
 def _settings(data_dir, **server):
@@ -206,6 +134,7 @@ def test_redis_url_must_be_a_redis_url(tmp_path):
 
 
 @needs_redis
+@pytest.mark.server
 def test_a_redis_outage_falls_back_to_per_process_limits(corpus_assistant, corpus_data_dir, tmp_path, caplog):
     server = RedisServer(free_port(), tmp_path).start()
     try:

@@ -20,7 +20,9 @@ from assistant.config import load_settings
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
 from assistant.web.api import create_app
-from tests.conftest import ROOT, SEED, free_port, serve_in_thread, start_chroma, stop_process
+from tests.support.chroma import start_chroma
+from tests.support.net import free_port, serve_in_thread, stop_process
+from tests.support.paths import ROOT, SEED
 
 ADMIN = "met-admin-3f9a01"
 METRICS = "met-prometheus-8c2d77"
@@ -191,6 +193,7 @@ WORKERS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_multiprocess_metrics_add_up_over_workers(tmp_path):
     script = tmp_path / "workers.py"
     script.write_text(WORKERS, encoding="utf-8")
@@ -261,6 +264,7 @@ def _until(check, what: str, timeout: float = 60.0):
         time.sleep(0.2)
 
 
+@pytest.mark.server
 def test_healthz_follows_the_store_and_is_503_when_it_goes_away(own_chroma, tmp_path):
     port, proc = own_chroma
     server = {"store.host": "127.0.0.1", "store.port": port}
