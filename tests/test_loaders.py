@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import CorpusError
+from assistant.ingest.decoding import decode_text
 from assistant.ingest.loaders import (
     LoadFailure,
     articles_from_records,
-    decode_text,
     iter_files,
     load_file,
     load_paths,
@@ -75,7 +75,7 @@ def test_front_matter_date_formats(tmp_path, value):
 def test_unparsable_date_is_none_with_warning(tmp_path, caplog):
     f = tmp_path / "a.txt"
     f.write_text("---\ntitle: T\ndate: sometime soon\n---\nBody text.\n", encoding="utf-8")
-    with caplog.at_level("WARNING", logger="assistant.ingest.loaders"):
+    with caplog.at_level("WARNING", logger="assistant.ingest.decoding"):
         assert load_one(f).published_at is None
     assert "sometime soon" in caplog.text
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from assistant.config import load_settings
 from assistant.errors import CorpusError
 from assistant.ingest.chunking import Chunker
-from assistant.ingest.loaders import _load_jsonl, _load_text, decode_text
+from assistant.ingest.decoding import decode_text
+from assistant.ingest.loaders import _load_jsonl, _load_text
 from assistant.models import Article
 from assistant.text.cleaning import content_regions
 

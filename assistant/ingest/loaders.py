@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import errno
 import json
 import logging
@@ -11,13 +10,11 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dateutil import parser as dateparser
-
 from assistant.errors import CorpusError
+from assistant.ingest.decoding import clean, decode_text, normalize_date, str_field
 from assistant.models import Article
 
 log = logging.getLogger(__name__)
@@ -173,88 +170,6 @@ def load_file(path: Path) -> tuple[list[Article], list[LoadFailure]]:
         return [], [LoadFailure(str(path), f"unexpected error: {type(e).__name__}: {e}")]
 
 
-# ---------------------------------------------------------------- text helpers
-
-
-def decode_text(raw: bytes) -> str:
-    """Decode file bytes (UTF-8/16 with BOM, else cp1251 or cp1252 by heuristic) to text with \\n newlines.
-
-    A byte-order mark always wins: a cp1251 file opening with "юя" or "яю" (the bytes of a UTF-16 BOM) is
-    misread as UTF-16; no Russian word starts so, and a BOM is the stronger evidence.
-    """
-    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if raw.startswith(bom):
-            text = raw.decode(enc, errors="replace")
-            break
-    else:
-        raw = raw.removeprefix(codecs.BOM_UTF8)
-        if not raw.strip():
-            raise CorpusError("empty file")
-        sample = raw[:8192]
-        controls = sum(1 for b in sample if (b < 32 and b not in b"\t\n\r\f") or b == 127)
-        if b"\x00" in sample or controls > 0.3 * len(sample):
-            raise CorpusError("binary file, not text", "convert it to .txt, .html, .json or .pdf")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = _decode_legacy(raw)
-    text = _clean(text)
-    if not text.strip():
-        raise CorpusError("empty file")
-    return text
-
-
-def _decode_legacy(raw: bytes) -> str:
-    """cp1251 when the non-ASCII letters form Cyrillic words, else cp1252 (latin-1 as last resort)."""
-    cyr = raw.decode("cp1251", errors="replace")
-    in_words = non_ascii = 0
-    for word in re.findall(r"[^\W\d_]+", cyr):
-        n = sum(1 for c in word if ord(c) > 127)
-        non_ascii += n
-        if len(word) > 1 and all("\u0400" <= c <= "\u04ff" for c in word):
-            in_words += n
-    if non_ascii and in_words > non_ascii / 2:
-        return cyr
-    try:
-        return raw.decode("cp1252")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-def _clean(text: str) -> str:
-    return text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _normalize_date(value: Any, where: str) -> str | None:
-    """YYYY-MM-DD for a parsable full date, else None (with a warning)."""
-    if value in (None, ""):
-        return None
-    s = str(value).strip()
-    try:
-        # parse against two different defaults: a date missing its year/month/day differs between them.
-        # "10.01.2025" is day-first (European); "01/10/2025" stays dateutil's month-first.
-        dayfirst = bool(re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}", s))
-        a = dateparser.parse(s, default=datetime(2000, 1, 1), dayfirst=dayfirst)
-        b = dateparser.parse(s, default=datetime(2001, 2, 2), dayfirst=dayfirst)
-        if a.date() == b.date():
-            return a.date().isoformat()
-    except (ValueError, OverflowError):
-        pass
-    log.warning("%s: cannot parse date %r, leaving it empty", where, s)
-    return None
-
-
-def _str_field(record: dict, key: str) -> str | None:
-    """A record's field as stripped text (numbers allowed), None if absent/empty; ValueError if a list/object."""
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return _clean(str(value)).strip() or None
-    raise ValueError(f"field '{key}' is a {type(value).__name__}, not text")
-
-
 # ---------------------------------------------------------------- per-format loaders
 
 
@@ -288,7 +203,7 @@ def _load_text(path: Path, raw: bytes) -> tuple[list[Article], list[LoadFailure]
         return [], [LoadFailure(str(path), "no body text")]
     return [Article(title=meta["title"], body=body, source=meta.get("source") or None,
                     author=meta.get("author") or None, url=meta.get("url") or None,
-                    published_at=_normalize_date(meta.get("published_at"), str(path)),
+                    published_at=normalize_date(meta.get("published_at"), str(path)),
                     origin=str(path))], []
 
 
@@ -316,8 +231,8 @@ def html_article(html: str, origin: str, url: str | None = None, plain_fallback:
         log.warning("%s: trafilatura failed (%s), using plain text extraction", origin, e)
         doc = None
     meta = (doc if isinstance(doc, dict) else doc.as_dict()) if doc is not None else {}
-    title = _clean(meta.get("title") or "").strip()
-    body = _clean(meta.get("text") or "").strip()
+    title = clean(meta.get("title") or "").strip()
+    body = clean(meta.get("text") or "").strip()
     if not body and plain_fallback:
         body = _html_plain_text(html)
     if not body:
@@ -329,7 +244,7 @@ def html_article(html: str, origin: str, url: str | None = None, plain_fallback:
         title = first.strip()
     return Article(title=title, body=body, source=meta.get("sitename") or None,
                    author=meta.get("author") or None, url=meta.get("url") or None,
-                   published_at=_normalize_date(meta.get("date"), origin), origin=origin)
+                   published_at=normalize_date(meta.get("date"), origin), origin=origin)
 
 
 def _html_plain_text(html: str) -> str:
@@ -443,7 +358,7 @@ def _load_pdf(path: Path, raw: bytes) -> tuple[list[Article], list[LoadFailure]]
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):
             return fail("PDF is encrypted with a password; save an unencrypted copy")
-        text = _clean("\n\n".join((page.extract_text() or "").strip() for page in reader.pages)).strip()
+        text = clean("\n\n".join((page.extract_text() or "").strip() for page in reader.pages)).strip()
         meta_title = reader.metadata.title if reader.metadata else None
     except (FileNotDecryptedError, WrongPasswordError) as e:
         return fail(f"PDF is encrypted and cannot be read: {e}")
@@ -455,7 +370,7 @@ def _load_pdf(path: Path, raw: bytes) -> tuple[list[Article], list[LoadFailure]]
         return fail(f"corrupt or unreadable PDF: {type(e).__name__}: {e}")
     if not text:
         return fail("PDF has no text layer (scanned?); run OCR first")
-    title = _clean(str(meta_title or "")).strip() or next(ln.strip() for ln in text.split("\n") if ln.strip())
+    title = clean(str(meta_title or "")).strip() or next(ln.strip() for ln in text.split("\n") if ln.strip())
     return [Article(title=title, body=text, origin=str(path))], []
 
 
@@ -490,14 +405,14 @@ def _record_to_article(record: Any, origin: str) -> Article | str:
     if not isinstance(record, dict):
         return f"not a JSON object ({type(record).__name__})"
     try:
-        title = _str_field(record, "title")
-        body = next((b for b in (_str_field(record, k) for k in BODY_KEYS) if b), None)
-        date = next((_str_field(record, k) for k in DATE_KEYS if record.get(k) not in (None, "")), None)
-        fields = {k: _str_field(record, k) for k in ("source", "author", "url")}
+        title = str_field(record, "title")
+        body = next((b for b in (str_field(record, k) for k in BODY_KEYS) if b), None)
+        date = next((str_field(record, k) for k in DATE_KEYS if record.get(k) not in (None, "")), None)
+        fields = {k: str_field(record, k) for k in ("source", "author", "url")}
     except ValueError as e:
         return str(e)
     if not title:
         return "missing title"
     if not body:
         return "missing body"
-    return Article(title=title, body=body, published_at=_normalize_date(date, origin), origin=origin, **fields)
+    return Article(title=title, body=body, published_at=normalize_date(date, origin), origin=origin, **fields)

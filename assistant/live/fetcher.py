@@ -27,7 +27,7 @@ import httpx
 
 from assistant.config import FetchSettings
 from assistant.errors import CorpusError
-from assistant.ingest.loaders import decode_text
+from assistant.ingest.decoding import decode_text
 from assistant.urls import HTTP_SCHEMES, is_http_url
 
 log = logging.getLogger(__name__)
