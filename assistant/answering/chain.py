@@ -339,22 +339,27 @@ class Assistant:
         async for chunk in iterate_in_thread(lambda: self._answer(x)):
             yield chunk
 
+    def _cited_chunk(self, chunk: dict[str, Any]) -> list[AddableDict]:
+        """What the cite step makes of one chunk: its text and notices as they are, a draft as the checked,
+        cited answer."""
+        rest = AddableDict({k: v for k, v in chunk.items() if k != "draft"})
+        out = [rest] if rest else []
+        if chunk.get("draft") is not None:
+            out.append(AddableDict(answer_fields(self._finish(chunk["draft"]))))
+        return out
+
     def _cite(self, chunks: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
-        """Text and notices pass through; the draft becomes the checked, cited answer."""
         for chunk in chunks:
-            rest = AddableDict({k: v for k, v in chunk.items() if k != "draft"})
-            if rest:
-                yield rest
-            if chunk.get("draft") is not None:
-                yield AddableDict(answer_fields(self._finish(chunk["draft"])))
+            yield from self._cited_chunk(chunk)
 
     async def _acite(self, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[AddableDict]:
         async for chunk in chunks:
-            rest = AddableDict({k: v for k, v in chunk.items() if k != "draft"})
-            if rest:
-                yield rest
             if chunk.get("draft") is not None:  # the support check embeds sentences: off the event loop
-                yield AddableDict(answer_fields(await run_in_executor(None, self._finish, chunk["draft"])))
+                cited = await run_in_executor(None, self._cited_chunk, chunk)
+            else:
+                cited = self._cited_chunk(chunk)
+            for out in cited:
+                yield out
 
     def _finish(self, draft: _Draft) -> Answer:
         """The answer a draft becomes, whichever surface asked: the one place every answer passes (`on_answer`)."""
