@@ -1,6 +1,6 @@
 """Retrieval confidence at several archive sizes: is one refusal threshold right for 1, ~100 and 1,941 articles?
 
-    python bench/confidence.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR [--questions 20]
+    python -m bench confidence [--dataset DIR] --data-dir DIR [--questions 20]
 
 Archives (all built from the dev set, cached under DIR/confidence/ except the full one, which is the eval
 store `assistant eval` builds):
@@ -17,11 +17,12 @@ For each archive size it prints the confidence distribution of answerable and nu
 configured rule (`Retriever.confidence`: sqrt(information) weights, stems of lemmas) and under the
 alternatives measured for issue #13 (archive-idf: the rule before it), their separation
 (AUC), and the share refused at a few thresholds. On the full archive it also prints the eval's refusal rate,
-false-refusal rate and answer accuracy per threshold (as bench/refusal.py, from one answer per question).
+false-refusal rate and answer accuracy per threshold (as `bench refusal`, from one answer per question).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import statistics
@@ -30,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from devset import parser
+from .common import ROOT, add_data_dir, add_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
 THRESHOLDS = (0.40, 0.45, 0.48, 0.50, 0.55)
 EVAL_THRESHOLDS = (0.40, 0.42, 0.45, 0.46, 0.47, 0.48, 0.49, 0.50, 0.52, 0.55)
 SEED_ANSWERABLE = ["Did Russia offer Iran military help?", "What did Peskov say about BRICS?",
@@ -119,11 +119,14 @@ def store_for(base: Path, name: str, articles) -> object:
     return Assistant(settings)
 
 
-def main() -> None:
-    ap = parser(__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_dataset(ap)
+    add_data_dir(ap, required=True, help="data dir of the dataset's eval store (eval/<key>, built if missing) and "
+                 "of the small archives (confidence/)")
     ap.add_argument("--questions", type=int, default=20, help="answerable (and null) questions per small archive")
-    args = ap.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     from assistant.answering.chain import Assistant
     from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
@@ -236,6 +239,3 @@ def report(cases: list[Case]) -> None:
                 row.append(f"t={t:.2f}: refusal {refusal:.3f} false {false:.3f} accuracy {acc:.3f}")
             print("  full archive eval figures by threshold:\n    " + "\n    ".join(row))
 
-
-if __name__ == "__main__":
-    main()
