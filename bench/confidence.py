@@ -183,12 +183,14 @@ def run(args: argparse.Namespace) -> None:
 
     # full archive, with answers for the eval's figures
     answers = {q.query: q.answers for q in dataset.queries}
+    n = len(dataset.articles)
+    full_label, fortnight_label = f"all {n:,} articles", f"all {n:,}, fortnight"  # 1,941 on the dev set
     full = Assistant(ensure_store(load_settings(data_dir=args.data_dir), dataset))
     for q in dataset.queries:
-        ask(full, q.query, "1,941 articles", q.is_null, q.question_date, answer=True)
+        ask(full, q.query, full_label, q.is_null, q.question_date, answer=True)
         recent = any(fortnight(q, by_url[u]) for u in q.evidence_urls if u in by_url)
         if recent and not q.is_null:
-            cases.append(Case("1,941, fortnight", False, cases[-1].scores, cases[-1].correct))
+            cases.append(Case(fortnight_label, False, cases[-1].scores, cases[-1].correct))
 
     # the seed
     articles = load_paths([ROOT / "corpus"]).articles
@@ -198,10 +200,10 @@ def run(args: argparse.Namespace) -> None:
     for q in SEED_NULL:
         ask(seed, q, "seed (1 article)", True)
 
-    report(cases)
+    report(cases, full_label, fortnight_label)
 
 
-def report(cases: list[Case]) -> None:
+def report(cases: list[Case], full_label: str, fortnight_label: str) -> None:
     names = list(cases[0].scores)
     sizes = list(dict.fromkeys(c.size for c in cases))
     for name in names:
@@ -221,13 +223,13 @@ def report(cases: list[Case]) -> None:
                 below = " ".join(f"{sum(x < t for x in xs) / len(xs):5.2f}" for t in THRESHOLDS)
                 print(f"{size:>18} {g:>10} {len(xs):3d} {min(xs):6.3f} {q[0]:6.3f} {q[1]:6.3f} {q[2]:6.3f} "
                       f"{max(xs):6.3f} {auc if g == 'answerable' else math.nan:6.3f} {below}")
-        recent = [c for c in cases if c.size == "1,941, fortnight"]
+        recent = [c for c in cases if c.size == fortnight_label]
         if recent:
             row = [f"t={t:.2f}: false {sum(c.scores[name] < t for c in recent) / len(recent):.3f} accuracy "
                    f"{sum(c.correct and c.scores[name] >= t for c in recent) / len(recent):.3f}"
                    for t in EVAL_THRESHOLDS]
             print(f"  fortnight subset ({len(recent)} answerable) by threshold:\n    " + "\n    ".join(row))
-        full = [c for c in cases if c.size == "1,941 articles"]
+        full = [c for c in cases if c.size == full_label]
         if full:
             ans = [c for c in full if not c.null]
             nul = [c for c in full if c.null]
