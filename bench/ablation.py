@@ -1,7 +1,6 @@
 """Ablation of the retrieval stages on an eval dataset: each row adds one stage to the one above.
 
-    python bench/ablation.py --dataset ../shared/datasets/realtimeqa-news [--sample N] [--limit N]
-        [--data-dir DIR] [--build-unclean]
+    python -m bench ablation [--dataset DIR] [--sample N] [--limit N] [--data-dir DIR] [--build-unclean]
 
 Rows: dense only, +BM25 fusion, +cleaning, +time awareness, +diversity (dedupe + per-article cap),
 +rerank (= the full pipeline). Rows before "+cleaning" need a store ingested without cleaning; it is
@@ -12,17 +11,10 @@ and say so. Retrieval only (no answers): hits@k, MRR@10, article_hit@10, retriev
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.eval.run import ensure_store, eval_settings, load_dataset, run_ours  # noqa: E402
+from .common import add_devset
 
 OFF = {"hybrid": False, "time_aware": False, "dedupe": False, "diversify": False, "rerank": False}
 ROWS = [
@@ -40,14 +32,14 @@ def with_retrieval(settings, **changes):
     return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update=changes)})
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
-    ap.add_argument("--sample", type=int)
-    ap.add_argument("--limit", type=int)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_devset(ap)
     ap.add_argument("--build-unclean", action="store_true", help="ingest the no-cleaning store if not cached")
-    args = ap.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
+    from assistant.config import load_settings
+    from assistant.eval.run import ensure_store, eval_settings, load_dataset, run_ours
 
     base = load_settings(data_dir=args.data_dir)
     dataset = load_dataset(args.dataset, args.sample)
@@ -58,7 +50,7 @@ def main() -> None:
         raw = ensure_store(raw_base, dataset)
     have_raw = (raw.data_dir / "eval-complete.json").exists()
 
-    cmd = "python bench/ablation.py " + " ".join(sys.argv[1:])
+    cmd = "python -m bench " + " ".join(sys.argv[1:])
     print(f"Command: `{cmd}`\n")
     print("| stages | " + " | ".join(METRICS) + " | p95 ms |")
     print("|---" * (len(METRICS) + 2) + "|")
@@ -68,13 +60,10 @@ def main() -> None:
         flags.update(change)
         store = clean if (cleaned or not have_raw) else raw
         settings = with_retrieval(store, **flags)
-        run = run_ours(settings, dataset, args.limit, answer=False, name=label)
+        done = run_ours(settings, dataset, args.limit, answer=False, name=label)
         note = "" if (cleaned or have_raw) else " (clean store: no unclean one built)"
-        cells = " | ".join(f"{run.summary[m]:.3f}" for m in METRICS)
-        print(f"| {label}{note} | {cells} | {run.latency_p95_ms} |", flush=True)
+        cells = " | ".join(f"{done.summary[m]:.3f}" for m in METRICS)
+        print(f"| {label}{note} | {cells} | {done.latency_p95_ms} |", flush=True)
     print(f"\n{len(dataset.queries[:args.limit] if args.limit else dataset.queries)} questions, "
           f"{len(dataset.articles)} articles; {time.perf_counter() - t0:.0f}s")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Extractive engine: answer quality against CPU cost, by `answer.sentence_pool` (sentences embedded).
 
-    python bench/answer_cost.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR [--pools 0,8,12,16,24]
+    python -m bench answer-cost [--dataset DIR] --data-dir DIR [--pools 0,8,12,16,24] [--sample N] [--limit N]
 
 Retrieval runs once per answerable question; then each pool size answers every question from the same
 passages. Prints the share of replies that contain a gold answer (no refusal threshold) and the CPU seconds
@@ -9,16 +9,18 @@ per answer (process time: all threads of this process, what a server's cores pay
 
 from __future__ import annotations
 
+import argparse
 import time
 
-from devset import parser, retrieve_all
+from .common import add_devset, retrieve_all
 
 
-def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--pools", default="0,8,12,16,24")
-    args = ap.parse_args()
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_devset(ap)
+    ap.add_argument("--pools", default="0,8,12,16,24", help="answer.sentence_pool sizes, comma-separated")
 
+
+def run(args: argparse.Namespace) -> None:
     from assistant.answering.engines.extractive import ExtractiveEngine
     from assistant.eval.run import contains_answer
 
@@ -36,6 +38,3 @@ def main() -> None:
         cpu = (time.process_time() - t) / len(retrieved)
         print(f"{pool:5d} {got / len(retrieved):13.3f} {cpu:16.3f}", flush=True)
 
-
-if __name__ == "__main__":
-    main()

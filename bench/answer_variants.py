@@ -1,6 +1,6 @@
 """Extractive engine: how alternative sentence-scoring settings and refusal rules change the answers.
 
-    python bench/answer_variants.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR
+    python -m bench answer-variants [--dataset DIR] --data-dir DIR [--k K] [--lost] [--sample N] [--limit N]
 
 Retrieval runs once per question; each variant then answers every answerable question from the same
 passages. For each variant it prints the share of replies holding a gold answer (no refusal threshold), on all
@@ -11,19 +11,21 @@ top of `answer.min_confidence`: refusal rate on the null questions, false refusa
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 from datetime import date, timedelta
 
-from devset import parser, retrieve_all
+from .common import add_devset, retrieve_all
 
 
-def main() -> None:
-    ap = parser(__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_devset(ap)
     ap.add_argument("--k", type=int, help="passages the engine reads (default: retrieval.k)")
     ap.add_argument("--lost", action="store_true", help="Also list the questions whose gold answer is in the "
                     "passages but not in the configured reply, with the reply and the sentences holding it.")
-    args = ap.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     from assistant.answering.engines.extractive import ExtractiveEngine, SentenceWeights
     from assistant.eval.run import contains_answer
 
@@ -114,6 +116,3 @@ def main() -> None:
             for c in [c for c in eng.candidates(r.passages) if contains_answer(c.text, q.answers)][:2]:
                 print(f"  holds [{c.passage + 1}] {c.text[:160]}")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Retrieval confidence at several archive sizes: is one refusal threshold right for 1, ~100 and 1,941 articles?
 
-    python bench/confidence.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR [--questions 20]
+    python -m bench confidence [--dataset DIR] --data-dir DIR [--questions 20]
 
 Archives (all built from the dev set, cached under DIR/confidence/ except the full one, which is the eval
 store `assistant eval` builds):
@@ -17,11 +17,12 @@ For each archive size it prints the confidence distribution of answerable and nu
 configured rule (`Retriever.confidence`: sqrt(information) weights, stems of lemmas) and under the
 alternatives measured for issue #13 (archive-idf: the rule before it), their separation
 (AUC), and the share refused at a few thresholds. On the full archive it also prints the eval's refusal rate,
-false-refusal rate and answer accuracy per threshold (as bench/refusal.py, from one answer per question).
+false-refusal rate and answer accuracy per threshold (as `bench refusal`, from one answer per question).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import statistics
@@ -30,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from devset import parser
+from .common import ROOT, add_data_dir, add_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
 THRESHOLDS = (0.40, 0.45, 0.48, 0.50, 0.55)
 EVAL_THRESHOLDS = (0.40, 0.42, 0.45, 0.46, 0.47, 0.48, 0.49, 0.50, 0.52, 0.55)
 SEED_ANSWERABLE = ["Did Russia offer Iran military help?", "What did Peskov say about BRICS?",
@@ -119,11 +119,14 @@ def store_for(base: Path, name: str, articles) -> object:
     return Assistant(settings)
 
 
-def main() -> None:
-    ap = parser(__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_dataset(ap)
+    add_data_dir(ap, required=True, help="data dir of the dataset's eval store (eval/<key>, built if missing) and "
+                 "of the small archives (confidence/)")
     ap.add_argument("--questions", type=int, default=20, help="answerable (and null) questions per small archive")
-    args = ap.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     from assistant.answering.chain import Assistant
     from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
@@ -180,12 +183,14 @@ def main() -> None:
 
     # full archive, with answers for the eval's figures
     answers = {q.query: q.answers for q in dataset.queries}
+    n = len(dataset.articles)
+    full_label, fortnight_label = f"all {n:,} articles", f"all {n:,}, fortnight"  # 1,941 on the dev set
     full = Assistant(ensure_store(load_settings(data_dir=args.data_dir), dataset))
     for q in dataset.queries:
-        ask(full, q.query, "1,941 articles", q.is_null, q.question_date, answer=True)
+        ask(full, q.query, full_label, q.is_null, q.question_date, answer=True)
         recent = any(fortnight(q, by_url[u]) for u in q.evidence_urls if u in by_url)
         if recent and not q.is_null:
-            cases.append(Case("1,941, fortnight", False, cases[-1].scores, cases[-1].correct))
+            cases.append(Case(fortnight_label, False, cases[-1].scores, cases[-1].correct))
 
     # the seed
     articles = load_paths([ROOT / "corpus"]).articles
@@ -195,10 +200,10 @@ def main() -> None:
     for q in SEED_NULL:
         ask(seed, q, "seed (1 article)", True)
 
-    report(cases)
+    report(cases, full_label, fortnight_label)
 
 
-def report(cases: list[Case]) -> None:
+def report(cases: list[Case], full_label: str, fortnight_label: str) -> None:
     names = list(cases[0].scores)
     sizes = list(dict.fromkeys(c.size for c in cases))
     for name in names:
@@ -218,13 +223,13 @@ def report(cases: list[Case]) -> None:
                 below = " ".join(f"{sum(x < t for x in xs) / len(xs):5.2f}" for t in THRESHOLDS)
                 print(f"{size:>18} {g:>10} {len(xs):3d} {min(xs):6.3f} {q[0]:6.3f} {q[1]:6.3f} {q[2]:6.3f} "
                       f"{max(xs):6.3f} {auc if g == 'answerable' else math.nan:6.3f} {below}")
-        recent = [c for c in cases if c.size == "1,941, fortnight"]
+        recent = [c for c in cases if c.size == fortnight_label]
         if recent:
             row = [f"t={t:.2f}: false {sum(c.scores[name] < t for c in recent) / len(recent):.3f} accuracy "
                    f"{sum(c.correct and c.scores[name] >= t for c in recent) / len(recent):.3f}"
                    for t in EVAL_THRESHOLDS]
             print(f"  fortnight subset ({len(recent)} answerable) by threshold:\n    " + "\n    ".join(row))
-        full = [c for c in cases if c.size == "1,941 articles"]
+        full = [c for c in cases if c.size == full_label]
         if full:
             ans = [c for c in full if not c.null]
             nul = [c for c in full if c.null]
@@ -236,6 +241,3 @@ def report(cases: list[Case]) -> None:
                 row.append(f"t={t:.2f}: refusal {refusal:.3f} false {false:.3f} accuracy {acc:.3f}")
             print("  full archive eval figures by threshold:\n    " + "\n    ".join(row))
 
-
-if __name__ == "__main__":
-    main()

@@ -1,20 +1,23 @@
-"""Issue #3 figures: time to ingest corpus/, time to the first answer after `assistant serve` starts,
-time per question. Run: python bench/e2e.py [--repeat 20]  (prints one JSON object last)."""
+"""Issue #3 figures: time to ingest corpus/, time to the first answer after `assistant serve` starts, per question.
+
+    python -m bench e2e [--repeat 20]     # prints one JSON object last
+
+Every step is a real subprocess or HTTP call on a fresh temporary data dir; corpus/ is the project's seed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .common import ROOT, free_port
+
 QUESTIONS = [
     "Did Russia offer Iran military help?",
     "What did Peskov say about BRICS?",
@@ -23,16 +26,11 @@ QUESTIONS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--repeat", type=int, default=20, help="questions asked for the per-question timing")
-    args = ap.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "assistant"]
     with tempfile.TemporaryDirectory() as data:
@@ -82,6 +80,3 @@ def main() -> None:
     }
     print(json.dumps(result))
 
-
-if __name__ == "__main__":
-    main()

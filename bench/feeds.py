@@ -1,6 +1,6 @@
 """What watching feeds costs, against a loopback news site served from another process.
 
-    python bench/feeds.py [--pages 60] [--feeds 100] [--rounds 1000] [--rss-feeds 10]
+    python -m bench feeds [--pages 60] [--feeds 100] [--rounds 1000] [--rss-feeds 10]
 
 1. throughput: one round over a feed of --pages new articles (about 250 words each): pages per second
    fetched, extracted and ingested, and the share of the round spent in the embedder.
@@ -17,19 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .common import ROOT
 
 WORDS = ("osk calder vell marrow ferry harbour council meadow granary lantern quarry orchard mill barley tannery "
          "ropewalk beacon saltmarsh causeway ferrymen weir sluice lighthouse pier tide gull heron willow alder "
@@ -51,6 +45,7 @@ def body(seed: int, words: int) -> list[str]:
 
 def serve(conn, pages: int, feeds: int) -> None:
     """The site process: /big.xml (pages articles), /feed/{i}.xml (2 articles each); /__stats counts downloads."""
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' loopback news site (tests/feeds_site.py)
     from feeds_site import Site, article_page, rss
 
     site = Site().start()
@@ -89,24 +84,25 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pages", type=int, default=60)
-    ap.add_argument("--feeds", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=1000)
-    ap.add_argument("--rss-feeds", type=int, default=10)
-    args = ap.parse_args()
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pages", type=int, default=60, help="new articles in the throughput feed")
+    ap.add_argument("--feeds", type=int, default=100, help="feeds in the idle round")
+    ap.add_argument("--rounds", type=int, default=1000, help="idle rounds of the memory part")
+    ap.add_argument("--rss-feeds", type=int, default=10, help="feeds in the memory part")
+
+
+def run(args: argparse.Namespace) -> None:
 
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.get_context("fork").Process(target=serve, args=(child, args.pages, args.feeds), daemon=True)
     proc.start()  # forked before any model is loaded here
     base = parent.recv()
 
-    from run import time_embedding
-
     from assistant.config import load_settings
     from assistant.ingest.ingestor import Ingestor
     from assistant.live.watch import Watcher
+
+    from .speed import time_embedding
 
     out: dict = {}
     common = {"fetch.per_host_delay": 0.0, "watch.items_per_round": max(args.pages, 50)}
@@ -159,6 +155,3 @@ def main() -> None:
     proc.join(10)
     print(json.dumps(out))
 
-
-if __name__ == "__main__":
-    main()

@@ -1,35 +1,35 @@
 """One-article ingests into a copy of an archive, in process with the embedder warm (issue 15).
 
-    python bench/ingest_one.py DATA_DIR [--n 5]
+    python -m bench ingest-one --data-dir DATA_DIR [--n 5]
 
 DATA_DIR is a data dir holding a store (e.g. a copy of the dev-set eval store, 21,388 chunks): it is
 written to, so never point it at a cache you keep. Prints each ingest's seconds and the median. Run it on the
-code before issue 15 with PYTHONPATH set to that checkout to compare (the keyword index was rebuilt whole).
+code before issue 15 with PYTHONPATH set to that checkout to compare (the keyword index was rebuilt whole):
+`cd /tmp && PYTHONPATH=<that checkout>:<this one> python -m bench ingest-one ...` imports that checkout's
+`assistant` (run from the repo root, `-m` puts this checkout first).
 """
 
+from __future__ import annotations
+
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, os.environ.get("PYTHONPATH", "").split(":")[0] or str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.ingest.ingestor import Ingestor  # noqa: E402
-from assistant.ingest.loaders import articles_from_records  # noqa: E402
+from .common import add_data_dir
 
 TOWNS = ["Quellan", "Marrowick", "Ostenby", "Pellham", "Varnook", "Tressel", "Hobbard", "Lunmere"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("data_dir")
-    ap.add_argument("--n", type=int, default=5)
-    args = ap.parse_args()
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_data_dir(ap, required=True, help="a data dir holding a store, WRITTEN TO: a copy, never a cache you keep")
+    ap.add_argument("--n", type=int, default=5, help="ingests timed")
+
+
+def run(args: argparse.Namespace) -> None:
+    from assistant.config import load_settings
+    from assistant.ingest.ingestor import Ingestor
+    from assistant.ingest.loaders import articles_from_records
+
     ing = Ingestor(load_settings(data_dir=args.data_dir))
     ing.store.embedder.embed(["warm"])
     out = []
@@ -45,7 +45,3 @@ def main() -> None:
         out.append(time.perf_counter() - t)
         assert report.added == 1, report
     print("one-article ingest s:", [round(x, 3) for x in out], "median", round(statistics.median(out), 3))
-
-
-if __name__ == "__main__":
-    main()

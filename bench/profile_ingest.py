@@ -1,6 +1,6 @@
 """Where our ingest spends its time beyond the embedder: pyinstrument over one ingest of the first N articles.
 
-    python bench/profile_ingest.py --articles 40 [--backend onnx] [--html profile.html]
+    python -m bench profile-ingest [--dataset DIR] [--articles 40] [--backend onnx] [--html profile.html]
 
 Prints the share of wall time inside Embedder.embed, then pyinstrument's call tree (model load excluded).
 """
@@ -10,33 +10,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .common import add_dataset
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--articles", type=int, default=40)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_dataset(ap)
+    ap.add_argument("--articles", type=int, default=40, help="the first N articles of the corpus")
     ap.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     ap.add_argument("--html", help="also write pyinstrument's HTML report here")
-    args = ap.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
     if args.backend:
         os.environ["ASSISTANT_EMBEDDING__BACKEND"] = args.backend
     from pyinstrument import Profiler
-    from run import load_articles, time_embedding
 
     from assistant.config import load_settings
     from assistant.ingest.ingestor import Ingestor
 
-    articles = load_articles(args.articles)
+    from .speed import load_articles, time_embedding
+
+    articles = load_articles(args.articles, args.dataset)
     with tempfile.TemporaryDirectory(prefix="assistant-profile-") as d:
         ingestor = Ingestor(load_settings(data_dir=d))
         ingestor.store.embedder.embed(["warm up"])  # model load (and ONNX export) is not ingest
@@ -54,6 +52,3 @@ def main() -> None:
     if args.html:
         Path(args.html).write_text(profiler.output_html())
 
-
-if __name__ == "__main__":
-    main()

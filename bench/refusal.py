@@ -1,7 +1,9 @@
-"""Refusal trade-off of the extractive engine: for each `answer.min_confidence`, the refusal rate on
-unanswerable questions, the false-refusal rate and the answer accuracy on answerable ones.
+"""Refusal trade-off of the extractive engine, by `answer.min_confidence`: refusals, false refusals, accuracy.
 
-    python bench/refusal.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR [--sample N]
+For each threshold: the refusal rate on unanswerable questions, the false-refusal rate and the answer
+accuracy on answerable ones.
+
+    python -m bench refusal [--dataset DIR] --data-dir DIR [--sample N] [--limit N]
 
 Every question is retrieved and answered once with the threshold at 0 (the engine may still decline when no
 sentence scores at all); a question is then counted as refused at threshold t when its retrieval
@@ -13,7 +15,9 @@ many of the answers given carry the weak-match caution (`answer.caution_below`).
 
 from __future__ import annotations
 
-from devset import parser, retrieve_all
+import argparse
+
+from .common import add_devset, retrieve_all
 
 THRESHOLDS = (0.35, 0.40, 0.42, 0.45, 0.48, 0.50, 0.52, 0.55, 0.60)
 
@@ -23,9 +27,11 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
 
-def main() -> None:
-    args = parser(__doc__).parse_args()
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_devset(ap)
 
+
+def run(args: argparse.Namespace) -> None:
     from assistant.config import load_settings
     from assistant.eval.run import contains_answer
 
@@ -66,6 +72,3 @@ def main() -> None:
         print(f"{c:13.2f} {share(answered_null):12.3f} {share(answered):10.3f} {share(right):13.3f}"
               + ("   <- configured" if c == caution else ""))
 
-
-if __name__ == "__main__":
-    main()

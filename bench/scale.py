@@ -1,26 +1,25 @@
 """A million chunks on a Chroma server (issue 15, "Measured"): build, ingest latency, query cost, 50 users.
 
 Every subcommand that needs Chroma starts its own `chroma run --path DIR/chroma --host 127.0.0.1 --port P`
-(.venv/bin/chroma) and stops it at the end; serve workers are `python -m assistant serve` subprocesses
+(the `chroma` beside this Python, i.e. .venv/bin/chroma) and stops it at the end; serve workers are `python -m assistant serve` subprocesses
 against it. SRC is a COPY of the dev-set eval store (the dataset is for evaluation only: never point this at
 the product's data dir, never write into a cache you keep):
 
     cp -a <eval cache>/eval/6c83473ce76b47cc /tmp/scale/src
-    cd /work/main   # the repo root; HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-    .venv/bin/python bench/scale.py build   --src /tmp/scale/src --out /tmp/scale/s1m  --chunks 1000000
-    .venv/bin/python bench/scale.py build   --src /tmp/scale/src --out /tmp/scale/s100k --chunks 100000
-    .venv/bin/python bench/scale.py build   --src /tmp/scale/src --out /tmp/scale/s1k  --chunks 1000
-    .venv/bin/python bench/scale.py reindex --out /tmp/scale/s1m           # timed `assistant reindex`
-    .venv/bin/python bench/scale.py ingest  --out /tmp/scale/s1k --n 7     # POST /api/articles, median
-    .venv/bin/python bench/scale.py query   --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news
-    .venv/bin/python bench/scale.py load    --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news \
-        --users 50 --workers 2 --seconds 120
+    cd /work/main   # the repo root; the dataset is --dataset's default (../shared/datasets/realtimeqa-news)
+    .venv/bin/python -m bench scale build   --src /tmp/scale/src --out /tmp/scale/s1m  --chunks 1000000
+    .venv/bin/python -m bench scale build   --src /tmp/scale/src --out /tmp/scale/s100k --chunks 100000
+    .venv/bin/python -m bench scale build   --src /tmp/scale/src --out /tmp/scale/s1k  --chunks 1000
+    .venv/bin/python -m bench scale reindex --out /tmp/scale/s1m           # timed `assistant reindex`
+    .venv/bin/python -m bench scale ingest  --out /tmp/scale/s1k --n 7     # POST /api/articles, median
+    .venv/bin/python -m bench scale query   --out /tmp/scale/s1m
+    .venv/bin/python -m bench scale load    --out /tmp/scale/s1m --users 50 --workers 2 --seconds 120
     # where the time goes, and the what-ifs of bench/RESULTS.md ("Issue 15: a million chunks"):
-    .venv/bin/python bench/scale.py ingest  --out /tmp/scale/s1m --n 2 --profile
-    .venv/bin/python bench/scale.py query   --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news --profile
-    .venv/bin/python bench/scale.py query   --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news --cached-count
-    .venv/bin/python bench/scale.py load    --out /tmp/scale/s1m --dataset ../shared/datasets/realtimeqa-news \
-        --users 50 --workers 2 --seconds 120 [--think 10] [--memo 2000] [--mode processes [--cached-count]]
+    .venv/bin/python -m bench scale ingest  --out /tmp/scale/s1m --n 2 --profile
+    .venv/bin/python -m bench scale query   --out /tmp/scale/s1m --profile
+    .venv/bin/python -m bench scale query   --out /tmp/scale/s1m --cached-count
+    .venv/bin/python -m bench scale load    --out /tmp/scale/s1m --users 50 --workers 2 --seconds 120 \
+        [--think 10] [--memo 2000] [--mode processes [--cached-count]]
 
 Each prints one JSON line last (`build:`, `reindex:`, `ingest:`, `query:`, `load:`); build writes OUT/build.json.
 
@@ -77,21 +76,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-CHROMA = ROOT / ".venv" / "bin" / "chroma"
+from .common import ROOT, add_dataset, pct
+
+CHROMA = Path(sys.executable).parent / "chroma"  # the venv's, whichever checkout runs it
 PORTS = {"s1k": 8411, "s100k": 8412, "s1m": 8413}  # a fixed port per store folder name, else --port
 
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else 0.0
 
 
 def disk_mb(path: Path) -> float:
@@ -323,8 +315,9 @@ def serve_workers(out: Path, chroma_port: int, workers: int, first_port: int, wo
             logf = open(out / f"serve{w}.log", "ab")
             cmd = [sys.executable, "-m", "assistant", "--data-dir", str(out / f"serve{w}"), "serve", "--port", str(port),
                    *(["--workers", str(workers_flag)] if workers_flag > 1 else [])]
-            if cached_count:  # the what-if server: this script's serve-cached, one process per data dir
-                cmd = [sys.executable, __file__, "serve-cached", "--data-dir", str(out / f"serve{w}"), "--port", str(port)]
+            if cached_count:  # the what-if server: `bench scale serve-cached`, one process per data dir
+                cmd = [sys.executable, "-m", "bench", "scale", "serve-cached", "--data-dir", str(out / f"serve{w}"),
+                       "--port", str(port)]
             p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
             procs.append((f"http://127.0.0.1:{port}", p, logf))
         for url, p, _ in procs:
@@ -618,26 +611,29 @@ def cmd_serve_cached(args) -> None:
     server.run(create_app(settings, a), "127.0.0.1", args.port, "warning", on_started=lambda: None)
 
 
-# ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ command line
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build")
-    b.add_argument("--src", required=True)
+ACTIONS = {"build": cmd_build, "reindex": cmd_reindex, "ingest": cmd_ingest, "query": cmd_query,
+           "load": cmd_load, "serve-cached": cmd_serve_cached}
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    sub = ap.add_subparsers(dest="action", required=True, metavar="action")
+    b = sub.add_parser("build", help="the dev store's chunks repeated up to --chunks on a Chroma server")
+    b.add_argument("--src", required=True, help="a COPY of the dev-set eval store's data dir")
     b.add_argument("--chunks", type=int, required=True)
     b.add_argument("--batch", type=int, default=2000)
-    r = sub.add_parser("reindex")
-    i = sub.add_parser("ingest")
+    r = sub.add_parser("reindex", help="timed `assistant reindex` against the Chroma server")
+    i = sub.add_parser("ingest", help="one-article POST /api/articles on a running server, median")
     i.add_argument("--n", type=int, default=7)
     i.add_argument("--profile", action="store_true", help="in this process under cProfile, seconds per step")
-    q = sub.add_parser("query")
-    q.add_argument("--dataset", required=True)
+    q = sub.add_parser("query", help="keyword search, retrieval and answer p50/p95 through the library")
+    add_dataset(q)
     q.add_argument("--profile", action="store_true", help="cProfile the answers (Assistant.ask) and print the top")
     q.add_argument("--cached-count", action="store_true",
                    help="what-if: the store's count() answered from memory instead of a Chroma call")
-    ld = sub.add_parser("load")
-    ld.add_argument("--dataset", required=True)
+    ld = sub.add_parser("load", help="concurrent users over HTTP against serve workers")
+    add_dataset(ld)
     ld.add_argument("--users", type=int, default=50)
     ld.add_argument("--workers", type=int, default=2)
     ld.add_argument("--seconds", type=float, default=120)
@@ -649,7 +645,7 @@ def main() -> None:
     ld.add_argument("--memo", type=int, default=None,
                     help="embedding.memo_size of the workers (default: theirs, 50,000); 2000 holds the questions "
                          "under way but not one pass of the dev questions' sentences: never-seen questions")
-    sc = sub.add_parser("serve-cached")
+    sc = sub.add_parser("serve-cached", help="(used by load --cached-count) the what-if server")
     sc.add_argument("--data-dir", required=True)
     sc.add_argument("--port", type=int, required=True)
     for p in (i, ld):
@@ -657,10 +653,7 @@ def main() -> None:
     for p in (b, r, i, q, ld):
         p.add_argument("--out", required=True)
         p.add_argument("--port", type=int, help="the Chroma server's port (default: one per store folder name)")
-    args = ap.parse_args()
-    {"build": cmd_build, "reindex": cmd_reindex, "ingest": cmd_ingest, "query": cmd_query,
-     "load": cmd_load, "serve-cached": cmd_serve_cached}[args.cmd](args)
 
 
-if __name__ == "__main__":
-    main()
+def run(args: argparse.Namespace) -> None:
+    ACTIONS[args.action](args)

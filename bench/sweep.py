@@ -1,6 +1,6 @@
 """Retrieval settings sweep on an eval dataset, with a split to keep tuning honest.
 
-    python bench/sweep.py --dataset ../shared/datasets/realtimeqa-news --data-dir DIR \
+    python -m bench sweep [--dataset DIR] --data-dir DIR [--sample N] [--limit N] [--diagnose] \
         '{}' '{"lexical_weight": 1.5}' '{"rerank_terms": 0.5}' ...
 
 Each argument is a JSON object of `retrieval` settings changed from the defaults. Retrieval only (no answers),
@@ -17,28 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.eval.run import SystemRun, ensure_store, load_dataset, run_ours  # noqa: E402
+from .common import add_devset
 
 METRICS = ("hits@1", "hits@4", "hits@10", "mrr@10", "article_hit@10")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--data-dir", default=os.environ.get("ASSISTANT_DATA_DIR"))
-    ap.add_argument("--sample", type=int)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_devset(ap)
     ap.add_argument("--diagnose", action="store_true", help="print where the misses are (see above)")
-    ap.add_argument("variants", nargs="*", default=["{}"])
-    args = ap.parse_args()
+    ap.add_argument("variants", nargs="*", default=["{}"], help="JSON objects of `retrieval` settings changed")
+
+
+def run(args: argparse.Namespace) -> None:
+    from assistant.config import load_settings
+    from assistant.eval.run import SystemRun, ensure_store, load_dataset, run_ours
 
     base = load_settings(data_dir=args.data_dir)
     dataset = load_dataset(args.dataset, args.sample)
@@ -47,11 +40,11 @@ def main() -> None:
     for v in args.variants:
         changes = json.loads(v)
         settings = store.model_copy(update={"retrieval": store.retrieval.model_copy(update=changes)})
-        run = run_ours(settings, dataset, answer=False, name=v)
-        answerable = [r for r in run.results if not r.query.is_null]
-        for split, rs in (("all", run.results), ("A", answerable[0::2]), ("B", answerable[1::2])):
-            s = SystemRun(v, rs, run.seconds).summary
-            p95 = f" {run.latency_p95_ms:7.1f}" if split == "all" else ""
+        done = run_ours(settings, dataset, args.limit, answer=False, name=v)
+        answerable = [r for r in done.results if not r.query.is_null]
+        for split, rs in (("all", done.results), ("A", answerable[0::2]), ("B", answerable[1::2])):
+            s = SystemRun(v, rs, done.seconds).summary
+            p95 = f" {done.latency_p95_ms:7.1f}" if split == "all" else ""
             print(f"{v[:60]:60} {split:5} " + " ".join(f"{s[m]:8.3f}" for m in METRICS) + p95, flush=True)
         if args.diagnose:
             diagnose(settings, dataset, answerable)
@@ -86,6 +79,3 @@ def diagnose(settings, dataset, answerable) -> None:
         reachable += any(contains_answer(d, r.query.answers) for d in got["documents"])
     print(f"  ceiling: {reachable} of {len(answerable)} questions have an evidence chunk holding the answer")
 
-
-if __name__ == "__main__":
-    main()

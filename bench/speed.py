@@ -1,10 +1,13 @@
-"""Speed and scale benchmarks (issue #7): ingest vs the naive LangChain pipeline, embedder bound,
-query latency, 100k chunks, concurrent HTTP users on 127.0.0.1.
+"""Speed and scale (issue #7): ingest vs the naive LangChain pipeline, embedder, query latency, 100k chunks, users.
 
-    python bench/run.py --quick      # reduced, under a minute; prints one JSON object last
-    python bench/run.py              # full run (the whole dev archive, 100k chunks, 10/20/50 users)
+    python -m bench speed --quick                  # reduced, under a minute; prints one JSON object last
+    python -m bench speed [--keep DIR]             # full run (the whole dev archive, 100k chunks, 10/20/50 users)
+    python -m bench speed --only 100k --keep DIR   # the 100k-chunk part alone, grown from DIR/ours
 
-Each measured pipeline runs in its own subprocess so peak RSS is its own.
+Each measured pipeline runs in its own subprocess (`python -m bench speed --stage NAME`) so peak RSS is its
+own; the summary (one JSON line) goes to stdout last, the whole result before it to stderr. --only 100k
+re-uses DIR/ours when an earlier `--keep DIR` run left it (else the ours stage builds it first, measured):
+synthetic growth to --chunks, the benchmark's questions on it, 20 users over HTTP.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,16 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASET = ROOT.parent / "shared" / "datasets" / "realtimeqa-news"
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else 0.0
+from .common import DATASET, ROOT, add_dataset, free_port, pct
 
 
 def peak_rss_mb() -> float:
@@ -55,10 +48,11 @@ def time_embedding(embedder) -> list[float]:
     return spent
 
 
-def load_articles(n: int | None):
+def load_articles(n: int | None, dataset: Path = DATASET):
+    """The first n articles of the dataset's corpus.json (all: None)."""
     from assistant.models import Article
 
-    records = json.loads((DATASET / "corpus.json").read_text(encoding="utf-8"))
+    records = json.loads((Path(dataset) / "corpus.json").read_text(encoding="utf-8"))
     records = records[:n] if n else records
     return [Article(title=r["title"], body=r["body"], source=r.get("source"), author=r.get("author"),
                     published_at=r.get("published_at"), url=r.get("url")) for r in records]
@@ -71,7 +65,7 @@ def stage_ours(args) -> dict:
     from assistant.config import load_settings
     from assistant.ingest.ingestor import Ingestor
 
-    articles = load_articles(args.articles)
+    articles = load_articles(args.articles, args.dataset)
     settings = load_settings(data_dir=args.data_dir)
     ingestor = Ingestor(settings)
     embedder = ingestor.store.embedder
@@ -114,7 +108,7 @@ def stage_naive(args) -> dict:
 
     from assistant.index.embedder import _resolve_model
 
-    articles = load_articles(args.articles)
+    articles = load_articles(args.articles, args.dataset)
     embeddings = HuggingFaceEmbeddings(model_name=_resolve_model("")[0])
     embeddings.embed_query("warm up")
     t0 = time.perf_counter()
@@ -127,14 +121,14 @@ def stage_naive(args) -> dict:
             "seconds": total, "peak_rss_mb": peak_rss_mb()}
 
 
-def chunk_texts(embedder, settings, n_articles: int | None) -> list[str]:
+def chunk_texts(embedder, settings, n_articles: int | None, dataset: Path) -> list[str]:
     """The texts our pipeline embeds for the first N articles (title + chunk), cut by its own chunker."""
     from assistant.ingest.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking.chunk_tokens,
                       settings.chunking.overlap_tokens)
     texts = []
-    for a in load_articles(n_articles):
+    for a in load_articles(n_articles, dataset):
         title = chunker.embed_title(a.title)
         texts += [chunker.embedding_text(title, c.text) for c in chunker.split(a)]
     return texts
@@ -147,7 +141,7 @@ def stage_embedder(args) -> dict:
 
     settings = load_settings(data_dir=args.data_dir)
     emb = Embedder.shared(settings.embedding)  # as Store picks it
-    texts = chunk_texts(emb, settings, args.articles)
+    texts = chunk_texts(emb, settings, args.articles, args.dataset)
     emb.embed(texts[:64])
     tokens = sum(min(len(i), emb.max_seq_length) for i in emb.tokenizer(texts)["input_ids"])
     t0 = time.perf_counter()
@@ -167,7 +161,7 @@ def stage_backends(args) -> dict:
     names = ("torch", "onnx", "onnx-int8")
     embs = {b: Embedder(EmbeddingSettings(**{**settings.embedding.model_dump(), "backend": b})) for b in names}
     ref = embs["torch"]
-    texts = chunk_texts(ref, settings, args.articles)
+    texts = chunk_texts(ref, settings, args.articles, args.dataset)
     tokens = sum(min(len(i), ref.max_seq_length) for i in ref.tokenizer(texts)["input_ids"])
     vecs = {}
     for b, e in embs.items():  # load (and export, first time) outside the timing
@@ -195,7 +189,7 @@ def stage_query(args) -> dict:
     from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
 
-    queries = json.loads((DATASET / "queries.json").read_text(encoding="utf-8"))
+    queries = json.loads((Path(args.dataset) / "queries.json").read_text(encoding="utf-8"))
     if args.synthetic_questions:
         random.Random(7).shuffle(queries)
     queries = (queries * 4)[: args.queries]
@@ -230,6 +224,7 @@ def stage_synthetic(args) -> dict:
     n_real = len(real["ids"])
     rng = random.Random(11)
     need = args.chunks - n_real
+    seq = (ing.store.change_head() or 0) + 1  # the synthetic chunks are one write, as an ingest's batch is
     t0 = time.perf_counter()
     batch = 2000
     made = 0
@@ -242,23 +237,29 @@ def stage_synthetic(args) -> dict:
             v = np.asarray(real["embeddings"][i]) + np.asarray(real["embeddings"][j])
             meta = dict(real["metadatas"][i])
             meta.update(article_id=f"syn{made}", chunk_index=0, start=0, end=len(text), title=meta["title"],
-                        hash=f"syn{made}", sentences="[]")
+                        hash=f"syn{made}", sentences="[]", seq=seq)
             ids.append(f"syn{made}:0")
             docs.append(text)
             metas.append(meta)
             vecs.append(v / np.linalg.norm(v))
             made += 1
         col.add(ids=ids, documents=docs, metadatas=metas, embeddings=np.vstack(vecs))
-    # keyword index resync from the store (what an ingest does after a crash)
-    from assistant.ingest.ingestor import IngestReport
-    ing._synced_cache(IngestReport(), None)
+    ing.store.record_change(at_least=seq)  # the change log's head, written last, as Store.write does
+    t1 = time.perf_counter()
+    synced = ing.lexical.sync()  # the keyword index follows the store's changes, as after an ingest
+    index_s = time.perf_counter() - t1
+    chunks = ing.store.count()  # (the raw collection handle is stale once the store has reopened its files)
+    assert len(ing.lexical) == chunks, (len(ing.lexical), chunks, synced)  # every chunk keyword-searchable
     size = sum(f.stat().st_size for f in Path(args.data_dir).rglob("*") if f.is_file())
-    return {"chunks": col.count(), "seconds": time.perf_counter() - t0, "store_mb": size / 1e6}
+    return {"chunks": chunks, "seconds": time.perf_counter() - t0, "keyword_sync_seconds": index_s,
+            "store_mb": size / 1e6}
 
 
-def stage(name: str, **kw) -> dict:
-    cmd = [sys.executable, __file__, "--stage", name] + [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()
-                                                         if v is not None and v is not False]
+def stage(name: str, dataset: Path, **kw) -> dict:
+    """One stage in its own process: `python -m bench speed --stage NAME ...`; its last stdout line, parsed."""
+    kw["dataset"] = dataset
+    cmd = [sys.executable, "-m", "bench", "speed", "--stage", name] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in kw.items() if v is not None and v is not False]
     cmd += [f"--{k.replace('_', '-')}" for k, v in kw.items() if v is True]
     cmd = [c for c in cmd if not c.endswith("=True")]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -268,12 +269,6 @@ def stage(name: str, **kw) -> dict:
 
 
 # ------------------------------------------------------------------ HTTP load
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 async def _load(url: str, users: int, per_user: int, questions: list[str], timeout: float) -> dict:
     import httpx
@@ -303,7 +298,7 @@ async def _load(url: str, users: int, per_user: int, questions: list[str], timeo
             "p50_ms": 1000 * pct(lat, 50), "p95_ms": 1000 * pct(lat, 95)}
 
 
-def load_test(data_dir: str, user_counts: list[int], per_user: int) -> list[dict]:
+def load_test(data_dir: str, user_counts: list[int], per_user: int, dataset: Path) -> list[dict]:
     """Start `assistant serve` on a free loopback port; N concurrent clients POST /api/ask."""
     port = free_port()
     env = dict(os.environ, ASSISTANT_SERVER__RATE_LIMIT_PER_MINUTE="100000")
@@ -319,7 +314,7 @@ def load_test(data_dir: str, user_counts: list[int], per_user: int) -> list[dict
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        queries = [q["query"] for q in json.loads((DATASET / "queries.json").read_text(encoding="utf-8"))]
+        queries = [q["query"] for q in json.loads((Path(dataset) / "queries.json").read_text(encoding="utf-8"))]
         url = f"http://127.0.0.1:{port}/api/ask"
         httpx.post(url, json={"question": queries[0]}, timeout=120)  # warm up: model and index load
         results = []
@@ -340,51 +335,62 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-# ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ command line
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+STAGES = {"ours": stage_ours, "naive": stage_naive, "embedder": stage_embedder, "query": stage_query,
+          "synthetic": stage_synthetic, "backends": stage_backends}
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="reduced run, under a minute")
-    ap.add_argument("--stage", help=argparse.SUPPRESS)
-    ap.add_argument("--articles", type=int, default=None)
-    ap.add_argument("--queries", type=int, default=156)
-    ap.add_argument("--chunks", type=int, default=100_000)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--synthetic-questions", action="store_true")
+    ap.add_argument("--only", choices=["100k"], help="100k: only the 100k-chunk part, grown from --keep DIR/ours")
+    ap.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    add_dataset(ap)
+    ap.add_argument("--articles", type=int, default=None, help="the first N articles (default: all; --quick: 30)")
+    ap.add_argument("--queries", type=int, default=156, help=argparse.SUPPRESS)  # a query stage's (set by the run)
+    ap.add_argument("--chunks", type=int, default=100_000, help="size the synthetic store grows to")
+    ap.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)  # a stage's store (set by the run)
+    ap.add_argument("--synthetic-questions", action="store_true", help=argparse.SUPPRESS)  # a query stage's: shuffled
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of the backend comparison")
     ap.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
                     help="embedding.backend for our pipeline's stages (default: the configured one)")
-    ap.add_argument("--keep", help="keep the stores in this folder (re-used by later runs)")
-    args = ap.parse_args()
+    ap.add_argument("--keep", help="keep the stores in this folder (--only 100k re-uses its ours/)")
+
+
+def run(args: argparse.Namespace) -> None:
     if args.stage:
-        fn = {"ours": stage_ours, "naive": stage_naive, "embedder": stage_embedder, "query": stage_query,
-              "synthetic": stage_synthetic, "backends": stage_backends}[args.stage]
-        print(json.dumps(fn(args)))
+        print(json.dumps(STAGES[args.stage](args)))
         return
 
     quick = args.quick
     if args.backend:
         os.environ["ASSISTANT_EMBEDDING__BACKEND"] = args.backend  # inherited by the stage subprocesses
-    n_articles = 30 if quick else None
+    n_articles = args.articles or (30 if quick else None)
     work = Path(args.keep or tempfile.mkdtemp(prefix="assistant-bench-"))
-    shutil.rmtree(work / "ours", ignore_errors=True)
-    shutil.rmtree(work / "naive", ignore_errors=True)
     out: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "quick": quick}
     t0 = time.perf_counter()
-    ours = stage("ours", articles=n_articles, data_dir=str(work / "ours"))
-    naive = stage("naive", articles=n_articles, data_dir=str(work / "naive"))
-    emb = stage("embedder", articles=min(n_articles or 200, 200), data_dir=str(work / "ours"))
-    query = stage("query", queries=60 if quick else 156, data_dir=str(work / "ours"))
+    if args.only == "100k":
+        out.update(only="100k", **big_part(work, args.chunks, args.dataset, articles=args.articles))
+        summary = {"chunks": out["synthetic"]["chunks"],
+                   "retrieval_p95_ms_100k": round(out["query_100k"]["retrieval_p95_ms"], 1),
+                   "answer_p95_ms_100k": round(out["query_100k"]["answer_p95_ms"], 1),
+                   "load_100k_errors": sum(r["errors"] for r in out["load_100k"]),
+                   "load_100k_p95_ms": round(max(r["p95_ms"] for r in out["load_100k"]), 1),
+                   "serve_rss_mb_100k": round(max(r["serve_rss_mb"] for r in out["load_100k"]))}
+        finish(args, work, out, summary, t0)
+        return
+    shutil.rmtree(work / "ours", ignore_errors=True)
+    shutil.rmtree(work / "naive", ignore_errors=True)
+    ours = stage("ours", args.dataset, articles=n_articles, data_dir=str(work / "ours"))
+    naive = stage("naive", args.dataset, articles=n_articles, data_dir=str(work / "naive"))
+    emb = stage("embedder", args.dataset, articles=min(n_articles or 200, 200), data_dir=str(work / "ours"))
+    query = stage("query", args.dataset, queries=60 if quick else 156, data_dir=str(work / "ours"))
     out.update(ours=ours, naive=naive, embedder=emb, query=query)
     if not quick:
-        out["backends"] = stage("backends", articles=40, rounds=args.rounds, data_dir=str(work / "backends"))
-        big = work / "big"
-        shutil.rmtree(big, ignore_errors=True)
-        shutil.copytree(work / "ours", big)
-        out["synthetic"] = stage("synthetic", chunks=args.chunks, data_dir=str(big))
-        out["query_100k"] = stage("query", queries=156, data_dir=str(big))
-        out["load_100k"] = load_test(str(big), [20], 5)
-    out["load"] = load_test(str(work / "ours"), [10] if quick else [10, 20, 50], 2 if quick else 10)
+        out["backends"] = stage("backends", args.dataset, articles=40, rounds=args.rounds,
+                                data_dir=str(work / "backends"))
+        out.update(big_part(work, args.chunks, args.dataset))
+    out["load"] = load_test(str(work / "ours"), [10] if quick else [10, 20, 50], 2 if quick else 10, args.dataset)
     ours_cps = ours["chars"] / ours["seconds"]
     naive_cps = naive["chars"] / naive["seconds"]
     summary = {
@@ -401,6 +407,29 @@ def main() -> None:
     if "backends" in out:
         summary.update(onnx_vs_torch=out["backends"]["onnx_vs_torch"],
                        int8_vs_torch=out["backends"]["int8_vs_torch"])
+    finish(args, work, out, summary, t0)
+
+
+def big_part(work: Path, chunks: int, dataset: Path, articles: int | None = None) -> dict:
+    """The 100k-chunk part: a copy of work/ours grown to `chunks`, the benchmark's questions, 20 users.
+    A finished work/ours (an ingest removes its journal last) is used as it is, else the ours stage builds it."""
+    out: dict = {}
+    ours = work / "ours"
+    if (ours / "chroma").is_dir() and not (ours / "ingest.journal").exists():
+        out["base"] = str(ours)
+    else:
+        shutil.rmtree(ours, ignore_errors=True)
+        out["base"] = stage("ours", dataset, articles=articles, data_dir=str(ours))
+    big = work / "big"
+    shutil.rmtree(big, ignore_errors=True)
+    shutil.copytree(ours, big)
+    out["synthetic"] = stage("synthetic", dataset, chunks=chunks, data_dir=str(big))
+    out["query_100k"] = stage("query", dataset, queries=156, data_dir=str(big))
+    out["load_100k"] = load_test(str(big), [20], 5, dataset)
+    return out
+
+
+def finish(args: argparse.Namespace, work: Path, out: dict, summary: dict, t0: float) -> None:
     from assistant.config import load_settings
 
     summary["backend"] = load_settings().embedding.backend  # --backend, ASSISTANT_EMBEDDING__BACKEND or default
@@ -409,7 +438,3 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out, indent=1), file=sys.stderr)
     print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    main()
