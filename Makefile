@@ -50,10 +50,13 @@ test: test-deps
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not browser and not server and not subprocess"
 
-# ruff is not a project dependency: installed on demand into the venv (rules in pyproject.toml).
+# ruff and mypy are not project dependencies: installed on demand into the venv (their settings in
+# pyproject.toml; the stubs mypy reads come with the dev extra). mypy checks assistant/.
 lint: setup
 	@$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/pip install --quiet ruff
 	$(BIN)/python -m ruff check assistant tests bench
+	@$(BIN)/python -m mypy --version >/dev/null 2>&1 || $(BIN)/pip install --quiet mypy
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

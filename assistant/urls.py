@@ -3,12 +3,13 @@ fetcher, the page reader, the chat's links)."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 HTTP_SCHEMES = ("http", "https")
 
 
-def is_http_url(url: object) -> bool:
+def is_http_url(url: object) -> TypeGuard[str]:
     """Whether `url` (surrounding spaces ignored) is an absolute http:// or https:// URL with a host name.
 
     False for anything else: javascript:, data:, ftp:, relative paths, "http://" or "http://:80" (no host),

@@ -76,7 +76,7 @@ def answer_fields(answer: Answer) -> dict[str, Any]:
     return {**answer.to_json(), **answer.flags(), "result": answer}
 
 
-def check_question(question: str) -> str:
+def check_question(question: str | None) -> str:
     """The question, stripped of control characters; a clear error for empty or oversized input."""
     text = "" if question is None else str(question)
     # Control characters (NUL, escapes, bidi overrides) are no question; format characters such as the

@@ -213,7 +213,7 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     units = {c.n: [c.quote] + [t for t in sentences(c.passage or "") if len(t) > 15]
              for c in cited.citations if c.n in need}
     texts = sorted({t for ts in units.values() for t in ts})
-    vectors = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else []
+    vectors: np.ndarray | list[np.ndarray] = embed([items[i][0] for i in paraphrased] + texts) if paraphrased else []
     svecs = dict(zip(paraphrased, vectors))
     tvec = dict(zip(texts, vectors[len(paraphrased):]))
     supported_n: set[int] = set()

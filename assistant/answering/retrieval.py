@@ -89,7 +89,7 @@ class Retriever:
         self.store = store
         self.lexical = lexical
         self.settings = settings
-        self._cross_encoder = None
+        self._cross_encoder: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
 
     def known_sources(self) -> list[str]:
         """The outlets the archive holds now (read from the keyword index's snapshot, which follows the store):
@@ -148,7 +148,7 @@ class Retriever:
             weights.append(s.lexical_weight)
         fused = rrf(rankings, weights, s.rrf_k)
         best = sum(w for w in weights) / (s.rrf_k + 1) or 1.0  # ranked first everywhere
-        order = sorted(fused, key=fused.get, reverse=True)[: max(s.rerank_top * 2, 20)]
+        order = sorted(fused, key=fused.__getitem__, reverse=True)[: max(s.rerank_top * 2, 20)]
         by_id.update(self.store.get_passages([cid for cid in order if cid not in by_id]))
         out = [by_id[c] for c in order if c in by_id]
         for p in out:
@@ -163,7 +163,9 @@ class Retriever:
         score = 0.0
         if window and s.time_mode == TimeMode.BOOST and p.published_at:
             w_from, w_to = window.as_ints()
-            score += s.time_weight if w_from <= date_int(p.published_at) <= w_to else -s.time_weight / 2
+            day = date_int(p.published_at)
+            assert day is not None  # published_at is a non-empty day here
+            score += s.time_weight if w_from <= day <= w_to else -s.time_weight / 2
         elif not window and s.time_aware and s.recency_days > 0 and today and p.published_at:
             try:
                 age = (today - date.fromisoformat(p.published_at[:10])).days

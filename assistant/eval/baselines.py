@@ -89,7 +89,7 @@ class NaivePipeline:
 
         self.dir = naive_dir(settings, corpus_file, sample)
         self.model_path = Embedder.shared(settings.embedding).path
-        self._db = None
+        self._db: Any = None  # a langchain_chroma.Chroma (the bench extra), made on first use
 
     @property
     def db(self):

@@ -156,11 +156,11 @@ def _metrics(results: list[QueryResult], seconds: float | None) -> dict[str, Any
     answerable = [r for r in results if not r.query.is_null]
     nulls = [r for r in results if r.query.is_null]
     ranks = [r.rank() for r in answerable]
-    answered = [r for r in answerable if r.answer is not None]
-    with_answer = [r for r in results if r.answer is not None]
+    answered = [(r.query, r.answer) for r in answerable if r.answer is not None]
+    with_answer = [r.answer for r in results if r.answer is not None]
     sup = tot = 0
-    for r in with_answer:
-        s, t = citation_precision(r.answer)
+    for a in with_answer:
+        s, t = citation_precision(a)
         sup, tot = sup + s, tot + t
     return {
         "hits@1": _mean([hits_at(x, 1) for x in ranks]),
@@ -168,10 +168,10 @@ def _metrics(results: list[QueryResult], seconds: float | None) -> dict[str, Any
         "hits@10": _mean([hits_at(x, 10) for x in ranks]),
         "mrr@10": _mean([reciprocal_rank(x, TOP) for x in ranks]),
         "article_hit@10": _mean([float(r.article_hit()) for r in answerable]),
-        "answer_accuracy": _mean([float(not r.answer.refused and contains_answer(r.answer.answer, r.query.answers))
-                                  for r in answered]),
+        "answer_accuracy": _mean([float(not a.refused and contains_answer(a.answer, q.answers))
+                                  for q, a in answered]),
         "refusal_rate": _mean([float(r.answer.refused) for r in nulls if r.answer is not None]),
-        "false_refusal_rate": _mean([float(r.answer.refused) for r in answered]),
+        "false_refusal_rate": _mean([float(a.refused) for _, a in answered]),
         "citation_precision": round(sup / tot, 4) if tot else None,
         "queries": len(results),
         "seconds": round(seconds, 2) if seconds is not None else None,
@@ -190,8 +190,10 @@ def distribution(values: list[float]) -> dict[str, float] | None:
     """min / p25 / median / p75 / max of a list of scores."""
     if not values:
         return None
-    return {"n": len(values), "min": round(min(values), 3), "p25": round(percentile(values, 25), 3),
-            "median": round(statistics.median(values), 3), "p75": round(percentile(values, 75), 3),
+    p25, p75 = percentile(values, 25), percentile(values, 75)
+    assert p25 is not None and p75 is not None  # None only for no values
+    return {"n": len(values), "min": round(min(values), 3), "p25": round(p25, 3),
+            "median": round(statistics.median(values), 3), "p75": round(p75, 3),
             "max": round(max(values), 3)}
 
 

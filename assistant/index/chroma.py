@@ -166,6 +166,7 @@ class Chroma:
                 return self._embedded.acquire(stale)
             with self._server_lock:
                 if self._server is None:
+                    assert s.host is not None  # no embedded store: a server host is set (__init__)
                     import chromadb
 
                     with _CLIENTS_LOCK:

@@ -8,12 +8,17 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from assistant.config import EmbeddingBackend, EmbeddingSettings, default_cache_dir
 from assistant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.index.embedding_onnx import OnnxEncoder
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +41,8 @@ class Embedder:
         # int8 vectors differ from fp32 ones: a store built with one must never be queried with the other.
         self.name = base_name + "+int8" if self.backend == EmbeddingBackend.ONNX_INT8 else base_name
         self.cache_dir = Path(cache_dir or settings.cache_dir or default_cache_dir())
-        self._model = None
-        self._onnx = None
+        self._model: SentenceTransformer | None = None  # each loaded on first use
+        self._onnx: OnnxEncoder | None = None
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_lock = threading.Lock()

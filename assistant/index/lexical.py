@@ -23,10 +23,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant.text.duplicates import Signature
 from assistant.text.words import _WORD, STOPWORDS, tokenize
+
+if TYPE_CHECKING:
+    import tantivy
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +82,15 @@ class ChangeSource(Protocol):
 
 
 class OwnWrite(Protocol):
-    """A write this process just made to the store (`assistant.index.store.Written`)."""
+    """A write this process just made to the store (`assistant.index.store.Written`, a frozen dataclass: so
+    read-only members)."""
 
-    seq: int
-    rows: list[tuple[str, str, dict[str, Any]]]
-    deleted: list[str]
+    @property
+    def seq(self) -> int: ...
+    @property
+    def rows(self) -> list[tuple[str, str, dict[str, Any]]]: ...
+    @property
+    def deleted(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ class LexicalIndex:
         self.path = Path(path)
         self.dir = self.path / "tantivy"
         self.source = source
-        self._index = None
+        self._index: tantivy.Index | None = None
         self._open_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._checked = float("-inf")
@@ -213,6 +220,7 @@ class LexicalIndex:
         """The sync itself (this object's sync lock held). A query does not `wait` for another process's
         sync (a rebuild can take a while): it reads the last commit and tries again later."""
         source = self.source
+        assert source is not None  # both callers (sync, _maybe_sync) return before this without a source
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / "write.lock", "a+") as lock:
             try:  # one writer across processes (tantivy allows one IndexWriter per index)

@@ -223,9 +223,9 @@ class Store:
                 yield self.chroma.call("read", "get", ids=ids[i:i + page], include=include)
             return
         offset = 0
+        extra: dict[str, Any] = {"where": where} if where else {}
         while True:
-            got = self.chroma.call("read", "get", include=include, limit=page, offset=offset,
-                             **({"where": where} if where else {}))
+            got = self.chroma.call("read", "get", include=include, limit=page, offset=offset, **extra)
             yield got
             if len(got["ids"]) < page:
                 return

@@ -56,8 +56,8 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
         fh.write(json.dumps({"format": FORMAT, "embedding_model": store.embedder.name,
                              "collection": settings.store.collection, "head": head, "chunks": len(chunks)}) + "\n")
         for cid in sorted(chunks):
-            doc, meta, emb = chunks[cid]
-            fh.write(json.dumps({"id": cid, "document": doc, "metadata": meta, "embedding": emb}) + "\n")
+            doc, meta, vector = chunks[cid]
+            fh.write(json.dumps({"id": cid, "document": doc, "metadata": meta, "embedding": vector}) + "\n")
         for name in STATE_FILES:
             f = settings.data_dir / name
             if f.exists():
@@ -83,7 +83,7 @@ def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[st
                 f"the backup was made with embedding model {header['embedding_model']!r}, this store uses "
                 f"{store.embedder.name!r}", "set embedding.model and embedding.backend to the backup's")
         with ing.lock():
-            batch: list[dict] = []
+            batch: list[tuple[str, str, dict[str, Any], Any]] = []
             n = 0
             for line in fh:
                 rec = json.loads(line)

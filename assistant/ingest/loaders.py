@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,9 @@ def _scan_array(text: str, pos: int) -> tuple[list[tuple[Any, int]], tuple[str, 
         return text.count("\n", 0, i) + 1
 
     def skip_ws(i: int) -> int:
-        return _JSON_WS.match(text, i).end()
+        m = _JSON_WS.match(text, i)
+        assert m is not None  # the pattern matches the empty string, so at any position
+        return m.end()
 
     while True:
         pos = skip_ws(pos)
@@ -388,7 +390,8 @@ def articles_from_records(records: list[dict], origin: str) -> tuple[list[Articl
     return _articles_from_items([(r, None) for r in records], origin)
 
 
-def _articles_from_items(items: list[tuple[Any, int | None]], origin: str) -> tuple[list[Article], list[LoadFailure]]:
+def _articles_from_items(items: Sequence[tuple[Any, int | None]],
+                         origin: str) -> tuple[list[Article], list[LoadFailure]]:
     articles: list[Article] = []
     failures: list[LoadFailure] = []
     for k, (record, line) in enumerate(items, start=1):
@@ -408,11 +411,12 @@ def _record_to_article(record: Any, origin: str) -> Article | str:
         title = str_field(record, "title")
         body = next((b for b in (str_field(record, k) for k in BODY_KEYS) if b), None)
         date = next((str_field(record, k) for k in DATE_KEYS if record.get(k) not in (None, "")), None)
-        fields = {k: str_field(record, k) for k in ("source", "author", "url")}
+        source, author, url = (str_field(record, k) for k in ("source", "author", "url"))
     except ValueError as e:
         return str(e)
     if not title:
         return "missing title"
     if not body:
         return "missing body"
-    return Article(title=title, body=body, published_at=normalize_date(date, origin), origin=origin, **fields)
+    return Article(title=title, body=body, published_at=normalize_date(date, origin), origin=origin,
+                   source=source, author=author, url=url)

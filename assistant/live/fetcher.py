@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -152,7 +153,9 @@ def _private(host: str) -> bool | None:
         addresses = {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
         try:
-            addresses = {ipaddress.ip_address(info[4][0].split("%")[0])
+            # TCP addresses are IPv4/IPv6 (host, port, ...) tuples: the host is a str (typeshed's sockaddr
+            # also covers families with an int there)
+            addresses = {ipaddress.ip_address(cast(str, info[4][0]).split("%")[0])
                          for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
         except (OSError, UnicodeError, ValueError):
             return None
@@ -292,11 +295,11 @@ class Fetcher:
             page = self._follow(origin + "/robots.txt", {}, ROBOTS_MAX_BYTES, robots_txt=True)
         except (_Transient, FetchError) as e:
             log.warning("%s/robots.txt: %s; not fetching from this host for now", origin, getattr(e, "reason", e))
-            rp.disallow_all = True
+            rp.disallow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag; typeshed omits it
             return rp, ROBOTS_RETRY
         if page.status != 200 and not 400 <= page.status < 500:
             log.warning("%s/robots.txt: HTTP %d; not fetching from this host for now", origin, page.status)
-            rp.disallow_all = True
+            rp.disallow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag; typeshed omits it
             return rp, ROBOTS_RETRY
         body = page.content.decode("utf-8", "replace") if page.status == 200 else ""
         self._keep_robots(origin, page.status, body)
@@ -305,9 +308,9 @@ class Fetcher:
     @staticmethod
     def _robots_rules(rp: RobotFileParser, status: int, body: str) -> RobotFileParser:
         if status in (401, 403):
-            rp.disallow_all = True
+            rp.disallow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag; typeshed omits it
         elif status != 200:
-            rp.allow_all = True
+            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag; typeshed omits it
         else:
             rp.parse(body.splitlines())
         return rp

@@ -92,7 +92,9 @@ class SourceState:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SourceState:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        items = known.get("items") if isinstance(known.get("items"), dict) else {}
+        items = known.get("items")
+        if not isinstance(items, dict):
+            items = {}
         known["items"] = {url: PageState.from_json(it) for url, it in items.items() if isinstance(it, dict)}
         return cls(**known)
 

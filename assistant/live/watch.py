@@ -305,6 +305,7 @@ class Watcher:
                     res.not_modified += 1
                     updates[entry.url] = replace(known or PageState(), marker=entry.marker, checked=now, fails=0)
                     continue
+                assert article is not None  # _fetch gives none only with a 304, handled above
                 res.fetched += 1
                 articles.append(article)
                 # redirects recorded: where the listed URL led (the article's identity follows it)

@@ -104,6 +104,7 @@ class Signature:
         |new & stored| = J / (1 + J) * (|new| + |stored|)."""
         if stored.count is None:  # an old stored signature: the Jaccard index of 5-grams, as it was judged then
             return _agreement(self.legacy, stored) if self.legacy is not None else 0.0
+        assert self.count is not None  # this text's signature is a new one (`of`), with its count
         j = _agreement(self, stored)
         return min(1.0, j / (1 + j) * (self.count + stored.count) / self.count)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import overload
 
 from assistant.errors import AssistantError
 
@@ -37,6 +38,10 @@ def parse_day(value: str | date) -> date:
     raise AssistantError(f"{text!r} is not a date", "give dates as YYYY-MM-DD (or an ISO week date, 2025-W23-2)")
 
 
+@overload
+def date_int(day: date) -> int: ...
+@overload
+def date_int(day: str | date | None) -> int | None: ...
 def date_int(day: str | date | None) -> int | None:
     """A day as the integer YYYYMMDD the store and the keyword index filter on (None for no day)."""
     if day is None or day == "":

@@ -278,10 +278,12 @@ class Health:
         now = time.monotonic()
         if in_step:
             self._behind_since = None
+            catching_up = False
         else:
-            self._behind_since = self._behind_since if self._behind_since is not None else now
+            if self._behind_since is None:
+                self._behind_since = now
             self._catch_up(index)
-        catching_up = not in_step and now - self._behind_since < self.GRACE
+            catching_up = now - self._behind_since < self.GRACE
         body = {"status": "ok" if in_step or catching_up else "degraded", "chunks": st["store_chunks"],
                 "store": {"reachable": True, "change": st["store_seq"]},
                 "keyword_index": {"reachable": True, "in_step": in_step, "catching_up": catching_up,

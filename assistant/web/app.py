@@ -178,7 +178,7 @@ def nearest_card(passage: Passage, question: str) -> str:
 def sources_html(answer: Answer, question: str = "") -> str:
     """The sources panel for an answer (each nearest article once when the assistant refused)."""
     if answer.citations:
-        by_article = {}
+        by_article: dict[str, list[Passage]] = {}
         for p in answer.passages:
             by_article.setdefault(p.article_id, []).append(p)
         # Quotes from one passage share a card, so the panel shows each passage once.

@@ -28,6 +28,7 @@ import re
 import socket
 import threading
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -104,7 +105,8 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
         name = socket.gethostname()
         hosts.update({name.lower(), socket.getfqdn().lower()})
         try:  # and its addresses, for colleagues who type http://10.x.y.z:7860/
-            hosts.update(info[4][0] for info in socket.getaddrinfo(name, None))
+            # IPv4/IPv6 (host, port, ...) tuples: the host is a str (typeshed's sockaddr also covers int ones)
+            hosts.update(cast(str, info[4][0]) for info in socket.getaddrinfo(name, None))
         except OSError:
             pass
     return sorted(h for h in hosts if h)
