@@ -39,7 +39,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from assistant.config import load_settings
-    from assistant.eval.run import ensure_store, eval_settings, load_dataset, run_ours
+    from assistant.eval.dataset import ensure_store, eval_settings, load_dataset
+    from assistant.eval.run import run_ours
 
     base = load_settings(data_dir=args.data_dir)
     dataset = load_dataset(args.dataset, args.sample)

@@ -22,7 +22,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from assistant.answering.engines.extractive import ExtractiveEngine
-    from assistant.eval.run import contains_answer
+    from assistant.eval.metrics import contains_answer
 
     settings, assistant, retrieved = retrieve_all(args)
     retrieved = [(q, r) for q, r in retrieved if not q.is_null]

@@ -27,7 +27,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from assistant.answering.engines.extractive import ExtractiveEngine, SentenceWeights
-    from assistant.eval.run import contains_answer
+    from assistant.eval.metrics import contains_answer
 
     settings, assistant, retrieved = retrieve_all(args, k=args.k)
     embed = assistant.store.embedder.embed_memo

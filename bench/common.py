@@ -69,7 +69,7 @@ def retrieve_all(args: argparse.Namespace, min_confidence: float | None = None, 
     from assistant.answering.chain import Assistant
     from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
-    from assistant.eval.run import ensure_store, load_dataset
+    from assistant.eval.dataset import ensure_store, load_dataset
 
     dataset = load_dataset(args.dataset, args.sample)
     overrides = {"retrieval.k": k} if k else {}

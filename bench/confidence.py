@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> None:
     from assistant.answering.chain import Assistant
     from assistant.answering.retrieval import Filters
     from assistant.config import load_settings
-    from assistant.eval.run import contains_answer, ensure_store, load_dataset
+    from assistant.eval.dataset import ensure_store, load_dataset
+    from assistant.eval.metrics import contains_answer
     from assistant.ingest.loaders import load_paths
 
     dataset = load_dataset(args.dataset)

@@ -45,8 +45,8 @@ def body(seed: int, words: int) -> list[str]:
 
 def serve(conn, pages: int, feeds: int) -> None:
     """The site process: /big.xml (pages articles), /feed/{i}.xml (2 articles each); /__stats counts downloads."""
-    sys.path.insert(0, str(ROOT / "tests"))  # the tests' loopback news site (tests/feeds_site.py)
-    from feeds_site import Site, article_page, rss
+    sys.path.insert(0, str(ROOT))  # the tests' loopback news site (tests/support/feeds_site.py)
+    from tests.support.feeds_site import Site, article_page, rss
 
     site = Site().start()
     site.add("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")

@@ -33,7 +33,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from assistant.config import load_settings
-    from assistant.eval.run import contains_answer
+    from assistant.eval.metrics import contains_answer
 
     configured_answer = load_settings(data_dir=args.data_dir).answer
     configured, caution = configured_answer.min_confidence, configured_answer.caution_below

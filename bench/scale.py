@@ -218,7 +218,7 @@ def cmd_build(args) -> None:
                     ids.append(f"{meta['article_id']}:{meta['chunk_index']}")
                     m.append(meta)
                 col.upsert(ids=ids, documents=docs[i:j], metadatas=m, embeddings=rv[i:j])
-            store._log(rep + 1, [])  # the change log's head: the checkpoint of this repetition
+            store.log.record(rep + 1, [])  # the change log's head: the checkpoint of this repetition
             total += take
             rep += 1
             el = time.perf_counter() - t0
@@ -420,8 +420,8 @@ def profile_ingest(out: Path, port: int, n: int, nonce: str) -> None:
     timed(ing.store.embedder, "embed", "embedding")
     timed(ing.store, "write", "store.write (upsert + change log)")
     timed(ing.lexical, "sync", "keyword index sync")
-    timed(ing.store, "take_lease", "write lease (take/renew, 0.1 s settle)")
-    timed(ing.store, "release_lease", "write lease release")
+    timed(ing.store.lease, "take", "write lease (take/renew, 0.1 s settle)")
+    timed(ing.store.lease, "release", "write lease release")
     prof = cProfile.Profile()
     totals = []
     for i in range(n + 1):
@@ -449,7 +449,7 @@ def profile_ingest(out: Path, port: int, n: int, nonce: str) -> None:
 def cmd_query(args) -> None:
     from assistant.answering.chain import Assistant
     from assistant.answering.retrieval import Filters
-    from assistant.eval.run import load_dataset
+    from assistant.eval.dataset import load_dataset
 
     out = Path(args.out)
     port = port_of(args)
@@ -555,7 +555,7 @@ def cmd_load(args) -> None:
 
     import httpx
 
-    from assistant.eval.run import load_dataset
+    from assistant.eval.dataset import load_dataset
 
     out = Path(args.out)
     port = port_of(args)

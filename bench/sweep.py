@@ -31,7 +31,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from assistant.config import load_settings
-    from assistant.eval.run import SystemRun, ensure_store, load_dataset, run_ours
+    from assistant.eval.dataset import ensure_store, load_dataset
+    from assistant.eval.metrics import SystemRun
+    from assistant.eval.run import run_ours
 
     base = load_settings(data_dir=args.data_dir)
     dataset = load_dataset(args.dataset, args.sample)
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
 def diagnose(settings, dataset, answerable) -> None:
     from datetime import date
 
-    from assistant.eval.run import SystemRun, contains_answer
+    from assistant.eval.metrics import SystemRun, contains_answer
     from assistant.index.store import Store
 
     published = {a.url: a.published_at for a in dataset.articles if a.url}
