@@ -265,7 +265,7 @@ def test_prompt_without_a_required_variable_is_a_config_error(tmp_path, make_set
     from assistant.answering.engines.chat import ChatEngine
 
     with pytest.raises(ConfigError) as e:
-        ChatEngine("openai", make_settings(**{"llm.prompts_dir": str(tmp_path)}))
+        ChatEngine("openai", make_settings(**{"llm.prompts_dir": str(tmp_path)}).llm)
     assert str(tmp_path / "answer_user.md") in e.value.message and "{passages}" in e.value.message
 
 
@@ -274,7 +274,7 @@ def test_missing_client_package_names_the_pip_package(make_settings, monkeypatch
 
     monkeypatch.setitem(sys.modules, "langchain_ollama", None)  # as if the package were not installed
     with pytest.raises(EngineError) as e:
-        ChatEngine("ollama", make_settings())
+        ChatEngine("ollama", make_settings().llm)
     assert "langchain-ollama" in e.value.message and e.value.hint == "pip install langchain-ollama"
 
 

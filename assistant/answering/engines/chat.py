@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from assistant.answering.engines.base import Embed, Engine
 from assistant.answering.prompts import load_prompt
-from assistant.config import EngineName, Settings
+from assistant.config import EngineName, LLMSettings, Settings
 from assistant.errors import EngineError
 from assistant.models import Passage
 
@@ -49,28 +49,26 @@ class ChatEngine(Engine):
 
     Args:
         name: 'openai' (any OpenAI-compatible endpoint) or 'ollama'.
-        settings: the llm section configures the endpoint, model, timeout and sampling.
+        llm: the llm settings: endpoint, model, timeout, sampling and the prompts folder.
     """
 
     generative = True
 
     @classmethod
     def from_settings(cls, name: EngineName, settings: Settings, embed: Embed) -> ChatEngine:
-        return cls(name, settings)
+        return cls(name, settings.llm)
 
-    def __init__(self, name: str, settings: Settings):
+    def __init__(self, name: str, llm: LLMSettings):
         self.name = name
-        self.settings = settings
-        llm = settings.llm
+        self.llm = llm
         folder = llm.prompts_dir or None
         self.system_prompt = load_prompt("answer_system", folder)
         self.user_prompt = load_prompt("answer_user", folder)
         self.condense_prompt = load_prompt("condense", folder)
-        self.model = self._model(name, settings)
+        self.model = self._model(name, llm)
 
     @staticmethod
-    def _model(name: str, settings: Settings):
-        llm = settings.llm
+    def _model(name: str, llm: LLMSettings):
         try:
             if name == "openai":
                 from langchain_openai import ChatOpenAI
@@ -90,7 +88,7 @@ class ChatEngine(Engine):
 
     @property
     def endpoint(self) -> str:
-        return self.settings.llm.base_url if self.name == "openai" else self.settings.llm.ollama_base_url
+        return self.llm.base_url if self.name == "openai" else self.llm.ollama_base_url
 
     def messages(self, question: str, passages: list[Passage]) -> list[tuple[str, str]]:
         """System prompt (rules) + user message (numbered, delimited passages and the question)."""
@@ -130,7 +128,7 @@ class ChatEngine(Engine):
         kind = type(e).__name__
         status = getattr(e, "status_code", None) or getattr(getattr(e, "response", None), "status_code", None)
         if "Timeout" in kind or "timed out" in str(e).lower():
-            return EngineError(f"{where} did not answer within {self.settings.llm.timeout:g}s",
+            return EngineError(f"{where} did not answer within {self.llm.timeout:g}s",
                                "raise llm.timeout or use a smaller model")
         if "Connect" in kind or isinstance(e, ConnectionError):
             return EngineError(f"cannot reach {where}", hint)
