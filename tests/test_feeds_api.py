@@ -34,6 +34,8 @@ def test_sources_api(app_settings):
         bad = c.post("/api/sources", headers=ADMIN, json={"url": "file:///etc/passwd"})
         assert bad.status_code == 400 and "http" in bad.json()["error"]
         assert c.post("/api/sources", headers=ADMIN, json={"url": "https://x.example", "kind": "pdf"}).status_code == 422
+        metadata = c.post("/api/sources", headers=ADMIN, json={"url": "http://169.254.169.254/latest/meta-data/"})
+        assert metadata.status_code == 400 and "metadata" in metadata.json()["error"]
         added = c.post("/api/sources", headers=ADMIN,
                        json={"url": "https://vell-courier.example/atom.xml", "interval": 600})
         assert added.status_code == 201

@@ -122,3 +122,28 @@ def test_listed_links_to_internal_addresses_and_foreign_canonicals_are_refused()
     assert canonical_url("https://vell-courier.example/news/ferry", fetched) == fetched
     assert canonical_url("javascript:alert(1)", fetched) == fetched
     assert canonical_url(None, fetched) == fetched
+
+
+def test_link_local_and_metadata_addresses_are_never_fetched_for_any_source(tmp_path):
+    """Issue 23, part 5: 169.254.0.0/16 and fe80::/10 (where clouds serve instance credentials) and
+    fd00:ec2::254 are refused for every source, an admin's included, before anything is asked of them."""
+    import httpx
+
+    from assistant.live.sources import validate_source
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, text="User-agent: *\nAllow: /\n", headers={"content-type": "text/plain"})
+
+    f = Fetcher(FetchSettings(per_host_delay=0.0, backoff=0.01, timeout=2.0), transport=httpx.MockTransport(answer))
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[fd00:ec2::254]/",
+                "http://[::ffff:169.254.169.254]/latest/"):
+        with pytest.raises(FetchError, match="link-local and cloud metadata addresses are never fetched"):
+            f.get(url)
+        with pytest.raises(ConfigError, match="link-local or cloud metadata address"):
+            validate_source(url)
+    assert asked == []  # not even robots.txt
+    assert f.get("http://10.0.0.7/news/a.html").status == 200  # other private addresses stay an admin's choice
+    assert validate_source("http://10.0.0.7/rss.xml") == "http://10.0.0.7/rss.xml"

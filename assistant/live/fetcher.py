@@ -146,21 +146,49 @@ def check_url(url: str) -> str:
     return url
 
 
-def _private(host: str) -> bool | None:
-    """Whether a host is (or resolves to) a loopback, private, link-local or reserved address; None if it
-    does not resolve (the request will fail on its own)."""
+_METADATA = ipaddress.ip_address("fd00:ec2::254")  # a cloud's instance-metadata address outside fe80::/10
+
+
+def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """The addresses a host is (an IP literal) or resolves to; None if it does not resolve."""
     try:
-        addresses = {ipaddress.ip_address(host.strip("[]"))}
+        return {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
         try:
             # TCP addresses are IPv4/IPv6 (host, port, ...) tuples: the host is a str (typeshed's sockaddr
             # also covers families with an int there)
-            addresses = {ipaddress.ip_address(cast(str, info[4][0]).split("%")[0])
-                         for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+            return {ipaddress.ip_address(cast(str, info[4][0]).split("%")[0])
+                    for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
         except (OSError, UnicodeError, ValueError):
             return None
+
+
+def _private(host: str) -> bool | None:
+    """Whether a host is (or resolves to) a loopback, private, link-local or reserved address; None if it
+    does not resolve (the request will fail on its own)."""
+    addresses = _addresses(host)
+    if addresses is None:
+        return None
     return any(a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_multicast
                or a.is_unspecified for a in addresses)
+
+
+def link_local(host: str, resolve: bool = True) -> bool:
+    """Whether a host is (or, with `resolve`, resolves to) a link-local address (169.254.0.0/16, fe80::/10,
+    where clouds answer instance-metadata requests with credentials) or fd00:ec2::254: never fetched, for
+    any source, an admin's included."""
+    if resolve:
+        addresses = _addresses(host) or set()
+    else:
+        try:
+            addresses = {ipaddress.ip_address(host.strip("[]"))}
+        except ValueError:
+            return False
+    for a in addresses:
+        mapped = a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) else None
+        if a.is_link_local or a == _METADATA or (mapped is not None and mapped.is_link_local):
+            return True
+    return False
 
 
 def listed_link_allowed(url: str, source_url: str) -> bool:
@@ -228,6 +256,8 @@ class Fetcher:
     def get(self, url: str, etag: str | None = None, last_modified: str | None = None) -> Page:
         """GET one URL politely; a 304 comes back as a Page with `not_modified`; failures raise FetchError."""
         url = check_url(url)
+        if link_local(_host(url)):  # before robots.txt: not even that is asked of a metadata address
+            raise FetchError(url, "link-local and cloud metadata addresses are never fetched")
         if not self.allowed(url):
             raise FetchError(url, "disallowed by the site's robots.txt")
         headers = {}

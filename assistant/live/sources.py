@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, StoreError
-from assistant.live.fetcher import FetchError, check_url
+from assistant.live.fetcher import FetchError, check_url, link_local
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ def validate_source(url: str, kind: str = "auto") -> str:
         url = check_url(url)
     except FetchError as e:
         raise ConfigError(f"source {url!r}: {e.reason}", "a source is an http:// or https:// URL") from None
+    if link_local(urlsplit(url).hostname or "", resolve=False):
+        raise ConfigError(f"source {url}: a link-local or cloud metadata address",
+                          "sources are news sites; such addresses are never fetched")
     if kind not in KINDS:
         raise ConfigError(f"source {url}: unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
     return url
