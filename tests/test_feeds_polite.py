@@ -147,3 +147,29 @@ def test_link_local_and_metadata_addresses_are_never_fetched_for_any_source(tmp_
     assert asked == []  # not even robots.txt
     assert f.get("http://10.0.0.7/news/a.html").status == 200  # other private addresses stay an admin's choice
     assert validate_source("http://10.0.0.7/rss.xml") == "http://10.0.0.7/rss.xml"
+
+
+def test_gzipped_sitemaps_are_read_and_a_gzip_bomb_is_refused(site):
+    """Issue 23, part 5: news sitemaps are often sitemap.xml.gz; the size cap applies to what is unpacked."""
+    import gzip
+
+    from assistant.live.feeds import parse_listing
+
+    sitemap = ("<?xml version='1.0' encoding='UTF-8'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+               "<url><loc>{base}/news/a.html</loc><lastmod>2025-06-02</lastmod></url>"
+               "<url><loc>{base}/news/b.html</loc></url></urlset>").replace("{base}", site.base)
+    site.add("/sitemap.xml.gz", gzip.compress(sitemap.encode()), "application/gzip")
+    site.add("/sitemap-octet.xml.gz", gzip.compress(sitemap.encode()) + gzip.compress(b""), "application/x-gzip")
+    site.add("/bomb.xml.gz", gzip.compress(b"<urlset>" + b" " * 5_000_000), "application/gzip")
+    site.add("/cut.xml.gz", gzip.compress(sitemap.encode())[:40], "application/gzip")
+    with fetcher(max_mb=0.5) as f:
+        for path in ("/sitemap.xml.gz", "/sitemap-octet.xml.gz"):
+            page = f.get(site.base + path)
+            assert page.content == sitemap.encode()
+            listing = parse_listing(page.content, page.final_url, page.content_type)
+            assert [e.url for e in listing.entries] == [site.base + "/news/a.html", site.base + "/news/b.html"]
+        assert len(gzip.compress(b"<urlset>" + b" " * 5_000_000)) < 0.5 * 1024 * 1024  # small on the wire
+        with pytest.raises(FetchError, match="unpacked, the gzip file is over the limit of 524,288 bytes"):
+            f.get(site.base + "/bomb.xml.gz")
+        with pytest.raises(FetchError, match="cut short"):
+            f.get(site.base + "/cut.xml.gz")

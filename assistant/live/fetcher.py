@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # What a web page, feed or sitemap is served as; anything else (images, PDFs, octet-stream) is refused.
 ACCEPTED_TYPES = {"text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/rss+xml",
                   "application/atom+xml", "application/rdf+xml", "application/x-rss+xml", "text/plain"}
+GZIP_TYPES = {"application/gzip", "application/x-gzip"}  # a gzipped sitemap (sitemap.xml.gz), unpacked here
 ACCEPT = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,application/xml;q=0.9,*/*;q=0.1"
 ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted before it is asked again
 ROBOTS_RETRY = 300.0  # seconds before a failing robots.txt is asked again
@@ -426,7 +428,7 @@ class Fetcher:
                         return resp.status_code, h, b""
                     if check_type:
                         ctype = h.get("content-type", "").split(";")[0].strip().lower()
-                        if ctype and ctype not in ACCEPTED_TYPES:
+                        if ctype and ctype not in ACCEPTED_TYPES | GZIP_TYPES:
                             raise FetchError(url, f"not a web page or feed (content type {ctype[:60]})", 200)
                     length = h.get("content-length", "")
                     if length.isdigit() and int(length) > max_bytes:
@@ -441,6 +443,9 @@ class Fetcher:
                         if time.monotonic() > deadline:
                             raise FetchError(url, f"timed out after {self.settings.timeout:g} s (still sending)")
                     raw = bytes(body)
+                    if raw[:2] == b"\x1f\x8b":  # a gzipped file (sitemap.xml.gz), whatever it is served as
+                        raw = _gunzip(url, raw, max_bytes)
+                        h["content-type"] = "text/plain" if urlsplit(url).path.endswith(".txt.gz") else ""
                     with self._lock:
                         self.downloads += 1
                         self.bytes += len(raw)
@@ -455,6 +460,26 @@ class Fetcher:
                 raise FetchError(url, f"cannot decode the response body ({str(e)[:100]})") from None
             except httpx.HTTPError as e:
                 raise FetchError(url, f"request failed ({type(e).__name__}: {str(e)[:100]})") from None
+
+
+def _gunzip(url: str, raw: bytes, max_bytes: int) -> bytes:
+    """A gzip file's content, every member, refused once it passes `max_bytes` (a gzip bomb is never
+    unpacked further than the cap)."""
+    out = bytearray()
+    rest = raw
+    try:
+        while rest:
+            unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += unpack.decompress(rest, max_bytes + 1 - len(out))
+            if len(out) > max_bytes or unpack.unconsumed_tail:
+                raise FetchError(url, f"unpacked, the gzip file is over the limit of {max_bytes:,} bytes "
+                                      "(fetch.max_mb)", 200)
+            if not unpack.eof:
+                raise FetchError(url, "the gzip file is cut short", 200)
+            rest = unpack.unused_data.lstrip(b"\x00")
+    except zlib.error as e:
+        raise FetchError(url, f"not a readable gzip file ({e})", 200) from None
+    return bytes(out)
 
 
 class _Transient(FetchError):
