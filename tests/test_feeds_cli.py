@@ -57,6 +57,14 @@ def test_ingest_urls_beside_paths_same_summary_shape(tmp_path, site):
     manifest = Store(load_settings(data_dir=str(data))).manifest()
     assert {m.get("url") for m in manifest.values()} >= {site.base + "/news/ferry-fares.html",
                                                          site.base + "/news/library.html"}
+    # a second run of the same URLs asks with the validators the first kept: nothing unchanged is downloaded
+    site.clear_log()
+    again = CliRunner().invoke(cli, ["--data-dir", str(data), "ingest", "--json", site.base + "/news/ferry-fares.html",
+                                     site.base + "/rss.xml"])
+    assert again.exit_code == 0, again.output
+    assert (json.loads(again.stdout)["added"], json.loads(again.stdout)["updated"]) == (0, 0)
+    asked = {(q.path, q.status) for q in site.requests()}
+    assert asked and {status for _, status in asked} == {304}, asked  # conditional requests, all not modified
     # only http(s) is fetched, and a path that does not exist is still the caller's error
     for bad in (["ftp://files.example/feed.xml"], [str(tmp_path / "typo")]):
         res = CliRunner().invoke(cli, ["--data-dir", str(data), "ingest", *bad])

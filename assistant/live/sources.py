@@ -197,6 +197,18 @@ class SourceBook:
             for url in [u for u in current if u not in known]:
                 del current[url]
 
+    def url_states(self) -> dict[str, SourceState]:
+        """What `assistant ingest URL` learnt of the URLs it was given (validators, listed pages), so a second
+        run of the same URLs downloads nothing unchanged; kept apart from the configured sources' states."""
+        raw = self._read().get("urls", {})
+        return {url: SourceState.from_json(d) for url, d in raw.items() if isinstance(d, dict)}
+
+    def save_url_states(self, states: dict[str, SourceState]) -> None:
+        with self._edit() as data:
+            current = data.setdefault("urls", {})
+            for url, st in states.items():
+                current[url] = st.to_json()
+
     # ------------------------------------------------------------ file
 
     def _read(self) -> dict[str, Any]:

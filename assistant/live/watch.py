@@ -119,13 +119,17 @@ class Watcher:
         return report
 
     def ingest_urls(self, urls: list[str]) -> IngestReport:
-        """`assistant ingest URL...`: each URL once (a page, or a feed or sitemap and its pages), no saved state."""
+        """`assistant ingest URL...`: each URL once (a page, or a feed or sitemap and its pages), asked with the
+        validators an earlier run kept, so what has not changed is not downloaded again."""
         t0 = time.perf_counter()
         report = RoundReport()
+        known = self.book.url_states()
         for url in urls:
             if self.stop.is_set():
                 break
-            self._poll_safely(Source(url, "auto", origin="cli"), SourceState(), report, persist=False)
+            st = known.get(url) or SourceState()
+            self._poll_safely(Source(url, "auto", origin="cli"), st, report, persist=False)
+            self.book.save_url_states({url: st})
         report.ingest.seconds = time.perf_counter() - t0
         return report.ingest
 
