@@ -28,7 +28,9 @@ import httpx
 import pytest
 
 from assistant.config import FetchSettings
-from assistant.live.fetcher import Fetcher, FetchError
+from assistant.live.feeds import Entry
+from assistant.live.fetcher import Fetcher, FetchError, listed_private_ok
+from assistant.live.watch import Watcher
 from tests.support.feeds_site import article_page
 
 PUBLIC = "8.8.8.8"  # a public address the scripted resolver hands out; never actually connected to
@@ -222,6 +224,26 @@ def test_tls_to_a_pinned_address_names_and_verifies_the_host(monkeypatch, connec
         assert server.server_names[2:] == ["other.example"]
         assert len(server.requests) == 2  # none for other.example: the handshake was refused
         assert connects == [("127.0.0.1", server.port)] * 3
+
+
+def test_a_listed_link_rebinding_to_loopback_is_refused(monkeypatch, connects, make_settings):
+    """A public feed lists links.example: public when the watcher vets the listed link, 127.0.0.1 afterwards.
+    The fetch vets the address it will use, with the listed link's rule (no private address: the source is
+    public), so it is refused and the loopback server never hears of it."""
+    with Loopback() as server:
+        Resolver(monkeypatch, {"links.example": [PUBLIC, "127.0.0.1"], "public-feed.example": [PUBLIC],
+                               "intranet.example": ["10.0.0.7"]})
+        feed = "https://public-feed.example/rss.xml"
+        link = f"http://links.example:{server.port}/news/ferry.html"
+        assert not listed_private_ok(link, feed)
+        assert listed_private_ok(f"https://public-feed.example:{server.port}/news/a.html", feed)  # its own host
+        assert listed_private_ok(link, f"http://127.0.0.1:{server.port}/rss.xml")  # a source on loopback
+        with Watcher(make_settings(**{"fetch.per_host_delay": 0.0, "fetch.retries": 0})) as w:
+            outcome = w._fetch(Entry(link), None, None, feed)
+        assert isinstance(outcome, FetchError) and "private or loopback" in outcome.reason, outcome
+        with fetcher() as f, pytest.raises(FetchError, match="private or loopback"):
+            f.get(f"http://intranet.example:{server.port}/admin", private_ok=False)
+        assert server.connections == [] and connects == []
 
 
 def test_a_proxy_in_the_environment_is_named_in_the_log(monkeypatch, caplog):
