@@ -4,11 +4,17 @@ Every request names the assistant in its User-Agent, asks robots.txt first, wait
 validators it has (ETag / Last-Modified), follows redirects only on the same host, reads at most
 `fetch.max_mb`, accepts only web pages and feeds, and retries 429/5xx a bounded number of times (honouring
 Retry-After). A failure is a `FetchError` naming the URL and why; nothing here raises anything else.
+
+A fetch resolves its host once, checks the addresses (`_vet`) and connects only to them (`_PinnedBackend`),
+for robots.txt, redirects and retries alike: a host that answers differently the next time it is asked (DNS
+rebinding) is never reached at the other address. The Host header, TLS server name and certificate check
+stay the URL's host name.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextvars
 import email.utils
 import ipaddress
 import json
@@ -18,13 +24,16 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
+import httpcore
 import httpx
 
 from assistant.config import FetchSettings
@@ -151,18 +160,39 @@ def check_url(url: str) -> str:
 _METADATA = ipaddress.ip_address("fd00:ec2::254")  # a cloud's instance-metadata address outside fe80::/10
 
 
-def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
-    """The addresses a host is (an IP literal) or resolves to; None if it does not resolve."""
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _resolve(host: str) -> list[IPAddress] | None:
+    """The addresses a host is (an IP literal) or resolves to, in the resolver's order (the order a connection
+    tries them); None if it does not resolve."""
     try:
-        return {ipaddress.ip_address(host.strip("[]"))}
+        return [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:
-        try:
-            # TCP addresses are IPv4/IPv6 (host, port, ...) tuples: the host is a str (typeshed's sockaddr
-            # also covers families with an int there)
-            return {ipaddress.ip_address(cast(str, info[4][0]).split("%")[0])
-                    for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
-        except (OSError, UnicodeError, ValueError):
-            return None
+        pass
+    try:
+        # TCP addresses are IPv4/IPv6 (host, port, ...) tuples: the host is a str (typeshed's sockaddr also
+        # covers families with an int there)
+        found = [ipaddress.ip_address(cast(str, info[4][0]).split("%")[0])
+                 for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return list(dict.fromkeys(found))
+
+
+def _addresses(host: str) -> set[IPAddress] | None:
+    """The addresses a host is (an IP literal) or resolves to; None if it does not resolve."""
+    found = _resolve(host)
+    return None if found is None else set(found)
+
+
+def _is_private(a: IPAddress) -> bool:
+    return a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_multicast or a.is_unspecified
+
+
+def _is_link_local(a: IPAddress) -> bool:
+    mapped = a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) else None
+    return a.is_link_local or a == _METADATA or (mapped is not None and mapped.is_link_local)
 
 
 def _private(host: str) -> bool | None:
@@ -171,8 +201,7 @@ def _private(host: str) -> bool | None:
     addresses = _addresses(host)
     if addresses is None:
         return None
-    return any(a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_multicast
-               or a.is_unspecified for a in addresses)
+    return any(_is_private(a) for a in addresses)
 
 
 def link_local(host: str, resolve: bool = True) -> bool:
@@ -186,20 +215,98 @@ def link_local(host: str, resolve: bool = True) -> bool:
             addresses = {ipaddress.ip_address(host.strip("[]"))}
         except ValueError:
             return False
-    for a in addresses:
-        mapped = a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) else None
-        if a.is_link_local or a == _METADATA or (mapped is not None and mapped.is_link_local):
-            return True
-    return False
+    return any(_is_link_local(a) for a in addresses)
+
+
+def listed_private_ok(url: str, source_url: str) -> bool:
+    """Whether a link a feed or sitemap lists may be on a private or loopback address: only when it is on the
+    source's own host or the source itself is on such an address (`Fetcher.get`'s `private_ok`)."""
+    return _host(source_url) == _host(url) or bool(_private(_host(source_url)))
 
 
 def listed_link_allowed(url: str, source_url: str) -> bool:
     """A link a feed or sitemap lists may lead anywhere public, but to a private or loopback address only
     when the source itself is on one: a hostile feed cannot make the watcher probe the internal network."""
-    host = _host(url)
-    if not _private(host):
-        return True
-    return _host(source_url) == host or bool(_private(_host(source_url)))
+    return not _private(_host(url)) or listed_private_ok(url, source_url)
+
+
+@dataclass(frozen=True)
+class _Pin:
+    """The addresses one fetch checked for its host: each connection it opens goes to one of them."""
+
+    host: str  # as the connection pool names it (IDNA, lower case)
+    addresses: tuple[str, ...]  # in the resolver's order; empty when the host did not resolve
+    private_ok: bool  # the rule they were checked by (which connection pool may carry them)
+
+
+# The pin of the request this thread (or task) is sending; read by `_PinnedBackend.connect_tcp`.
+_PIN: contextvars.ContextVar[_Pin | None] = contextvars.ContextVar("assistant_fetch_pin", default=None)
+
+
+def _vet(url: str, private_ok: bool) -> _Pin:
+    """Resolve the URL's host once and check every address: link-local and metadata addresses are refused
+    always, private, loopback and reserved ones unless `private_ok`. FetchError when refused."""
+    try:
+        name = httpx.URL(url).raw_host.decode("ascii").lower()  # what httpcore would look up and connect to
+    except (httpx.InvalidURL, UnicodeError):
+        raise FetchError(url, "not a valid URL") from None
+    addresses = _resolve(name)
+    if addresses is None:  # the connection fails as a name that does not resolve (and a retry asks again)
+        return _Pin(name, (), private_ok)
+    if any(_is_link_local(a) for a in addresses):
+        raise FetchError(url, "link-local and cloud metadata addresses are never fetched")
+    if not private_ok and any(_is_private(a) for a in addresses):
+        raise FetchError(url, f"{_host(url)} is on a private or loopback address: refused (a link the source "
+                              "lists leads there only when the source itself is on the internal network)")
+    return _Pin(name, tuple(str(a) for a in addresses), private_ok)
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """httpcore's own socket backend, told to connect to the addresses the current request's pin holds instead
+    of resolving the host again. httpcore starts TLS on the stream it returns with the URL's host as server
+    name (SNI and certificate verification for the name, not the address), and the Host header is the URL's.
+    A connection without a pin for its host is refused (fail closed)."""
+
+    def __init__(self) -> None:
+        self._sockets = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+        pin = _PIN.get()
+        if pin is None or pin.host != host.lower():
+            raise httpcore.ConnectError(f"no vetted address for {host}")
+        if not pin.addresses:
+            raise httpcore.ConnectError(f"{host} does not resolve")
+        failure: Exception | None = None
+        for address in pin.addresses:  # as socket.create_connection tries a name's addresses
+            try:
+                return self._sockets.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                failure = e
+        assert failure is not None
+        raise failure
+
+
+class _PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport (its exception mapping and response streams) over an httpcore connection pool whose
+    network backend is `_PinnedBackend`. HTTPTransport takes no network backend, so the pool it builds is
+    replaced by the same pool with one (httpcore's public ConnectionPool; `_pool` is where httpx keeps it)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):  # httpx moved it: say so
+            raise RuntimeError("httpx.HTTPTransport has no _pool to give a network backend; update "
+                               "assistant/live/fetcher.py for this httpx version")
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PinnedBackend())
+
+
+def _env_proxies() -> list[str]:
+    """The schemes the environment names a proxy for (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY), as httpx reads them."""
+    proxies = urllib.request.getproxies()
+    return [scheme for scheme in ("http", "https", "all") if proxies.get(scheme)]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -229,10 +336,26 @@ class Fetcher:
         self.robots_cache = robots_cache
         self.stop = stop or threading.Event()
         self.agent = settings.user_agent.split("/")[0].split()[0] if settings.user_agent else "*"
-        self.client = httpx.Client(
-            headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
-            timeout=httpx.Timeout(settings.timeout), follow_redirects=False, transport=transport,
-            limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency))
+        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+
+        def client(transport: httpx.BaseTransport | None) -> httpx.Client:
+            return httpx.Client(headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+                                timeout=httpx.Timeout(settings.timeout), follow_redirects=False,
+                                transport=transport, limits=limits)
+
+        # Two pools, one per rule, so a kept-alive connection only ever carries requests checked by the rule its
+        # address was checked by (one opened to a source's private address never serves a listed link).
+        self._clients: dict[bool, httpx.Client]
+        if transport is None and _env_proxies():
+            log.warning("fetching through the proxy the environment names (%s): the proxy resolves host names, "
+                        "so addresses are checked here but cannot be pinned; let the proxy refuse internal "
+                        "addresses", ", ".join(p.upper() + "_PROXY" for p in _env_proxies()))
+            self._clients = dict.fromkeys((True, False), client(None))  # httpx's own proxy support, as before
+        elif transport is None:
+            self._clients = {ok: client(_PinnedTransport(limits)) for ok in (True, False)}
+        else:  # a test's transport (no network)
+            self._clients = dict.fromkeys((True, False), client(transport))
+        self.client = self._clients[True]
         self.max_bytes = int(settings.max_mb * 1024 * 1024)
         self._slots = threading.BoundedSemaphore(settings.concurrency)
         self._lock = threading.Lock()
@@ -245,7 +368,8 @@ class Fetcher:
         self.bytes = 0
 
     def close(self) -> None:
-        self.client.close()
+        for c in set(self._clients.values()):
+            c.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -255,12 +379,17 @@ class Fetcher:
 
     # ------------------------------------------------------------ public
 
-    def get(self, url: str, etag: str | None = None, last_modified: str | None = None) -> Page:
-        """GET one URL politely; a 304 comes back as a Page with `not_modified`; failures raise FetchError."""
+    def get(self, url: str, etag: str | None = None, last_modified: str | None = None,
+            private_ok: bool = True) -> Page:
+        """GET one URL politely; a 304 comes back as a Page with `not_modified`; failures raise FetchError.
+
+        The host is resolved once; every connection of this fetch (robots.txt, redirects, retries) goes to the
+        addresses checked then. `private_ok`: whether they may be private or loopback (a configured source's
+        may; a listed link's only by `listed_private_ok`). Link-local and metadata addresses never are.
+        """
         url = check_url(url)
-        if link_local(_host(url)):  # before robots.txt: not even that is asked of a metadata address
-            raise FetchError(url, "link-local and cloud metadata addresses are never fetched")
-        if not self.allowed(url):
+        pin = _vet(url, private_ok)  # before robots.txt: not even that is asked of a refused address
+        if not self.allowed(url, pin):
             raise FetchError(url, "disallowed by the site's robots.txt")
         headers = {}
         if etag:
@@ -269,8 +398,10 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         for attempt in range(self.settings.retries + 1):
             last = attempt == self.settings.retries
+            if attempt and not pin.addresses:  # the name did not resolve: asked again for the retry
+                pin = _vet(url, private_ok)
             try:
-                page = self._follow(url, headers, self.max_bytes)
+                page = self._follow(url, headers, self.max_bytes, pin)
             except _Transient as e:
                 if last:
                     raise FetchError(url, f"{e.reason}" + (f" after {attempt + 1} tries" if attempt else "")) from None
@@ -293,15 +424,16 @@ class Fetcher:
             raise FetchError(url, f"HTTP {page.status}", page.status)
         raise AssertionError("unreachable")
 
-    def allowed(self, url: str) -> bool:
-        """Whether the host's robots.txt lets our user agent fetch this URL (fetched once per host per hour)."""
+    def allowed(self, url: str, pin: _Pin | None = None) -> bool:
+        """Whether the host's robots.txt lets our user agent fetch this URL (fetched once per host per hour,
+        at the addresses `pin` holds, else at those it resolves to now)."""
         origin = _origin(url)
         with self._lock:
             lock = self._robots_locks.setdefault(origin, threading.Lock())
         with lock:  # one robots.txt request per host even when several pages ask at once
             cached = self._robots.get(origin)
             if cached is None or time.monotonic() > cached[0]:
-                rp, ttl = self._load_robots(origin)
+                rp, ttl = self._load_robots(origin, pin)
                 cached = (time.monotonic() + ttl, rp)
                 self._robots[origin] = cached
         rp = cached[1]
@@ -313,7 +445,7 @@ class Fetcher:
 
     # ------------------------------------------------------------ internals
 
-    def _load_robots(self, origin: str) -> tuple[RobotFileParser, float]:
+    def _load_robots(self, origin: str, pin: _Pin | None) -> tuple[RobotFileParser, float]:
         """The rules of origin/robots.txt and how long to trust them: 404 and other 4xx allow everything,
         401/403 nothing; an unreachable or failing robots.txt (5xx, timeout) means 'not now' (RFC 9309): the
         host is skipped for a few minutes."""
@@ -324,7 +456,8 @@ class Fetcher:
             return self._robots_rules(rp, kept.get("status", 200), kept.get("body", "")), \
                 ROBOTS_TTL - (time.time() - kept["at"])
         try:
-            page = self._follow(origin + "/robots.txt", {}, ROBOTS_MAX_BYTES, robots_txt=True)
+            page = self._follow(origin + "/robots.txt", {}, ROBOTS_MAX_BYTES, pin or _vet(origin, True),
+                                robots_txt=True)
         except (_Transient, FetchError) as e:
             log.warning("%s/robots.txt: %s; not fetching from this host for now", origin, getattr(e, "reason", e))
             rp.disallow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag; typeshed omits it
@@ -386,13 +519,15 @@ class Fetcher:
         if at > now:
             self._pause(url, at - now)
 
-    def _follow(self, url: str, headers: dict[str, str], max_bytes: int, robots_txt: bool = False) -> Page:
-        """One request and its same-host redirects; redirect loops, other hosts and non-http(s) are refused."""
+    def _follow(self, url: str, headers: dict[str, str], max_bytes: int, pin: _Pin,
+                robots_txt: bool = False) -> Page:
+        """One request and its same-host redirects (all at the pinned addresses); redirect loops, other hosts
+        and non-http(s) are refused."""
         chain: list[str] = []
         seen = {url}
         current = url
         while True:
-            status, resp_headers, content = self._request(current, headers, max_bytes, not robots_txt)
+            status, resp_headers, content = self._request(current, headers, max_bytes, not robots_txt, pin)
             if status in (301, 302, 303, 307, 308) and "location" in resp_headers:
                 target = urljoin(current, resp_headers["location"].strip())
                 if urlsplit(target).scheme not in ("http", "https"):
@@ -403,7 +538,7 @@ class Fetcher:
                     raise FetchError(url, "redirect loop", status)
                 if len(chain) >= self.settings.max_redirects:
                     raise FetchError(url, f"more than {self.settings.max_redirects} redirects", status)
-                if not robots_txt and not self.allowed(target):
+                if not robots_txt and not self.allowed(target, pin):
                     raise FetchError(url, f"redirect to {target} disallowed by robots.txt", status)
                 seen.add(target)
                 chain.append(target)
@@ -412,8 +547,8 @@ class Fetcher:
             return Page(url=url, final_url=current, status=status, content=content, headers=resp_headers,
                         redirects=chain)
 
-    def _request(self, url: str, headers: dict[str, str], max_bytes: int,
-                 check_type: bool) -> tuple[int, dict[str, str], bytes]:
+    def _request(self, url: str, headers: dict[str, str], max_bytes: int, check_type: bool,
+                 pin: _Pin) -> tuple[int, dict[str, str], bytes]:
         self._turn(url)
         with self._slots:
             if self.stop.is_set():
@@ -421,8 +556,9 @@ class Fetcher:
             deadline = time.monotonic() + self.settings.timeout
             with self._lock:
                 self.requests += 1
+            pinned = _PIN.set(pin)  # what this request's connection (if it opens one) connects to
             try:
-                with self.client.stream("GET", url, headers=headers) as resp:
+                with self._clients[pin.private_ok].stream("GET", url, headers=headers) as resp:
                     h = {k.lower(): v for k, v in resp.headers.items()}
                     if resp.status_code != 200:
                         return resp.status_code, h, b""
@@ -460,6 +596,8 @@ class Fetcher:
                 raise FetchError(url, f"cannot decode the response body ({str(e)[:100]})") from None
             except httpx.HTTPError as e:
                 raise FetchError(url, f"request failed ({type(e).__name__}: {str(e)[:100]})") from None
+            finally:
+                _PIN.reset(pinned)
 
 
 def _gunzip(url: str, raw: bytes, max_bytes: int) -> bytes:

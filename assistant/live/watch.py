@@ -27,7 +27,7 @@ from assistant.errors import AssistantError
 from assistant.ingest.ingestor import Ingestor, IngestReport
 from assistant.ingest.loaders import LoadFailure
 from assistant.live.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
-from assistant.live.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed
+from assistant.live.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed, listed_private_ok
 from assistant.live.pages import article_from_page
 from assistant.live.sources import PageState, Source, SourceBook, SourceState
 from assistant.models import Article
@@ -337,7 +337,9 @@ class Watcher:
             if not listed_link_allowed(entry.url, source_url):
                 raise FetchError(entry.url, "listed link to a private or loopback address refused (the source "
                                             "is not on the internal network)")
-            page = self.fetcher.get(entry.url, known.etag if known else None, known.last_modified if known else None)
+            # the fetch checks again, by the same rule, the address it connects to (a name may answer differently)
+            page = self.fetcher.get(entry.url, known.etag if known else None, known.last_modified if known else None,
+                                    private_ok=listed_private_ok(entry.url, source_url))
             if page.not_modified:
                 return page, None
             if detect_kind(page.content, page.content_type) != "page":
