@@ -1,4 +1,4 @@
-"""The command line: ingest, ask, serve, stats, eval. Only this module (with terminal.py, what it prints)
+"""The command line: ingest, ask, serve, stats, users, eval. Only this module (with terminal.py, what it prints)
 and web/ print or exit."""
 
 from __future__ import annotations
@@ -263,6 +263,10 @@ def serve(ctx, host, port, workers) -> None:
     level = "info" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "warning"
 
     def announce() -> None:
+        click.echo("Sign-in required: only signed-in users, personal keys and widget tokens are answered"
+                   if settings.server.login_required() else
+                   "Open: no sign-in required (server.require_login is off" +
+                   (", bound to loopback)" if settings.server.require_login is None else ")"), err=True)
         click.echo(f"Serving the assistant on http://{shown}:{port}/" +
                    (f" ({workers} workers)" if workers > 1 else ""), err=True)
 
@@ -358,6 +362,60 @@ def restore(ctx, file) -> None:
 
     info = run_restore(_settings(ctx), file)
     click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
+
+
+@cli.group()
+def users() -> None:
+    """Personal keys: who may read the archive (reader) and change it (admin)."""
+
+
+def _users(ctx):
+    from assistant.index.archive import Archive
+
+    return Archive(_settings(ctx)).users
+
+
+@users.command(name="add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["reader", "admin"]), default="reader", show_default=True,
+              help="reader: ask, stream, read articles and quotes; admin: also ingest, delete, sources, /metrics.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_data_dir_option
+@click.pass_context
+def users_add(ctx, name, role, as_json) -> None:
+    """Add user NAME and print their new key, once (only its hash is kept)."""
+    key = _users(ctx).add(name, role)
+    if as_json:
+        click.echo(json.dumps({"name": name, "role": role, "key": key}))
+    else:
+        click.echo(f"added {name} ({role}); their key, shown only now:\n{key}")
+
+
+@users.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_data_dir_option
+@click.pass_context
+def users_list(ctx, as_json) -> None:
+    """The users and their roles (never their keys)."""
+    found = _users(ctx).list()
+    if as_json:
+        click.echo(json.dumps({"users": [u.to_json() for u in found]}))
+    elif not found:
+        click.echo("no users (add one: assistant users add NAME --role reader)")
+    else:
+        for u in found:
+            click.echo(f"{u.name}\t{u.role.value}\t{u.created}")
+
+
+@users.command(name="remove")
+@click.argument("name")
+@_data_dir_option
+@click.pass_context
+def users_remove(ctx, name) -> None:
+    """Remove user NAME: their key stops working at the next request, on every worker."""
+    if not _users(ctx).remove(name):
+        raise AssistantError(f"no user named {name!r}", "assistant users list shows who there is")
+    click.echo(f"removed {name}; their key no longer works")
 
 
 @cli.command(name="eval")

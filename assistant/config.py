@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +28,17 @@ def default_cache_dir() -> Path:
     """Machine-wide cache (the ONNX export of the embedder): shared by every data dir of this user."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "newsroom-assistant"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Section(BaseModel):
@@ -196,9 +209,33 @@ class ServerSettings(_Section):
     trusted_proxies: list[str] = Field(default_factory=list, description=(
         "Addresses or networks of reverse proxies whose X-Forwarded-For names the client (for the per-IP limit "
         "and the access log). Empty = trust none, not even 127.0.0.1."))
+    trusted_user_header: str = Field("X-Forwarded-User", description=(
+        "Header in which the newsroom's sign-in proxy (oauth2-proxy, nginx auth_request, an SSO gateway) names "
+        "the signed-in user. Believed only on requests whose peer is one of server.trusted_proxies; from "
+        "anyone else it is removed before any route sees it."))
+    trusted_email_header: str = Field("X-Forwarded-Email", description=(
+        "The proxy's e-mail header, read (same rule) when the user header is absent."))
+    require_login: bool | None = Field(None, description=(
+        "Refuse (401) every request with no signed-in user, personal key or widget token, on every route but "
+        "/healthz, /widget.js and /signin. Unset = true when `host` is not a loopback address, false on "
+        "loopback (so `make run` on 127.0.0.1 needs no sign-in)."))
     frame_ancestors: list[str] = Field(default_factory=lambda: ["'self'"], description=(
         "Pages that may show the chat in a frame (CSP frame-ancestors), e.g. [\"https://wiki.example.org\"]; "
         "[\"'none'\"] forbids every frame."))
+
+    def login_required(self) -> bool:
+        """`require_login`, or its default: closed unless bound to loopback."""
+        if self.require_login is not None:
+            return self.require_login
+        return not is_loopback(self.host)
+
+    @field_validator("trusted_user_header", "trusted_email_header")
+    @classmethod
+    def _header_name(cls, name: str) -> str:
+        name = name.strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+            raise ValueError(f"{name!r} is not an HTTP header name (letters, digits and '-')")
+        return name
 
     @field_validator("redis_url")
     @classmethod

@@ -10,14 +10,16 @@ from assistant.config import Settings
 from assistant.index.embedder import Embedder
 from assistant.index.lexical import LexicalIndex, lexical_path
 from assistant.index.store import Store
+from assistant.index.users import Users
 
 
 class Archive:
-    """The store and its keyword index (`lexical`), which keeps itself in step with the store's change log."""
+    """The store, its keyword index (`lexical`, in step with the store's change log) and its users."""
 
     def __init__(self, settings: Settings, store: Store | None = None):
         self.store = store or Store(settings)
         self.lexical = LexicalIndex(lexical_path(settings), source=self.store)
+        self.users = Users(self.store.chroma)  # personal keys, beside the change log in the store of truth
 
     @property
     def embedder(self) -> Embedder:

@@ -64,7 +64,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                                      "(or none from the same origin); article writes take the admin token.")
     app.state.assistant = assistant
     app.state.ingestor = None
-    install(app, settings.server)
+    install(app, settings.server, users=assistant.archive.users)
     install_handlers(app)
     app.add_middleware(OpenAIErrors)  # outermost: /v1 errors, the access policy's included, in OpenAI's shape
 

@@ -14,6 +14,7 @@ from assistant.answering.chain import Assistant
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
 from assistant.urls import is_http_url
+from assistant.web.security import USER_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return f"⚠️ {INTERNAL_ERROR}", "[]"
         return answer.answer, json.dumps(answer.to_json()["citations"], ensure_ascii=False)
 
+    def signed_in(request: gr.Request) -> str:
+        """Who the newsroom's sign-in says is asking (the header security.SignedIn passes on, never a forged one)."""
+        name = (request.headers or {}).get(USER_HEADER) if request is not None else None
+        return f'<p class="signed-in">Signed in as <strong>{html.escape(name)}</strong></p>' if name else ""
+
     with gr.Blocks(title="Newsroom assistant", analytics_enabled=False) as demo:
+        who = gr.HTML("", elem_id="signed-in")
         gr.Markdown("## Ask the newsroom archive\nEvery answer quotes the articles it comes from. Click a number "
                     "such as [1] in an answer to jump to its quote, highlighted under Sources.")
         with gr.Row():
@@ -268,6 +275,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         gr.Examples(EXAMPLES, inputs=box, label="Try")
         box.submit(respond, [box, chatbot], [chatbot, sources, box], api_name="chat")
         gr.api(ask, api_name="ask")
+        demo.load(signed_in, None, who, api_name=False, show_progress="hidden")
     return demo
 
 

@@ -1,7 +1,10 @@
 """One access policy for every route of `assistant serve`: hosts, origins, tokens, rate and size limits, headers.
 
-`install(app, settings)` puts the layers in front of the app, outermost first:
+`install(app, settings, users)` puts the layers in front of the app, outermost first:
 
+0. `SignedIn`: the user the newsroom's sign-in proxy names in `server.trusted_user_header` (or the e-mail
+   header) is believed only when the request comes straight from one of `server.trusted_proxies`; from anyone
+   else those headers are removed, so no later layer or route can read a forged name.
 1. uvicorn's `ProxyHeadersMiddleware`, only when `server.trusted_proxies` lists proxies: X-Forwarded-For is
    believed from those addresses alone (never from 127.0.0.1 by default).
 2. Starlette's `TrustedHostMiddleware` (as `TrustedHosts`, answering in JSON): unknown Host headers get 400
@@ -11,10 +14,13 @@
 4. Starlette's `CORSMiddleware`: only the origins some widget token allows, no credentials. Its presence also
    switches off Gradio's own CORS layer, which echoed any Origin.
 5. `Guard`: who may call what. The same rules hold on /api/*, the OpenAI-compatible /v1/* (its chat
-   completions are asked like /api/ask), Gradio's /gradio_api/*, /config, /openapi.json and the docs: a request from a foreign Origin needs a widget token bound to that origin (and may then only
-   ask); the admin token may do everything; no token is fine from the same origin or outside a browser.
-   /metrics takes the metrics or admin token when either is set. Question budgets are `limits` moving
-   windows, in memory or shared through Redis (`server.redis_url`).
+   completions are asked like /api/ask), Gradio's /gradio_api/*, /config, /openapi.json and the docs: a request
+   from a foreign Origin needs a widget token bound to that origin (and may then only ask); the admin token and
+   admin users may do everything; readers (a personal key, or a signed-in user with no admin record) may ask and
+   read; with `server.require_login` off, no credential is fine from the same origin or outside a browser, with
+   it on such a request gets 401 everywhere but /healthz, /widget.js and /signin. /metrics takes the metrics or
+   admin token when either is set. Question budgets are `limits` moving windows, in memory or shared through
+   Redis (`server.redis_url`), per IP and per token or user.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import re
@@ -31,15 +38,17 @@ import time
 from typing import cast
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.config import ServerSettings
 from assistant.errors import ConfigError
+from assistant.index.users import Role, User, Users, is_personal_key
 from assistant.web.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -53,8 +62,11 @@ ADMIN_ONLY: dict[str, frozenset[str] | None] = {
     ARTICLES: frozenset({"POST", "PUT", "PATCH", "DELETE"}),
     "/api/sources": None,  # the watcher's sources: reading them too (URLs, errors) is for admins
 }
-# No archive data and needed by other sites' pages: the widget script and the widget's no-cors reachability probe.
-PUBLIC = frozenset({"/widget.js", "/healthz"})
+# No archive data: the widget script, the widget's no-cors reachability probe, and the sign-in hint page.
+SIGNIN = "/signin"
+PUBLIC = frozenset({"/widget.js", "/healthz", SIGNIN})
+# Where the signed-in user's name travels inside the app (set by SignedIn only; any incoming copy is dropped).
+USER_HEADER = "x-assistant-user"
 # Prometheus metrics: with an admin or metrics token configured, only those tokens read them (see Guard).
 METRICS = "/metrics"
 CORS_HEADERS = ("authorization", "content-type", "x-widget-token")
@@ -245,16 +257,89 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return limited_receive
 
 
+SIGNIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in: newsroom assistant</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}
+code{background:#eee;padding:0 .2em}</style></head><body>
+<h1>Sign in to read the archive</h1>
+<p>This newsroom assistant answers only people the newsroom knows.</p>
+<ul>
+<li><strong>In a browser:</strong> open the assistant through the newsroom's sign-in (the address IT gave you,
+not this machine's own address).</li>
+<li><strong>From a chat client, a script or curl:</strong> send your personal key as
+<code>Authorization: Bearer nak_...</code>. An admin makes one with <code>assistant users add NAME</code>.</li>
+<li><strong>On a wiki page:</strong> the widget's <code>data-token</code> works as before.</li>
+</ul></body></html>
+"""
+
+
+class SignedIn:
+    """ASGI middleware, outermost: who the sign-in proxy says is asking, believed from trusted proxies only.
+
+    A request whose peer (the TCP address, before any X-Forwarded-For is applied) is in `server.trusted_proxies`
+    carries the user's name in `server.trusted_user_header` (or `trusted_email_header`); it is passed on as
+    USER_HEADER. From any other peer both headers, and any USER_HEADER, are removed.
+    """
+
+    MAX_NAME = 256
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings):
+        self.app = app
+        self.names = (settings.trusted_user_header.lower().encode(), settings.trusted_email_header.lower().encode())
+        self.strip = {*self.names, USER_HEADER.encode()}
+        self.any_proxy = "*" in settings.trusted_proxies
+        self.nets, self.literals = [], set()
+        for entry in settings.trusted_proxies:
+            try:
+                self.nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                self.literals.add(entry.strip())
+
+    def trusted(self, peer: str) -> bool:
+        if self.any_proxy or peer in self.literals:
+            return True
+        try:
+            ip = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.nets)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = scope.get("headers") or []
+            found = {k.lower(): v for k, v in raw if k.lower() in self.names}
+            headers = [(k, v) for k, v in raw if k.lower() not in self.strip]
+            name = ""
+            if found and self.trusted(_client(scope)):
+                for header in self.names:  # the user header first, the e-mail header when it is absent
+                    value = found.get(header, b"").decode("latin-1").strip()
+                    if value:
+                        name = "".join(c for c in value if c.isprintable())[:self.MAX_NAME]
+                        break
+            if name:
+                headers.append((USER_HEADER.encode(), name.encode("latin-1", "replace")))
+            scope["headers"] = headers  # in place: uvicorn's access log reads this scope object
+        await self.app(scope, receive, send)
+
+
+def signed_in_user(headers: Headers) -> str | None:
+    """The name SignedIn passed on for this request (None: nobody signed in through the proxy)."""
+    return headers.get(USER_HEADER) or None
+
+
 class Guard:
     """ASGI middleware: decides who may call what before the request reaches a route.
 
-    Roles: the admin token may do everything; a widget token may only ask, and only from its allowed
-    origins; the metrics token may only read /metrics; no token is fine for same-origin or non-browser callers (the Gradio page, curl on the
-    server) but not for other websites. Failed authentications count against the caller's per-IP question
-    budget, and while that budget is spent no token is even compared (so guessing gains nothing).
+    Roles: the admin token (and an admin user) may do everything; a reader (personal key, or a user the sign-in
+    proxy names) may ask and read; a widget token may only ask, and only from its allowed origins; the metrics
+    token may only read /metrics; no credential is fine for same-origin or non-browser callers (the Gradio page,
+    curl on the server) unless `server.require_login`, never for other websites. Failed authentications count
+    against the caller's per-IP question budget, and while that budget is spent no token is even compared (so
+    guessing gains nothing). The caller is left in `scope["state"]["actor"]` for the audit trail.
     """
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, limiter: RateLimiter | None = None):
+    def __init__(self, app: ASGIApp, settings: ServerSettings, limiter: RateLimiter | None = None,
+                 users: Users | None = None):
         self.app = app
         self.admin_token = settings.admin_token or None
         self.metrics_token = settings.metrics_token or None
@@ -263,14 +348,20 @@ class Guard:
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute)
         self.max_request = settings.max_request_kb * 1024
         self.max_upload = int(settings.max_upload_mb * 1024 * 1024)
+        self.users = users
+        self.require_login = settings.login_required()
+        self.keyless = not (self.require_login or self.admin_token or self.metrics_token or self.widget_tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path", "") in PUBLIC:
+            if scope.get("path") == SIGNIN and scope["type"] == "http":
+                await HTMLResponse(SIGNIN_PAGE)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         path, method = scope.get("path", ""), scope["method"]
         headers = Headers(scope=scope)
-        refusal = self._check(scope, headers, path, method)
+        refusal = await self._check(scope, headers, path, method)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -284,11 +375,23 @@ class Guard:
             receive = _limited(receive, limit)
         await self.app(scope, receive, send)
 
-    def _check(self, scope: Scope, headers: Headers, path: str, method: str) -> Response | None:
+    async def _user(self, token: str | None, signed_in: str | None) -> User | None:
+        """The personal key's user, or the signed-in user (an admin when the store lists that name as one)."""
+        if self.users is None:
+            return User(signed_in, Role.READER) if signed_in else None
+        users = self.users
+        if token:
+            return await anyio.to_thread.run_sync(users.verify, token)
+        assert signed_in
+        known = await anyio.to_thread.run_sync(users.get, signed_in)
+        return User(signed_in, known.role if known else Role.READER)
+
+    async def _check(self, scope: Scope, headers: Headers, path: str, method: str) -> Response | None:
         """The refusal for this request (401/403/429), or None when it may proceed."""
         client = _client(scope)
         ip = [f"ip:{client}"]
         token = _bearer(headers) or headers.get("x-widget-token") or None
+        signed_in = signed_in_user(headers)
         origin = headers.get("origin")
         norigin = normalize_origin(origin) if origin else None
         foreign = norigin is not None and not same_origin(norigin, headers.get("host") or "")
@@ -296,7 +399,7 @@ class Guard:
         if GRADIO_OFF.match(path):
             return error_response(403, "this route is off: the chat takes no files",
                           "ask questions with POST /api/ask or the chat page")
-        role, allowed = "anonymous", set()
+        role, allowed, user = "anonymous", set(), None
         if token:
             wait = self.limiter.spent(ip)
             if wait > 0:  # budget spent (questions or failed guesses): do not even look at the token
@@ -305,28 +408,50 @@ class Guard:
                 role = "admin"
             elif self.metrics_token and hmac.compare_digest(token.encode(), self.metrics_token.encode()):
                 role = "metrics"
+            elif is_personal_key(token):
+                user = await self._user(token, None)
+                if user is None:
+                    log.info("unknown or removed personal key %s on %s", fingerprint(token), path)
+                    return self._failed(client, token, path, "unknown or removed personal key",
+                                        "ask an admin for a new one (assistant users add NAME)")
+                role = user.role.value
             else:
                 for candidate, origins in self.widget_tokens.items():
                     if hmac.compare_digest(token.encode(), candidate.encode()):
                         role, allowed = "widget", origins
                         break
                 else:
-                    log.info("unknown token %s on %s", fingerprint(token), path)
-                    return self._failed(client, token, path, "unknown token",
-                                        "check the widget's data-token or the admin token")
+                    if self.keyless and path.startswith("/v1/"):
+                        # An OpenAI client must send some key: on an open server with no tokens, any is no key.
+                        token = None
+                    else:
+                        log.info("unknown token %s on %s", fingerprint(token), path)
+                        return self._failed(client, token, path, "unknown token",
+                                            "check the widget's data-token, your personal key or the admin token")
+        elif signed_in:
+            user = await self._user(None, signed_in)
+            role = user.role.value if user else "anonymous"
+        scope.setdefault("state", {})["actor"] = (user.name if user else
+                                                  {"admin": "admin token", "metrics": "metrics token",
+                                                   "widget": f"widget token {fingerprint(token or '')}"}.get(role))
+        if scope["state"]["actor"] is None:
+            del scope["state"]["actor"]
         if role == "admin":
             return None
+        if role == "anonymous" and self.require_login:
+            return _login_required(headers)
         if role == "metrics":
             return None if path == METRICS else error_response(403, "the metrics token only reads /metrics",
                                                        "use a widget token or the admin token for this route")
         if path == METRICS and (self.admin_token or self.metrics_token):
-            if role == "widget":
-                return error_response(403, "widget tokens can only ask questions", "send the metrics or admin token")
+            if role in ("widget", "reader"):
+                return error_response(403, f"{_whose(role)} cannot read /metrics", "send the metrics or admin token")
             return self._failed(client, None, path, "/metrics needs the metrics token or the admin token",
                                 "send Authorization: Bearer <token> (Prometheus: authorization.credentials)")
         if admin_only(path, method):
-            if role == "widget":
-                return error_response(403, "widget tokens can only ask questions", "use the admin token for this route")
+            if role in ("widget", "reader"):
+                return error_response(403, f"{_whose(role)} cannot change the archive or its sources",
+                                      "use the admin token or an admin's key for this route")
             hint = ("send Authorization: Bearer <admin token>" if self.admin_token
                     else "set ASSISTANT_SERVER__ADMIN_TOKEN on the server to enable this route")
             return self._failed(client, None, path, "this route needs the admin token", hint)
@@ -338,12 +463,13 @@ class Guard:
                 return error_response(403, f"this site ({norigin}) is not allowed to use this token",
                               "add the origin to the token's allowed origins (server.widget_tokens)")
         elif foreign:
-            # No token from another site (or a sandboxed "null" origin): the archive is not for it.
+            # No widget token from another site (or a sandboxed "null" origin): the archive is not for it.
             return self._failed(client, None, path,
                                 "a widget token is required to call the assistant from another site",
                                 "add data-token=\"...\" to the widget's script tag")
         if (path in ASK_PATHS and method == "POST") or (method == "POST" and GRADIO_EVENTS.match(path)):
-            wait = self.limiter.hit(ip + ([f"token:{fingerprint(token)}"] if token else []))
+            who = [f"user:{user.name}"] if user else [f"token:{fingerprint(token)}"] if token else []
+            wait = self.limiter.hit(ip + who)
             if wait > 0:
                 return self._too_many(path, client, token, wait)
         return None
@@ -366,6 +492,18 @@ def _bearer(headers: Headers) -> str | None:
     value = headers.get("authorization") or ""
     scheme, _, credentials = value.partition(" ")
     return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _whose(role: str) -> str:
+    return "widget tokens" if role == "widget" else "a reader's key or sign-in"
+
+
+def _login_required(headers: Headers) -> Response:
+    """401 for a request with no credential on a server that requires one: the sign-in page for a browser."""
+    if "text/html" in (headers.get("accept") or ""):
+        return HTMLResponse(SIGNIN_PAGE, status_code=401)
+    return error_response(401, "this archive needs a sign-in, a personal key or a widget token",
+                          f"send Authorization: Bearer <your key>, or open it through the newsroom's sign-in ({SIGNIN})")
 
 
 def _size_hint(path: str) -> str:
@@ -498,13 +636,13 @@ def access_log_config() -> dict:
     return config
 
 
-def install(app, settings: ServerSettings) -> None:
+def install(app, settings: ServerSettings, users: Users | None = None) -> None:
     """Add the layers described in the module docstring to a FastAPI/Starlette `app` (before it starts).
 
     Raises ConfigError when `server.redis_url` is set and Redis cannot be reached (`rate_limit_storage`).
     """
     limiter = RateLimiter(settings.rate_limit_per_minute, storage=rate_limit_storage(settings))
-    app.add_middleware(Guard, settings=settings, limiter=limiter)
+    app.add_middleware(Guard, settings=settings, limiter=limiter, users=users)
     origins = sorted(set().union(*[{normalize_origin(o) for o in v} for v in settings.widget_tokens.values()]))
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                        allow_headers=list(CORS_HEADERS), expose_headers=["Retry-After"], allow_credentials=False,
@@ -515,3 +653,4 @@ def install(app, settings: ServerSettings) -> None:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    app.add_middleware(SignedIn, settings=settings)  # outermost: it must see the proxy's own address
