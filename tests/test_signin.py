@@ -251,3 +251,34 @@ def test_the_chat_shows_who_is_signed_in(closed):
             sync_api.expect(page.locator("#sources")).to_contain_text("BRICS", timeout=60_000)
         finally:
             browser.close()
+
+
+def test_odd_credentials_are_refused_plainly(closed):
+    """The bad-input matrix for the new surface (docs/reliability.md, row 9): every odd credential is a 401
+    with a JSON error, never a crash, and a long or hostile name from the proxy stays a plain reader."""
+    url, _, users = closed
+    with httpx.Client(timeout=60) as c:
+        for value in ("Bearer", "Bearer nak_", "Bearer nak_zzzzzzzzzzzz_" + "a" * 40, "Bearer " + "nak_" + "x" * 10_000,
+                      "Basic YWxpY2U6c2VjcmV0", "bearer"):
+            r = c.get(url + "/api/articles", headers={"Authorization": value})
+            assert r.status_code == 401 and r.json()["error"], (value[:30], r.status_code)
+    users.add("ops@newsroom.example", "admin")
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=PROXY_ADDRESS), timeout=60) as proxy:
+            for name in ("x" * 5000, "<script>alert(1)</script>", "ops@newsroom.example.evil", "ops@newsroom.example"):
+                r = proxy.get(url + "/api/sources", headers={"X-Forwarded-User": name})
+                # a reader at most: only the exact name the admin added is an admin
+                assert r.status_code == (200 if name == "ops@newsroom.example" else 403), name[:30]
+    finally:
+        users.remove("ops@newsroom.example")
+
+
+def test_odd_users_commands_are_one_line_errors(tmp_path):
+    runner = CliRunner()
+    for args, code, says in ((["users", "add", "a" * 200], 1, "not a user name"),
+                             (["users", "add", ""], 1, "not a user name"),
+                             (["users", "add", "-x"], 2, "No such option"),
+                             (["users", "remove"], 2, "Missing argument"),
+                             (["users", "list", "--json", "extra"], 2, "unexpected extra argument")):
+        r = runner.invoke(cli, ["--data-dir", str(tmp_path), *args])
+        assert r.exit_code == code and says in r.output and "Traceback" not in r.output, (args, r.output)
