@@ -4,6 +4,7 @@ and web/ print or exit."""
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import logging
 import os
@@ -18,10 +19,18 @@ import click
 
 from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
-from assistant.terminal import Bars, error, keyword_index_line, print_report, print_sources
+from assistant.terminal import Bars, error, keyword_index_line, print_audit, print_report, print_sources
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _actor() -> str:
+    """Who runs this command, as the audit trail names them: "cli:<login name>"."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return f"cli:uid {os.getuid()}"
 
 
 def _settings(ctx: click.Context, **overrides):
@@ -116,6 +125,8 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
             report = fetched
         else:
             report.merge(fetched)
+    assert report is not None  # paths or URLs: one of them was given (PATHS is required)
+    ingestor.archive.audit.record(_actor(), "ingest", " ".join(paths + tuple(urls)), report.summary())
     print_report(report, as_json)
 
 
@@ -356,8 +367,24 @@ def restore(ctx, file) -> None:
     """Load a backup FILE into this data dir's store, then rebuild its keyword index."""
     from assistant.ingest.backup import restore as run_restore
 
-    info = run_restore(_settings(ctx), file)
+    info = run_restore(_settings(ctx), file, actor=_actor())
     click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"entries": [...]}, newest first.')
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show the N most recent entries.")
+@_data_dir_option
+@click.pass_context
+def audit(ctx, as_json, limit) -> None:
+    """Who ingested, deleted, restored, added or removed sources (or users), and when; newest first. Questions
+    appear only when server.log_questions records them."""
+    from assistant.index.archive import Archive
+
+    trail = Archive(_settings(ctx)).audit
+    trail.prune()
+    print_audit(trail.entries(limit), as_json)
 
 
 @cli.command(name="eval")
