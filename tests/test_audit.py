@@ -18,9 +18,12 @@ from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.index.archive import Archive
+from assistant.index.audit import AuditLog
 from assistant.ingest.ingestor import Ingestor
 from assistant.web.api import create_app
+from tests.support.answers import sse_events
 from tests.support.feeds_site import Site, serve_newsroom
+from tests.support.net import serve_in_thread
 
 ADMIN = "audit-admin-token-7"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -193,6 +196,69 @@ def test_limit_keeps_the_newest_and_bad_limits_are_usage_errors(data_dir):
         res = run_audit(data_dir, "--limit", bad)
         assert res.exit_code == 2 and res.stdout == "", (bad, res.output)
         assert "Error: Invalid value for '--limit'" in res.stderr and "Traceback" not in res.output
+
+
+def test_questions_are_not_recorded_by_default(data_dir):
+    assistant = Assistant(_settings(data_dir))
+    assert assistant.settings.server.log_questions is False
+    with TestClient(_app(assistant, actor="alice")) as c:
+        assert c.post("/api/ask", json={"question": QUESTION}).status_code == 200
+        stream = c.post("/api/ask/stream", json={"question": QUESTION})
+        assert [e for e, _ in sse_events(stream.text)][-1] == "done"
+        r = c.post("/v1/chat/completions", json={"model": "newsroom-articles",
+                                                  "messages": [{"role": "user", "content": QUESTION}]})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    assert assistant.archive.audit.export() == []  # nothing at all in the store
+    res = run_audit(data_dir)
+    assert res.exit_code == 0 and res.stdout == "" and QUESTION not in res.output
+
+
+def test_questions_are_recorded_when_on_and_pruned_past_their_retention(data_dir):
+    assistant = Assistant(_settings(data_dir, log_questions=True, question_retention_days=7))
+    trail = assistant.archive.audit
+    t0 = time.time()
+    trail.clock, now = _ticking(t0)
+    with TestClient(_app(assistant, actor="bob")) as c:
+        assert c.post("/api/ask", json={"question": QUESTION}).status_code == 200
+        c.post("/api/ask/stream", json={"question": "Who is Dmitry Peskov?"})
+        c.post("/v1/chat/completions", json={"model": "newsroom-articles", "messages": [
+            {"role": "user", "content": "Did Russia offer Iran military help?"}]})
+        assert c.post("/api/ask", json={"question": "   "}).status_code == 400  # not a question: not recorded
+    trail.record("cli:tester", "ingest", "corpus/", "added 0")
+    assert [(e.actor, e.action, e.target, e.detail) for e in trail.entries()] == [
+        ("cli:tester", "ingest", "corpus/", "added 0"),
+        ("bob", "ask", "/v1/chat/completions", "Did Russia offer Iran military help?"),
+        ("bob", "ask", "/api/ask/stream", "Who is Dmitry Peskov?"),
+        ("bob", "ask", "/api/ask", QUESTION)]
+    assert f"  bob  ask  /api/ask  {QUESTION}" in run_audit(assistant.settings.data_dir).stdout  # shown when there
+
+    now[0] = t0 + 5 * 86400  # five days on, one more question
+    with TestClient(_app(assistant)) as c:
+        assert c.post("/api/ask", json={"question": "What is BRICS?"}).status_code == 200
+    now[0] = t0 + 8 * 86400  # the first three are past the 7 days, the last is not
+    reader = AuditLog(assistant.store.chroma, question_retention_days=7, clock=lambda: now[0])
+    shown = [(e.action, e.detail) for e in reader.entries()]
+    assert shown == [("ask", "What is BRICS?"), ("ingest", "added 0")]  # expired: never shown, even unpruned
+    assert len([m for _, m in trail.export() if m["action"] == "ask"]) == 4  # ... but still stored
+    trail.record("cli:tester", "delete", "art-9")  # a write prunes them
+    stored = [(m["action"], m["detail"], m["actor"]) for _, m in trail.export()]
+    assert stored == [("ingest", "added 0", "cli:tester"), ("ask", "What is BRICS?", "anonymous (testclient)"),
+                      ("delete", "", "cli:tester")]
+
+
+def test_chat_questions_are_recorded_with_the_signed_in_user(data_dir):
+    """The Gradio chat's /ask and /chat (what the page's textbox runs, through Gradio's queue) with log_questions:
+    the actor the access policy set reaches them too."""
+    from gradio_client import Client
+
+    assistant = Assistant(_settings(data_dir, log_questions=True, allowed_hosts=["127.0.0.1"]))
+    with serve_in_thread(_app(assistant, actor="carol")) as url:
+        client = Client(f"{url}/", verbose=False)
+        answer, _ = client.predict(QUESTION, api_name="/ask")
+        assert "[1]" in answer
+        client.predict("Who is Dmitry Peskov?", [], api_name="/chat")
+    asks = {(e.actor, e.target, e.detail) for e in assistant.archive.audit.entries() if e.action == "ask"}
+    assert asks == {("carol", "chat", QUESTION), ("carol", "chat", "Who is Dmitry Peskov?")}
 
 
 def test_only_watcher_rounds_that_change_the_archive_are_recorded(tmp_path):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
@@ -121,8 +122,9 @@ def ask_router(assistant: Assistant) -> APIRouter:
     router = APIRouter()
 
     @router.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
-    def ask(req: AskIn) -> dict:
+    def ask(req: AskIn, request: Request) -> dict:
         """Answer a question from the articles, with numbered citations."""
+        assistant.archive.audit.question(actor_of(request), "/api/ask", check_question(req.question))
         return assistant.ask(req.question, _turns(req), _filters(req)).to_json(full=True)
 
     @router.post("/api/ask/stream", responses={**ERRORS, 200: {
@@ -131,9 +133,10 @@ def ask_router(assistant: Assistant) -> APIRouter:
                        "`answer` replaces the streamed text) then `done`; `notice` {notice} when the model server "
                        "failed and the extractive engine answers; `error` {error, hint} on failure."}},
         tags=["ask"])
-    async def ask_stream(req: AskIn) -> StreamingResponse:
+    async def ask_stream(req: AskIn, request: Request) -> StreamingResponse:
         """The answer as Server-Sent Events, text first, citations at the end."""
-        check_question(req.question)
+        await run_in_threadpool(assistant.archive.audit.question, actor_of(request), "/api/ask/stream",
+                                check_question(req.question))
         chunks = assistant.chain.astream({"question": req.question, "history": _turns(req),
                                           "filters": _filters(req)})
         # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
