@@ -4,6 +4,7 @@ and web/ print or exit."""
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import logging
 import os
@@ -18,10 +19,18 @@ import click
 
 from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
-from assistant.terminal import Bars, error, keyword_index_line, print_report, print_sources
+from assistant.terminal import Bars, error, keyword_index_line, print_audit, print_report, print_sources
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _actor() -> str:
+    """Who runs this command, as the audit trail names them: "cli:<login name>"."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return f"cli:uid {os.getuid()}"
 
 
 def _settings(ctx: click.Context, **overrides):
@@ -116,6 +125,8 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
             report = fetched
         else:
             report.merge(fetched)
+    assert report is not None  # paths or URLs: one of them was given (PATHS is required)
+    ingestor.archive.audit.record(_actor(), "ingest", " ".join(paths + tuple(urls)), report.summary())
     print_report(report, as_json)
 
 
@@ -360,7 +371,7 @@ def restore(ctx, file) -> None:
     """Load a backup FILE into this data dir's store, then rebuild its keyword index."""
     from assistant.ingest.backup import restore as run_restore
 
-    info = run_restore(_settings(ctx), file)
+    info = run_restore(_settings(ctx), file, actor=_actor())
     click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
 
 
@@ -369,10 +380,10 @@ def users() -> None:
     """Personal keys: who may read the archive (reader) and change it (admin)."""
 
 
-def _users(ctx):
+def _archive(ctx):
     from assistant.index.archive import Archive
 
-    return Archive(_settings(ctx)).users
+    return Archive(_settings(ctx))
 
 
 @users.command(name="add")
@@ -384,7 +395,9 @@ def _users(ctx):
 @click.pass_context
 def users_add(ctx, name, role, as_json) -> None:
     """Add user NAME and print their new key, once (only its hash is kept)."""
-    key = _users(ctx).add(name, role)
+    archive = _archive(ctx)
+    key = archive.users.add(name, role)
+    archive.audit.record(_actor(), "user.add", name, f"role {role}")
     if as_json:
         click.echo(json.dumps({"name": name, "role": role, "key": key}))
     else:
@@ -397,7 +410,7 @@ def users_add(ctx, name, role, as_json) -> None:
 @click.pass_context
 def users_list(ctx, as_json) -> None:
     """The users and their roles (never their keys)."""
-    found = _users(ctx).list()
+    found = _archive(ctx).users.list()
     if as_json:
         click.echo(json.dumps({"users": [u.to_json() for u in found]}))
     elif not found:
@@ -413,9 +426,27 @@ def users_list(ctx, as_json) -> None:
 @click.pass_context
 def users_remove(ctx, name) -> None:
     """Remove user NAME: their key stops working at the next request, on every worker."""
-    if not _users(ctx).remove(name):
+    archive = _archive(ctx)
+    if not archive.users.remove(name):
         raise AssistantError(f"no user named {name!r}", "assistant users list shows who there is")
+    archive.audit.record(_actor(), "user.remove", name)
     click.echo(f"removed {name}; their key no longer works")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"entries": [...]}, newest first.')
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show the N most recent entries.")
+@_data_dir_option
+@click.pass_context
+def audit(ctx, as_json, limit) -> None:
+    """Who ingested, deleted, restored, added or removed sources (or users), and when; newest first. Questions
+    appear only when server.log_questions records them."""
+    from assistant.index.archive import Archive
+
+    trail = Archive(_settings(ctx)).audit
+    trail.prune()
+    print_audit(trail.entries(limit), as_json)
 
 
 @cli.command(name="eval")

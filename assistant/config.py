@@ -222,6 +222,12 @@ class ServerSettings(_Section):
     frame_ancestors: list[str] = Field(default_factory=lambda: ["'self'"], description=(
         "Pages that may show the chat in a frame (CSP frame-ancestors), e.g. [\"https://wiki.example.org\"]; "
         "[\"'none'\"] forbids every frame."))
+    log_questions: bool = Field(False, description=(
+        "Record each question asked (/api/ask, /api/ask/stream, /v1/chat/completions, the chat) in the audit "
+        "trail, with who asked it. Off by default: what a journalist asks can reveal a source."))
+    question_retention_days: int = Field(30, gt=0, description=(
+        "Recorded questions older than this many days are deleted from the audit trail (when it is next "
+        "written or read) and never shown."))
 
     def login_required(self) -> bool:
         """`require_login`, or its default: closed unless bound to loopback."""

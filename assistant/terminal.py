@@ -1,12 +1,29 @@
 """What the command line prints besides its commands' own lines: the one error line, progress bars, the
-ingest report and `stats`' keyword-index and sources lines. Only cli.py calls these."""
+ingest report, `stats`' keyword-index and sources lines and the audit trail. Only cli.py calls these."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
+
+# Control characters (escapes, newlines, NUL) and the bidi embeddings, overrides and isolates, which reorder
+# what a terminal shows; format characters such as the zero-width non-joiner are part of words and stay.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes the others
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal line: every run of control or bidi-override characters made one space."""
+    return _UNPRINTABLE.sub(" ", text)
+
+
+def json_escaped(text: str) -> str:
+    """JSON text with the characters `json.dumps(ensure_ascii=False)` leaves raw and a terminal acts on (DEL, C1
+    controls, bidi overrides) written as \\u escapes: the same JSON value, safe to print."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def error(message: str, hint: str | None = None) -> None:
@@ -65,6 +82,18 @@ def print_report(report, as_json: bool, extra: dict | None = None) -> None:
         click.echo(f"  failed: {f.path}{f':{f.line}' if f.line else ''}: {f.reason}", err=True)
     for f in report.skipped:
         click.echo(f"  skipped: {f.path}: {f.reason}", err=True)
+
+
+def print_audit(entries, as_json: bool) -> None:
+    """`assistant audit`: one JSON object, or one line per entry (time, actor, action, target, detail), its
+    fields shown as text: control and bidi-override characters (an article title's escapes) become spaces."""
+    if as_json:  # the exact data; what json leaves raw and a terminal would act on is \u-escaped too
+        click.echo(json_escaped(json.dumps({"entries": [e.to_json() for e in entries]}, ensure_ascii=False)))
+        return
+    if not entries:
+        click.echo("no audit entries", err=True)
+    for e in entries:
+        click.echo("  ".join(printable(x) for x in (e.at, e.actor, e.action, e.target or "-", e.detail) if x))
 
 
 def keyword_index_line(archive) -> str:

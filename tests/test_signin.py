@@ -133,14 +133,24 @@ def test_reader_and_admin_keys_and_their_removal(closed):
         users.remove("admin-ade")
 
 
-def test_a_signed_in_user_listed_as_admin_is_an_admin(closed):
-    url, _, users = closed
+def test_a_signed_in_user_listed_as_admin_is_an_admin_and_the_trail_names_them(closed):
+    url, settings, users = closed
     users.add("chief@newsroom.example", "admin")
+    article = {"title": "Lorn Island ferry timetable changes", "source": "The Lorn Gazette (fictional)",
+               "url": "https://gazette.example/ferry", "body": "The Lorn Island ferry will sail three times a "
+               "day from March, the harbour board of the fictional island announced on Monday. " * 3}
     try:
         with signin_proxy(url, "chief@newsroom.example") as proxied, httpx.Client(timeout=60) as c:
             assert c.get(proxied + "/api/sources").status_code == 200
+            added = c.post(proxied + "/api/articles", json=article)
+            assert added.status_code == 200, added.text
+            [article_id] = added.json()["ids"]
+            assert c.delete(f"{url}/api/articles/{article_id}", headers=_bearer(ADMIN)).status_code == 200
     finally:
         users.remove("chief@newsroom.example")
+    trail = Archive(settings).audit.entries(limit=10)
+    assert [(e.action, e.actor) for e in trail[:2]] == [("delete", "admin token"),
+                                                      ("ingest", "chief@newsroom.example")]
 
 
 def test_openai_client_with_a_personal_key_plain_and_streamed(closed):
@@ -206,6 +216,9 @@ def test_users_cli_add_list_remove_and_bad_input(tmp_path):
     removed = runner.invoke(cli, [*base, "users", "remove", "dana"])
     assert removed.exit_code == 0 and users.verify(out["key"]) is None
     assert json.loads(runner.invoke(cli, [*base, "users", "list", "--json"]).stdout) == {"users": []}
+    trail = [(e.action, e.target) for e in Archive(load_settings(data_dir=str(tmp_path))).audit.entries()]
+    assert trail == [("user.remove", "dana"), ("user.add", "dana")]  # newest first; failed commands leave none
+    assert all(e.actor.startswith("cli:") for e in Archive(load_settings(data_dir=str(tmp_path))).audit.entries())
 
 
 @pytest.mark.server

@@ -1,11 +1,12 @@
 """Back up a live archive and restore it elsewhere (issue 15 part 5).
 
 A backup is one gzip'd JSON-lines file: a header (embedding model, collection, the store's change head), every
-chunk with its text, metadata and embedding, then the data dir's small state files (sources and their poll
-state). It is taken through the store's API while the archive serves and ingests go on: after the full pass,
-what changed meanwhile (chunks written after the head it started from, tombstones, chunks a shifting page
-skipped) is read again, until the head stops moving, so the file is the store as of one change head. The
-keyword index is not in it: it is derived from the store, and `restore` rebuilds it.
+chunk with its text, metadata and embedding, then the store's audit trail (assistant.index.audit) and the data
+dir's small state files (sources and their poll state). It is taken through the store's API while the archive
+serves and ingests go on: after the full pass, what changed meanwhile (chunks written after the head it started
+from, tombstones, chunks a shifting page skipped) is read again, until the head stops moving, so the file is the
+store as of one change head. The keyword index is not in it: it is derived from the store, and `restore`
+rebuilds it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from assistant.index.archive import Archive
 log = logging.getLogger(__name__)
 FORMAT = "newsroom-assistant-backup/1"
 STATE_FILES = ("sources.json", "robots.json")  # what the data dir holds besides the store and derived caches
+# An audit entry's line: {"state_file": AUDIT, "entry": its id, "metadata"}. Written as a state-file record, so
+# a reader older than the audit trail skips it (an unknown state file) instead of failing on a line without a chunk.
+AUDIT = "audit"
 
 
 def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int = 10) -> dict[str, Any]:
     """Write the archive of `settings` to `target` (a .jsonl.gz file); returns what it holds."""
-    store = Archive(settings).store
+    archive = Archive(settings)
+    store = archive.store
     target = Path(target)
     head = store.change_head()
     chunks: dict[str, tuple[str, dict, list[float]]] = {}
@@ -58,6 +63,8 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
         for cid in sorted(chunks):
             doc, meta, vector = chunks[cid]
             fh.write(json.dumps({"id": cid, "document": doc, "metadata": meta, "embedding": vector}) + "\n")
+        for eid, meta in archive.audit.export():
+            fh.write(json.dumps({"state_file": AUDIT, "entry": eid, "metadata": meta}) + "\n")
         for name in STATE_FILES:
             f = settings.data_dir / name
             if f.exists():
@@ -67,9 +74,10 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
     return {"chunks": len(chunks), "articles": len(articles), "head": head, "file": str(target)}
 
 
-def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[str, Any]:
-    """Load a backup into the store of `settings` (merged by chunk id with what it holds), then rebuild the
-    keyword index. Restoring the same file twice writes the same ids: nothing is duplicated."""
+def restore(settings: Settings, source: str | Path, page: int = 1000, actor: str = "library") -> dict[str, Any]:
+    """Load a backup into the store of `settings` (merged by chunk id with what it holds, its audit trail by
+    entry id), then rebuild the keyword index, and record the restore in the audit trail as `actor`.
+    Restoring the same file twice writes the same ids: nothing is duplicated."""
     from assistant.ingest.ingestor import Ingestor
 
     ing = Ingestor(settings)
@@ -84,9 +92,13 @@ def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[st
                 f"{store.embedder.name!r}", "set embedding.model and embedding.backend to the backup's")
         with ing.lock():
             batch: list[tuple[str, str, dict[str, Any], Any]] = []
+            trail: list[tuple[str, dict[str, Any]]] = []
             n = 0
             for line in fh:
                 rec = json.loads(line)
+                if rec.get("state_file") == AUDIT:
+                    trail.append((rec.get("entry"), rec.get("metadata")))
+                    continue
                 if "state_file" in rec:
                     if rec["state_file"] in STATE_FILES:
                         (settings.data_dir / rec["state_file"]).write_text(rec["text"], encoding="utf-8")
@@ -99,5 +111,8 @@ def restore(settings: Settings, source: str | Path, page: int = 1000) -> dict[st
             n += len(batch)
             store.record_change(at_least=header.get("head") or 0)
             report = ing.lexical.sync(full=True)
-    return {"chunks": n, "keyword_index": report.upserted, "head": store.change_head()}
+            entries = ing.archive.audit.restore(trail)
+            ing.archive.audit.record(actor, "restore", str(source), f"{n} chunks, {entries} audit entries, "
+                                                                     f"change {header.get('head') or 0}")
+    return {"chunks": n, "keyword_index": report.upserted, "head": store.change_head(), "audit_entries": entries}
 

@@ -53,6 +53,12 @@ class IngestReport:
         self.skipped += other.skipped
         self.resumed = self.resumed or other.resumed
 
+    def summary(self) -> str:
+        """The counts in one line (an audit entry's detail)."""
+        return (f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+                + (f"deleted {self.deleted}, " if self.deleted else "")
+                + f"failed {len(self.failed)}, skipped {len(self.skipped)}")
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["failed"] = [asdict(f) for f in self.failed]

@@ -116,6 +116,9 @@ class Watcher:
         report.requests = self.fetcher.requests - requests
         report.downloads = self.fetcher.downloads - downloads
         report.ingest.seconds = time.perf_counter() - t0
+        if report.ingest.added or report.ingest.updated:  # a round that changed the archive, not every round
+            changed = [s.url for s in report.sources if s.added or s.updated]
+            self.ingestor.archive.audit.record("watcher", "ingest", " ".join(changed), report.ingest.summary())
         return report
 
     def ingest_urls(self, urls: list[str]) -> IngestReport:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import gradio as gr
-from fastapi import APIRouter, Body, FastAPI, Query
+from fastapi import APIRouter, Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
@@ -26,6 +27,7 @@ from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
 from assistant.web import metrics
+from assistant.web.actor import actor_of
 from assistant.web.app import CSS, THEME, build_app
 from assistant.web.errors import crash, error_response, install_handlers, stream_error_body
 from assistant.web.openai_api import OpenAIErrors, openai_router
@@ -74,7 +76,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         return app.state.ingestor
 
     # In this order: the OpenAPI schema lists the paths so, and the /api catch-all comes after every /api route.
-    for router in (sources_router(settings),  # /api/sources: the watcher's feeds (admin token)
+    for router in (sources_router(settings, assistant.archive.audit),  # /api/sources: the watcher's feeds (admin token)
                    openai_router(assistant),  # /v1: the archive as an OpenAI-compatible model
                    health_router(assistant),  # /healthz, /metrics
                    ask_router(assistant),  # /api/ask, /api/ask/stream
@@ -120,8 +122,9 @@ def ask_router(assistant: Assistant) -> APIRouter:
     router = APIRouter()
 
     @router.post("/api/ask", response_model=AskOut, responses=ERRORS, tags=["ask"])
-    def ask(req: AskIn) -> dict:
+    def ask(req: AskIn, request: Request) -> dict:
         """Answer a question from the articles, with numbered citations."""
+        assistant.archive.audit.question(actor_of(request), "/api/ask", check_question(req.question))
         return assistant.ask(req.question, _turns(req), _filters(req)).to_json(full=True)
 
     @router.post("/api/ask/stream", responses={**ERRORS, 200: {
@@ -130,9 +133,10 @@ def ask_router(assistant: Assistant) -> APIRouter:
                        "`answer` replaces the streamed text) then `done`; `notice` {notice} when the model server "
                        "failed and the extractive engine answers; `error` {error, hint} on failure."}},
         tags=["ask"])
-    async def ask_stream(req: AskIn) -> StreamingResponse:
+    async def ask_stream(req: AskIn, request: Request) -> StreamingResponse:
         """The answer as Server-Sent Events, text first, citations at the end."""
-        check_question(req.question)
+        await run_in_threadpool(assistant.archive.audit.question, actor_of(request), "/api/ask/stream",
+                                check_question(req.question))
         chunks = assistant.chain.astream({"question": req.question, "history": _turns(req),
                                           "filters": _filters(req)})
         # The first chunk comes after retrieval: pulling it here turns store errors into a proper status.
@@ -164,7 +168,7 @@ def articles_router(assistant: Assistant, ingestor: Callable[[], Ingestor]) -> A
             for m in page]}
 
     @router.post("/api/articles", response_model=IngestOut, responses=ERRORS, tags=["articles"])
-    def add_articles(payload: Annotated[ArticleIn | list[ArticleIn] | ArticleBatch, Body()]) -> dict:
+    def add_articles(payload: Annotated[ArticleIn | list[ArticleIn] | ArticleBatch, Body()], request: Request) -> dict:
         """Ingest one article, a list, or {"articles": [...]} (admin token). Unchanged articles are skipped."""
         items = payload.articles if isinstance(payload, ArticleBatch) else (
             payload if isinstance(payload, list) else [payload])
@@ -177,16 +181,20 @@ def articles_router(assistant: Assistant, ingestor: Callable[[], Ingestor]) -> A
                                  "; ".join(f.reason for f in failures[:5]), "each article needs a title and a body")
         report = ingestor().ingest_articles(articles)
         report.failed[:0] = failures
+        assistant.archive.audit.record(actor_of(request), "ingest", " ".join(a.id for a in articles),
+                                       report.summary() + ": " + "; ".join(a.title for a in articles))
         out = report.to_json()
         metrics.count_ingest(out)
         return {**out, "ids": [a.id for a in articles]}
 
     @router.delete("/api/articles/{article_id}", response_model=DeletedOut, responses=ERRORS, tags=["articles"])
-    def delete_article(article_id: str) -> dict:
+    def delete_article(article_id: str, request: Request) -> dict:
         """Remove an article and its chunks (admin token)."""
+        title = assistant.store.manifest([article_id]).get(article_id, {}).get("title", "")
         n = ingestor().delete(article_id)
         if n == 0:
             raise StarletteHTTPException(404, f"no article with id {article_id}")
+        assistant.archive.audit.record(actor_of(request), "delete", article_id, f"{title} ({n} chunks)")
         metrics.count_ingest({"deleted": 1})
         return {"id": article_id, "chunks": n}
 

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from assistant.answering.chain import Assistant
+from assistant.answering.chain import Assistant, check_question
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
 from assistant.text.sentences import split_sentences
 from assistant.urls import is_http_url
+from assistant.web.actor import actor_of
 from assistant.web.security import USER_HEADER
 
 log = logging.getLogger(__name__)
@@ -213,13 +214,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """
     searching = '<p class="sources-empty">Searching the articles…</p>'
 
-    def respond(message: str, history: list[dict]) -> Iterator[tuple[list[dict], str, str]]:
+    def respond(message: str, history: list[dict], request: gr.Request) -> Iterator[tuple[list[dict], str, str]]:
         turns = _pairs(history)
         history = list(history) + [{"role": "user", "content": html.escape(message or "", quote=False)},
                                    {"role": "assistant", "content": ""}]
         yield history, searching, ""
         text = ""
         try:
+            assistant.archive.audit.question(actor_of(request), "chat", check_question(message))
             for ev in assistant.stream(message, turns):
                 if ev.kind == "delta":
                     text += ev.text
@@ -243,9 +245,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             history[-1]["content"] = chat_html(f"⚠️ {INTERNAL_ERROR}")
             yield history, '<p class="sources-empty">No sources.</p>', ""
 
-    def ask(question: str) -> tuple[str, str]:
+    def ask(question: str, request: gr.Request) -> tuple[str, str]:
         """Ask one question; returns the answer text and its citations as JSON."""
         try:
+            assistant.archive.audit.question(actor_of(request), "chat", check_question(question))
             answer = assistant.ask(question)
         except AssistantError as e:
             return f"⚠️ {e}", "[]"

@@ -18,15 +18,17 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.answering.chain import Assistant, article_label, check_question, events_of
 from assistant.errors import AssistantError
 from assistant.models import Answer
+from assistant.web.actor import actor_of
 from assistant.web.errors import described, openai_error_body
 
 log = logging.getLogger(__name__)
@@ -134,11 +136,13 @@ def openai_router(assistant: Assistant) -> APIRouter:
         return {"id": name, "object": "model", "created": 0, "owned_by": OWNER}
 
     @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
-    async def chat_completions(req: ChatRequest):
+    async def chat_completions(req: ChatRequest, request: Request):
         """Answer the conversation's last question from the archive, plain or streamed (SSE, `[DONE]` last)."""
         check_model(req.model)
         question, history = conversation(req.messages)
-        inputs = {"question": check_question(question), "history": history}
+        asked = check_question(question)
+        inputs = {"question": asked, "history": history}
+        await run_in_threadpool(assistant.archive.audit.question, actor_of(request), PREFIX + "/chat/completions", asked)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": cid, "created": created, "model": req.model}
         if not req.stream:

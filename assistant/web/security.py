@@ -431,11 +431,10 @@ class Guard:
         elif signed_in:
             user = await self._user(None, signed_in)
             role = user.role.value if user else "anonymous"
-        scope.setdefault("state", {})["actor"] = (user.name if user else
-                                                  {"admin": "admin token", "metrics": "metrics token",
-                                                   "widget": f"widget token {fingerprint(token or '')}"}.get(role))
-        if scope["state"]["actor"] is None:
-            del scope["state"]["actor"]
+        actor = user.name if user else {"admin": "admin token", "metrics": "metrics token",
+                                        "widget": f"widget token {fingerprint(token or '')}"}.get(role)
+        if actor:  # for the audit trail (assistant.web.actor); the anonymous are named by their address there
+            scope.setdefault("state", {})["actor"] = actor
         if role == "admin":
             return None
         if role == "anonymous" and self.require_login:

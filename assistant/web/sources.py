@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from assistant.config import Settings
 from assistant.errors import ConfigError
+from assistant.index.audit import AuditLog
 from assistant.live.sources import Source, SourceBook, SourceState
+from assistant.web.actor import actor_of
 
 
 class SourceIn(BaseModel):
@@ -51,8 +53,9 @@ def source_out(source: Source, state: SourceState | None) -> dict:
             **{k: v for k, v in public.items() if k != "kind"}}
 
 
-def sources_router(settings: Settings) -> APIRouter:
-    """The /api/sources routes over the data dir's sources file (shared with a running `assistant watch`)."""
+def sources_router(settings: Settings, audit: AuditLog | None = None) -> APIRouter:
+    """The /api/sources routes over the data dir's sources file (shared with a running `assistant watch`);
+    additions and removals go into `audit`, the archive's audit trail."""
     router = APIRouter(prefix="/api/sources", tags=["sources"])
     book = SourceBook(settings)
 
@@ -63,13 +66,15 @@ def sources_router(settings: Settings) -> APIRouter:
         return {"sources": [source_out(s, states.get(s.url)) for s in book.sources()]}
 
     @router.post("", response_model=SourceOut, status_code=201)
-    def add_source(req: SourceIn) -> dict:
+    def add_source(req: SourceIn, request: Request) -> dict:
         """Add a source (admin token); `assistant watch` picks it up within a minute."""
         source = book.add(req.url, req.kind, req.interval)
+        if audit is not None:
+            audit.record(actor_of(request), "source.add", source.url, f"{source.kind}, every {source.interval:g} s")
         return source_out(source, book.states().get(source.url))
 
     @router.delete("/{source_id}", response_model=SourceOut)
-    def delete_source(source_id: str) -> dict:
+    def delete_source(source_id: str, request: Request) -> dict:
         """Remove a source added through the API, and its state (admin token); its articles stay."""
         try:
             source = book.remove(source_id)
@@ -77,6 +82,8 @@ def sources_router(settings: Settings) -> APIRouter:
             raise HTTPException(409, e.message + f" ({e.hint})") from None
         if source is None:
             raise HTTPException(404, f"no source with id {source_id}")
+        if audit is not None:
+            audit.record(actor_of(request), "source.remove", source.url, f"id {source.id}")
         return source_out(source, None)
 
     return router
