@@ -410,7 +410,7 @@ def users_add(ctx, name, role, as_json) -> None:
 @click.pass_context
 def users_list(ctx, as_json) -> None:
     """The users and their roles (never their keys)."""
-    found = _archive(ctx).users.list()
+    found = _archive(ctx).users.all()
     if as_json:
         click.echo(json.dumps({"users": [u.to_json() for u in found]}))
     elif not found:

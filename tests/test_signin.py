@@ -295,3 +295,15 @@ def test_odd_users_commands_are_one_line_errors(tmp_path):
                              (["users", "list", "--json", "extra"], 2, "unexpected extra argument")):
         r = runner.invoke(cli, ["--data-dir", str(tmp_path), *args])
         assert r.exit_code == code and says in r.output and "Traceback" not in r.output, (args, r.output)
+
+
+def test_a_backup_carries_the_users_and_their_keys_work_after_restore(tmp_path):
+    runner = CliRunner()
+    here, elsewhere, file = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "archive.jsonl.gz"
+    key = json.loads(runner.invoke(cli, ["--data-dir", str(here), "users", "add", "eli", "--json"]).stdout)["key"]
+    assert runner.invoke(cli, ["--data-dir", str(here), "backup", str(file)]).exit_code == 0
+    for _ in range(2):  # restoring twice doubles nothing
+        restored = runner.invoke(cli, ["--data-dir", str(elsewhere), "restore", str(file)])
+        assert restored.exit_code == 0, restored.output
+    users = Archive(load_settings(data_dir=str(elsewhere))).users
+    assert [u.name for u in users.all()] == ["eli"] and users.verify(key).name == "eli"

@@ -99,7 +99,7 @@ class Users:
                          embeddings=np.ones((1, 1), dtype=np.float32))
         return f"{KEY_PREFIX}{key_id}_{secret}"
 
-    def list(self) -> list[User]:
+    def all(self) -> list[User]:
         users = [User(m["name"], Role(m["role"]), m.get("created", "")) for _, m in self._records()]
         return sorted(users, key=lambda u: u.name.lower())
 
@@ -114,6 +114,20 @@ class Users:
         if ids:
             self.chroma.call("write", "delete", log_collection=True, ids=ids)
         return bool(ids)
+
+    def export(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every user record as (id, metadata: name, role, the key's hash, created): what a backup carries."""
+        return sorted(self._records(), key=lambda r: r[0])
+
+    def restore(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
+        """Put records `export` gave back under their own ids (restoring twice doubles nothing); how many."""
+        kept = [(i, {k: m[k] for k in ("name", "role", "hash", "created") if k in m} | {"kind": "user"})
+                for i, m in rows if isinstance(i, str) and i.startswith("user:") and isinstance(m, dict)
+                and NAME.match(str(m.get("name", ""))) and m.get("role") in tuple(Role)]
+        if kept:
+            self.chroma.call("write", "upsert", log_collection=True, ids=[i for i, _ in kept],
+                             metadatas=[m for _, m in kept], embeddings=np.ones((len(kept), 1), dtype=np.float32))
+        return len(kept)
 
     def verify(self, key: str) -> User | None:
         """The user whose key this is, or None (malformed, unknown, removed or wrong secret)."""

@@ -1,8 +1,8 @@
 """Back up a live archive and restore it elsewhere (issue 15 part 5).
 
 A backup is one gzip'd JSON-lines file: a header (embedding model, collection, the store's change head), every
-chunk with its text, metadata and embedding, then the store's audit trail (assistant.index.audit) and the data
-dir's small state files (sources and their poll state). It is taken through the store's API while the archive
+chunk with its text, metadata and embedding, then the store's audit trail (assistant.index.audit), its users
+(their keys' hashes, never keys) and the data dir's small state files (sources and their poll state). It is taken through the store's API while the archive
 serves and ingests go on: after the full pass, what changed meanwhile (chunks written after the head it started
 from, tombstones, chunks a shifting page skipped) is read again, until the head stops moving, so the file is the
 store as of one change head. The keyword index is not in it: it is derived from the store, and `restore`
@@ -30,6 +30,7 @@ STATE_FILES = ("sources.json", "robots.json")  # what the data dir holds besides
 # An audit entry's line: {"state_file": AUDIT, "entry": its id, "metadata"}. Written as a state-file record, so
 # a reader older than the audit trail skips it (an unknown state file) instead of failing on a line without a chunk.
 AUDIT = "audit"
+USERS = "users"  # a user's line, the same way: {"state_file": USERS, "entry": its id, "metadata"} (a key's hash)
 
 
 def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int = 10) -> dict[str, Any]:
@@ -65,6 +66,8 @@ def backup(settings: Settings, target: str | Path, page: int = 2000, rounds: int
             fh.write(json.dumps({"id": cid, "document": doc, "metadata": meta, "embedding": vector}) + "\n")
         for eid, meta in archive.audit.export():
             fh.write(json.dumps({"state_file": AUDIT, "entry": eid, "metadata": meta}) + "\n")
+        for uid, meta in archive.users.export():
+            fh.write(json.dumps({"state_file": USERS, "entry": uid, "metadata": meta}) + "\n")
         for name in STATE_FILES:
             f = settings.data_dir / name
             if f.exists():
@@ -93,11 +96,12 @@ def restore(settings: Settings, source: str | Path, page: int = 1000, actor: str
         with ing.lock():
             batch: list[tuple[str, str, dict[str, Any], Any]] = []
             trail: list[tuple[str, dict[str, Any]]] = []
+            users: list[tuple[str, dict[str, Any]]] = []
             n = 0
             for line in fh:
                 rec = json.loads(line)
-                if rec.get("state_file") == AUDIT:
-                    trail.append((rec.get("entry"), rec.get("metadata")))
+                if rec.get("state_file") in (AUDIT, USERS):
+                    (trail if rec["state_file"] == AUDIT else users).append((rec.get("entry"), rec.get("metadata")))
                     continue
                 if "state_file" in rec:
                     if rec["state_file"] in STATE_FILES:
@@ -112,6 +116,7 @@ def restore(settings: Settings, source: str | Path, page: int = 1000, actor: str
             store.record_change(at_least=header.get("head") or 0)
             report = ing.lexical.sync(full=True)
             entries = ing.archive.audit.restore(trail)
+            ing.archive.users.restore(users)
             ing.archive.audit.record(actor, "restore", str(source), f"{n} chunks, {entries} audit entries, "
                                                                      f"change {header.get('head') or 0}")
     return {"chunks": n, "keyword_index": report.upserted, "head": store.change_head(), "audit_entries": entries}
