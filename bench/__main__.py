@@ -23,6 +23,7 @@ COMMANDS = {
     "profile-answer": "profile_answer",      # cProfile over Assistant.ask
     "profile-ingest": "profile_ingest",      # pyinstrument over one ingest
     "ingest-one": "ingest_one",              # one-article ingests into a copy of an archive
+    "attribution": "attribution",            # who said what: quote attribution against hand labels (#24)
 }
 
 
