@@ -143,14 +143,3 @@ def test_chat_text_is_escaped_and_numbers_link_to_quotes():
     history = [{"role": "user", "content": chat_html("Why <b>?")},
                {"role": "assistant", "content": out}]
     assert _pairs(history) == [("Why <b>?", text.replace("[1] PORT", "[1]\nPORT"))]
-
-
-def test_a_passage_stored_without_sentence_offsets_still_gets_its_best_sentence():
-    """The nearest card's highlight falls back on the one sentence splitter (no regex of the chat's own)."""
-    from assistant.web.app import best_sentence
-
-    text = "The ferry to Lorn Island runs twice a day. Mayor Ilse Varga opened the new pier on Tuesday. Tickets cost less."
-    p = Passage("c1", "a1", text, 100, 100 + len(text), "Pier opens", None, None, None, sentences=[])
-    a, b = best_sentence(p, "Who opened the pier?")
-    assert text[a:b] == "Mayor Ilse Varga opened the new pier on Tuesday."
-    assert best_sentence(p, "zebra quantum") is None

@@ -13,7 +13,6 @@ import gradio as gr
 from assistant.answering.chain import Assistant, check_question
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
-from assistant.text.sentences import split_sentences
 from assistant.urls import is_http_url
 from assistant.web.actor import actor_of
 from assistant.web.security import USER_HEADER
@@ -153,8 +152,8 @@ def best_sentence(passage: Passage, question: str) -> tuple[int, int] | None:
     """The passage's sentence sharing the most words with the question (relative offsets), None when none does."""
     words = {w.lower() for w in _WORD.findall(question or "")}
     spans = [(s - passage.start, e - passage.start) for s, e in passage.sentence_spans()]
-    if not spans:  # a chunk stored without its sentence offsets: the one sentence splitter, on the passage
-        spans = split_sentences(passage.text)
+    if not spans:
+        spans = [(m.start(), m.end()) for m in re.finditer(r"[^\s.!?][^.!?\n]*[.!?]*", passage.text)]
     best, best_score = None, 0
     for a, b in spans:
         score = len(words & {w.lower() for w in _WORD.findall(passage.text[a:b])})
