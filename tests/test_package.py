@@ -69,7 +69,7 @@ def _imports(folder: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     counts as an optional import. Standard library and the repository's own modules are left out (bench/
     scripts import helpers from tests/).
     """
-    local = {p.stem for d in ("assistant", "tests", "bench") for p in (ROOT / d).rglob("*.py")} | {"assistant", "tests"}
+    local = {p.stem for d in ("assistant", "tests", "bench") for p in (ROOT / d).rglob("*.py")} | {"assistant", "tests", "bench"}
     names = packages_distributions()
     required: dict[str, set[str]] = {}
     optional: dict[str, set[str]] = {}
