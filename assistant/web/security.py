@@ -375,16 +375,18 @@ class Guard:
             receive = _limited(receive, limit)
         await self.app(scope, receive, send)
 
-    async def _user(self, token: str | None, signed_in: str | None) -> User | None:
-        """The personal key's user, or the signed-in user (an admin when the store lists that name as one)."""
-        if self.users is None:
-            return User(signed_in, Role.READER) if signed_in else None
-        users = self.users
-        if token:
-            return await anyio.to_thread.run_sync(users.verify, token)
-        assert signed_in
-        known = await anyio.to_thread.run_sync(users.get, signed_in)
-        return User(signed_in, known.role if known else Role.READER)
+    async def _key_user(self, token: str) -> User | None:
+        """The personal key's user (None: unknown, removed or wrong): one store read, off the event loop."""
+        return await anyio.to_thread.run_sync(self.users.verify, token) if self.users is not None else None
+
+    async def _signed_in_user(self, name: str, path: str, method: str) -> User:
+        """The signed-in user: a reader, or an admin when the store lists that name as one. The store is asked
+        only where the role matters (admin routes, /metrics), not for each of a page's many requests."""
+        if self.users is not None and (admin_only(path, method) or path == METRICS):
+            known = await anyio.to_thread.run_sync(self.users.get, name)
+            if known is not None:
+                return User(name, known.role)
+        return User(name, Role.READER)
 
     async def _check(self, scope: Scope, headers: Headers, path: str, method: str) -> Response | None:
         """The refusal for this request (401/403/429), or None when it may proceed."""
@@ -409,7 +411,7 @@ class Guard:
             elif self.metrics_token and hmac.compare_digest(token.encode(), self.metrics_token.encode()):
                 role = "metrics"
             elif is_personal_key(token):
-                user = await self._user(token, None)
+                user = await self._key_user(token)
                 if user is None:
                     log.info("unknown or removed personal key %s on %s", fingerprint(token), path)
                     return self._failed(client, token, path, "unknown or removed personal key",
@@ -429,8 +431,8 @@ class Guard:
                         return self._failed(client, token, path, "unknown token",
                                             "check the widget's data-token, your personal key or the admin token")
         elif signed_in:
-            user = await self._user(None, signed_in)
-            role = user.role.value if user else "anonymous"
+            user = await self._signed_in_user(signed_in, path, method)
+            role = user.role.value
         actor = user.name if user else {"admin": "admin token", "metrics": "metrics token",
                                         "widget": f"widget token {fingerprint(token or '')}"}.get(role)
         if actor:  # for the audit trail (assistant.web.actor); the anonymous are named by their address there
