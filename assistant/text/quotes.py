@@ -433,7 +433,7 @@ class _Claim:
     headline: bool
     direct: _Direct | None = None
     para: int = 0
-    org_source: str | None = field(default=None)  # "according to X": X as a name, already read
+    org_source: str | None = field(default=None)  # a name read without a subject token: "according to X", "said X"
 
 
 class _Reader:
