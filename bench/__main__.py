@@ -24,6 +24,7 @@ COMMANDS = {
     "profile-ingest": "profile_ingest",      # pyinstrument over one ingest
     "ingest-one": "ingest_one",              # one-article ingests into a copy of an archive
     "attribution": "attribution",            # who said what: quote attribution against hand labels (#24)
+    "answers": "answers",                    # answer figures of eval --out files: all, fortnight, changes
 }
 
 
