@@ -8,10 +8,14 @@ import json
 from dataclasses import replace
 
 import pytest
+from click.testing import CliRunner
 
+from assistant.cli import cli
+from assistant.index.archive import Archive
 from assistant.index.store import Store, stored_quotes, visible_body
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_paths
+from assistant.text import quotes as quotes_module
 from assistant.text.quotes import EXTRACTOR_VERSION, quotes_of
 from tests.support.paths import ROOT
 
@@ -79,3 +83,50 @@ def test_reingest_is_a_no_op_and_an_edit_replaces_the_quotes(ingested):
 
 def test_visible_body_puts_each_chunk_at_its_offsets():
     assert visible_body([(4, 9, "quick"), (0, 5, "the q"), (12, 15, "fox")]) == "the quick\n\n\nfox"
+
+
+def _reindex_json(settings) -> dict:
+    res = CliRunner().invoke(cli, ["reindex", "--json", "--data-dir", str(settings.data_dir)])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_reindex_after_a_new_extractor_reads_the_quotes_again_without_reembedding(ingested, monkeypatch):
+    settings, ingestor, articles = ingested
+    out = _reindex_json(settings)
+    assert out["quotes_reread"] == 0 and set(out) == {"chunks", "change", "seconds", "quotes_reread"}
+    before = {a.id: stored(ingestor.store, a.id) for a in articles}
+    ids = ingestor.store.all_ids()
+    vectors = ingestor.store.vectors(ids)
+    head = ingestor.store.change_head()
+    # a "better" extractor: version bumped, and it no longer names anybody
+    real = quotes_module.quotes_of_many
+    monkeypatch.setattr(quotes_module, "EXTRACTOR_VERSION", EXTRACTOR_VERSION + 1)
+    monkeypatch.setattr(quotes_module, "quotes_of_many",
+                        lambda texts, *a, **k: [[replace(q, speaker=None) for q in qs] for qs in real(texts, *a, **k)])
+    out = _reindex_json(settings)
+    assert out["quotes_reread"] == 9 and out["change"] > head
+    store = Store(settings)
+    for a in articles:
+        [rows] = store.article_chunks([a.id]).values()
+        assert {m["quotes_v"] for _, _, m in rows} == {EXTRACTOR_VERSION + 1}
+        assert sorted(q for _, _, m in rows for q in stored_quotes(m)) == [
+            (s, e, kind, None, cue) for s, e, kind, _, cue in before[a.id]]  # same spans, the new reading
+    after = store.vectors(ids)
+    assert all((after[i] == vectors[i]).all() for i in ids)  # metadata only: nothing re-embedded
+    assert sorted(store.all_ids()) == sorted(ids)
+    assert ingestor.lexical.status()["in_step"]
+    assert _reindex_json(settings)["quotes_reread"] == 0  # read again once, not at every reindex
+
+
+def test_a_restored_archive_has_the_quotes(ingested, make_settings, tmp_path):
+    from assistant.ingest.backup import backup, restore
+
+    settings, ingestor, articles = ingested
+    backup(settings, tmp_path / "archive.jsonl.gz")
+    target = make_settings(tmp_path / "restored")
+    restore(target, tmp_path / "archive.jsonl.gz")
+    restored = Store(target)
+    for a in articles:
+        assert stored(restored, a.id) == stored(ingestor.store, a.id) != []
+    assert len(Archive(target).quotes) == sum(len(stored(ingestor.store, a.id)) for a in articles)

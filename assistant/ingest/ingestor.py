@@ -206,6 +206,32 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def reread_quotes(self, progress: Progress | None = None) -> int:
+        """Read again the quotes of every stored article an older quote extractor read (its chunks' `quotes_v` is
+        not EXTRACTOR_VERSION): its body rebuilt from its chunks at their offsets, the quotes extracted anew and
+        only the chunks' metadata updated (no embedding), one change of the log per batch so every process's
+        derived indexes follow. Returns how many articles were read again."""
+        version = extractor_version()
+        with self.lock():
+            stale = sorted(aid for aid, meta in self.store.manifest().items() if meta.get("quotes_v") != version)
+            step = max(1, self.settings.ingest.batch_articles)
+            for i in range(0, len(stale), step):
+                chunks = self.store.article_chunks(stale[i:i + step])
+                rows = [r for r in chunks.values() if r]
+                found = read_quotes([(r[0][2].get("title") or "", visible_body(
+                    (int(m["start"]), int(m["end"]), t) for _, t, m in r)) for r in rows])
+                updates = []
+                for r, quotes in zip(rows, found):
+                    per = chunk_quotes([(int(m["start"]), int(m["end"])) for _, _, m in r], quotes)
+                    updates += [(cid, text, {**meta, "quotes": q, "quotes_v": version})
+                                for (cid, text, meta), q in zip(r, per)]
+                written = self.store.update_metadata(updates)
+                self.lexical.sync(written=written)
+                self.archive.quotes.apply(written)
+                if progress:
+                    progress("quotes", min(i + step, len(stale)), len(stale))
+            return len(stale)
+
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks from the store and the keyword index; returns chunks removed."""
         with self.lock():
