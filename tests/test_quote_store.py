@@ -11,12 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from assistant.cli import cli
+from assistant.errors import AssistantError
 from assistant.index.archive import Archive
+from assistant.index.quotebook import speaker_matches
 from assistant.index.store import Store, stored_quotes, visible_body
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import load_paths
 from assistant.text import quotes as quotes_module
 from assistant.text.quotes import EXTRACTOR_VERSION, quotes_of
+from assistant.text.words import tokenize
 from tests.support.paths import ROOT
 
 DATA = ROOT / "tests" / "data" / "quotes"
@@ -130,3 +133,114 @@ def test_a_restored_archive_has_the_quotes(ingested, make_settings, tmp_path):
     for a in articles:
         assert stored(restored, a.id) == stored(ingestor.store, a.id) != []
     assert len(Archive(target).quotes) == sum(len(stored(ingestor.store, a.id)) for a in articles)
+
+
+OUTLETS = ("Orrin Gazette", "Calder Courier", "Vellmar Post")
+
+
+def dated_articles() -> list:
+    """The nine fictional articles, each with a day of March 2025, an invented outlet and a .example URL."""
+    out = []
+    for i, a in enumerate(load_paths(TEXTS).articles):
+        out.append(replace(a, id="", source=OUTLETS[i % 3], published_at=f"2025-03-{i + 1:02d}",
+                           url=f"https://news-{i}.example/story"))
+        out[-1].__post_init__()
+    return out
+
+
+def gold_of(a) -> list[dict]:
+    name = next(p.name for p in TEXTS if p.read_text(encoding="utf-8").startswith(a.title))
+    return [g for g in GOLD[name] if g["quote"] not in a.title]
+
+
+@pytest.fixture
+def book(make_settings, tmp_path):
+    settings = make_settings(tmp_path / "dated")
+    ingestor = Ingestor(settings)
+    articles = dated_articles()
+    ingestor.ingest_articles(articles)
+    return ingestor.archive.quotes, articles
+
+
+def test_find_newest_first_with_verbatim_quotes(book):
+    quotes, articles = book
+    found = quotes.find(limit=1000)
+    by_id = {a.id: a for a in articles}
+    assert len(found) == sum(len(gold_of(a)) for a in articles)
+    assert [r.published_at for r in found] == sorted((r.published_at for r in found), reverse=True)
+    for r in found:
+        a = by_id[r.article_id]
+        assert r.quote == a.body[r.start:r.end] and r.title == a.title and r.source == a.source and r.url == a.url
+    assert len(quotes.find(limit=3)) == 3
+    first = found[0].article_id
+    assert [r.start for r in quotes.of_article(first)] == sorted(r.start for r in found if r.article_id == first)
+
+
+def test_find_by_speaker_takes_any_of_their_names_and_joint_speakers(book):
+    quotes, articles = book
+    full = next(g["speaker"] for a in articles for g in gold_of(a) if g["speaker"] and " and " in g["speaker"])
+    one = full.split(" and ")[0]  # a person who also speaks jointly with another
+    last = one.split()[-1]
+    expected = sorted(g["quote"] for a in articles for g in gold_of(a)
+                      if g["speaker"] and one in g["speaker"].split(" and "))
+    for name in (last, one, one.upper(), f"Harbour chair {one}"):
+        got = quotes.find(speaker=name, limit=1000)
+        assert sorted(r.quote for r in got) == expected, name
+    assert {r.speaker for r in quotes.find(speaker=last, limit=1000)} >= {one, full}
+    assert quotes.find(speaker=one.split()[0]) == []  # a first name alone is nobody
+    assert quotes.find(speaker="Nobody Atall") == []
+    unnamed = [r for r in quotes.find(limit=1000) if r.speaker is None]
+    assert unnamed and not any(r.speaker is None for r in quotes.find(speaker="officials", limit=1000))
+
+
+def test_speaker_matching_rules():
+    assert speaker_matches("Dmitry Peskov", "peskov") and speaker_matches("Peskov", "Kremlin spokesman Dmitry Peskov")
+    assert speaker_matches("Anna Vell and Ruben Sallow", "Sallow")
+    assert not speaker_matches("Bank of Northvale", "Northvale") and not speaker_matches(None, "Peskov")
+    assert not speaker_matches("Dmitry Peskov", "Dmitry")
+
+
+def test_find_about_words_dates_and_outlets(book):
+    quotes, articles = book
+    about = quotes.find(about="quota court", limit=1000)
+    by_id = {a.id: a for a in articles}
+    own = {g["quote"] for a in articles for g in gold_of(a) if {"quota", "court"} <= set(tokenize(g["quote"]))}
+    assert own and own <= {r.quote for r in about}  # both words in the quote itself
+    for r in about:  # or in its sentence (its paragraph holds that sentence)
+        body = by_id[r.article_id].body
+        paragraph = body[body.rfind("\n", 0, r.start) + 1:body.find("\n", r.end) % (len(body) + 1)]
+        assert {"quota", "court"} <= set(tokenize(paragraph)), r.quote
+    assert quotes.find(about="quota zeppelin") == []
+    window = quotes.find(since="2025-03-03", until="2025-03-05", limit=1000)
+    assert window and {r.published_at for r in window} <= {"2025-03-03", "2025-03-04", "2025-03-05"}
+    assert {r.published_at for r in window} == {a.published_at for a in articles
+                                                if "2025-03-03" <= a.published_at <= "2025-03-05" and gold_of(a)}
+    courier = quotes.find(source="calder courier", limit=1000)
+    assert courier and {r.source for r in courier} == {"Calder Courier"}
+    with pytest.raises(AssistantError, match="YYYY-MM-DD"):
+        quotes.find(since="2025-13-01")
+
+
+def test_a_deleted_article_leaves_the_book(book, make_settings, tmp_path):
+    quotes, articles = book
+    gone = next(r.article_id for r in quotes.find())
+    Ingestor(make_settings(tmp_path / "dated")).delete(gone)
+    assert not any(r.article_id == gone for r in quotes.find(limit=1000))
+
+
+def test_two_processes_on_one_chroma_server_see_each_others_quotes(make_settings, tmp_path, chroma_server):
+    host, port = chroma_server
+    server = {"store.host": host, "store.port": port}
+    writer = Ingestor(make_settings(tmp_path / "writer", **server))
+    articles = dated_articles()
+    writer.ingest_articles(articles[:4])
+    reader = Archive(make_settings(tmp_path / "reader", **server))
+    seen = {r.article_id for r in reader.quotes.find(limit=1000)}
+    assert seen == {a.id for a in articles[:4] if gold_of(a)}
+    writer.ingest_articles(articles[4:5])  # while the reader serves: found at its next query
+    late = articles[4]
+    assert gold_of(late)
+    assert sorted(r.quote for r in reader.quotes.find(limit=1000) if r.article_id == late.id) == sorted(
+        g["quote"] for g in gold_of(late))
+    writer.delete(articles[0].id)
+    assert articles[0].id not in {r.article_id for r in reader.quotes.find(limit=1000)}
