@@ -20,11 +20,7 @@ from assistant.ingest.loaders import load_paths
 from assistant.text import quotes as quotes_module
 from assistant.text.quotes import EXTRACTOR_VERSION, quotes_of
 from assistant.text.words import tokenize
-from tests.support.paths import ROOT
-
-DATA = ROOT / "tests" / "data" / "quotes"
-GOLD = json.loads((DATA / "gold.json").read_text(encoding="utf-8"))
-TEXTS = sorted(DATA.glob("*.txt"))
+from tests.support.quotes import GOLD, TEXTS, dated_articles, gold_of
 
 
 def stored(store: Store, article_id: str) -> list[tuple[int, int, str, str | None, str]]:
@@ -133,24 +129,6 @@ def test_a_restored_archive_has_the_quotes(ingested, make_settings, tmp_path):
     for a in articles:
         assert stored(restored, a.id) == stored(ingestor.store, a.id) != []
     assert len(Archive(target).quotes) == sum(len(stored(ingestor.store, a.id)) for a in articles)
-
-
-OUTLETS = ("Orrin Gazette", "Calder Courier", "Vellmar Post")
-
-
-def dated_articles() -> list:
-    """The nine fictional articles, each with a day of March 2025, an invented outlet and a .example URL."""
-    out = []
-    for i, a in enumerate(load_paths(TEXTS).articles):
-        out.append(replace(a, id="", source=OUTLETS[i % 3], published_at=f"2025-03-{i + 1:02d}",
-                           url=f"https://news-{i}.example/story"))
-        out[-1].__post_init__()
-    return out
-
-
-def gold_of(a) -> list[dict]:
-    name = next(p.name for p in TEXTS if p.read_text(encoding="utf-8").startswith(a.title))
-    return [g for g in GOLD[name] if g["quote"] not in a.title]
 
 
 @pytest.fixture

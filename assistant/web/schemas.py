@@ -147,6 +147,28 @@ class ArticlePage(BaseModel):
     articles: list[ArticleOut]
 
 
+class QuoteOut(BaseModel):
+    """One quote of an article: who said it and its exact text, the body between `start` and `end`."""
+
+    speaker: str | None = Field(description="The fullest name the article gives, \"A and B\" for a joint "
+                                            "statement, null when the article does not name the speaker.")
+    quote: str = Field(description="Exact text of the article body between start and end.")
+    kind: str = Field(description="\"direct\" (inside quotation marks) or \"reported\" (said that ...).")
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
+    url: str | None
+    start: int
+    end: int
+
+
+class QuotesOut(BaseModel):
+    """The quotes matching every filter given, newest first."""
+
+    quotes: list[QuoteOut]
+
+
 class DeletedOut(BaseModel):
     id: str
     chunks: int = Field(description="Chunks removed from the store.")
