@@ -74,6 +74,9 @@ class CitationOut(BaseModel):
     quote: str = Field(description="Exact text of the article body between start and end.")
     start: int
     end: int
+    speaker: str | None = Field(None, description="Who said it: the speaker of the article's quote that holds the "
+                                                  "cited span (at least half of it), else null (narrative text, "
+                                                  "an unnamed speaker).")
     supported: bool | None = Field(None, description="Whether the cited passage supports its sentence (when checked).")
     passage: str = Field("", description="The retrieved passage the quote comes from, for context.")
 
