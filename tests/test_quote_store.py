@@ -268,3 +268,23 @@ def test_the_chat_card_shows_the_speaker_escaped():
     assert "<b onmouseover" not in html_out
     plain = Citation(2, "x", p.title, p.source, p.published_at, p.url, "The ferry left.", 65, 80, passage=text)
     assert 'class="speaker"' not in citation_card([plain], p)
+
+
+def test_an_extractor_failure_stores_the_article_without_quotes_and_reindex_reads_it(make_settings, tmp_path,
+                                                                                     monkeypatch):
+    settings = make_settings(tmp_path / "failing")
+
+    def broken(texts, *a, **k):
+        raise OSError("model files missing")
+
+    real = quotes_module.quotes_of_many
+    monkeypatch.setattr(quotes_module, "quotes_of_many", broken)
+    ingestor = Ingestor(settings)
+    articles = load_paths(TEXTS[:2]).articles
+    assert ingestor.ingest_articles(articles).added == 2
+    [rows] = ingestor.store.article_chunks([articles[0].id]).values()
+    assert rows and all("quotes_v" not in m and "quotes" not in m for _, _, m in rows)
+    assert ingestor.archive.quotes.find() == []
+    monkeypatch.setattr(quotes_module, "quotes_of_many", real)
+    assert _reindex_json(settings)["quotes_reread"] == 2
+    assert stored(ingestor.store, articles[0].id) == expected_of(articles[0]) != []
