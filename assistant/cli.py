@@ -19,7 +19,15 @@ import click
 
 from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
-from assistant.terminal import Bars, error, keyword_index_line, print_audit, print_report, print_sources
+from assistant.terminal import (
+    Bars,
+    error,
+    keyword_index_line,
+    print_audit,
+    print_quotes,
+    print_report,
+    print_sources,
+)
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -242,6 +250,37 @@ def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> N
 
 
 @cli.command()
+@click.option("--speaker", help="Only this speaker's quotes, under any of their names (\"Peskov\", \"Dmitry Peskov\").")
+@click.option("--about", help="Only quotes whose text or sentence holds every word of this.")
+@click.option("--since", "since", help="Only articles published on/after YYYY-MM-DD.")
+@click.option("--until", "until", help="Only articles published on/before YYYY-MM-DD.")
+@click.option("--source", "sources", multiple=True,
+              help="Only articles from outlets whose name contains this, ignoring case (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N quotes.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: {"quotes": [{"speaker", "quote", "kind", "article_id", "title", '
+                   '"source", "published_at", "url", "start", "end"}]}.')
+@_data_dir_option
+@click.pass_context
+def quotes(ctx, speaker, about, since, until, sources, limit, as_json) -> None:
+    """Who said what: the archive's quotes, newest first, by speaker, words, date and outlet."""
+    from assistant.index.archive import Archive
+    from assistant.text.timeparse import parse_day
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_day(value)
+            except AssistantError as e:  # a usage error: one line, exit 2, nothing read
+                error(f"invalid {flag}: {e.message}", e.hint)
+                sys.exit(2)
+    archive = Archive(_settings(ctx))
+    found = archive.quotes.find(speaker=speaker, about=about, since=since, until=until, source=list(sources),
+                                limit=limit)
+    print_quotes(found, as_json)
+
+
+@cli.command()
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to bind (default 7860).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -337,17 +376,28 @@ def stats(ctx, as_json) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: {"chunks", "change", "seconds", "quotes_reread"}.')
 @_data_dir_option
 @click.pass_context
-def reindex(ctx) -> None:
-    """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
-    from assistant.index.archive import Archive
+def reindex(ctx, as_json) -> None:
+    """Read the quotes of articles an older quote extractor read again, then rebuild this data dir's keyword
+    index from the store (the store is the one source of truth)."""
+    from assistant.ingest.ingestor import Ingestor
 
     settings = _settings(ctx)
     t0 = time.perf_counter()
-    report = Archive(settings).lexical.sync(full=True)
+    ingestor = Ingestor(settings)
+    with Bars(lambda stage: ("Re-reading quotes", " articles")) as bars:
+        reread = ingestor.reread_quotes(bars)
+    report = ingestor.lexical.sync(full=True)
+    seconds = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"chunks": report.upserted, "change": report.seq or 0, "seconds": round(seconds, 3),
+                               "quotes_reread": reread}))
+        return
     click.echo(f"keyword index rebuilt from the store: {report.upserted} chunks, change {report.seq or 0} "
-               f"({time.perf_counter() - t0:.1f}s)")
+               f"({seconds:.1f}s); quotes read again for {reread} article{'s' * (reread != 1)}")
 
 
 @cli.command()

@@ -79,6 +79,8 @@ class Passage:
     sentences: list[tuple[int, int]] = field(default_factory=list)
     score: float = 0.0
     also_in: list[dict[str, Any]] = field(default_factory=list)  # duplicate copies' sources
+    # the quotes that start in this chunk: (start, end, kind, speaker, cue), absolute body offsets
+    quotes: list[tuple[int, int, str, str | None, str]] = field(default_factory=list)
 
     def sentence_spans(self, min_chars: int = 1) -> list[tuple[int, int]]:
         """The chunk's sentences clipped to this passage (absolute body offsets), those of min_chars or more."""
@@ -94,7 +96,7 @@ class Passage:
 
 
 # A citation's fields in `ask --json` and every surface, in this order; the API adds CHECK_FIELDS after them.
-CITATION_FIELDS = ("n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end")
+CITATION_FIELDS = ("n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker")
 CHECK_FIELDS = ("supported", "passage")
 
 
@@ -111,6 +113,7 @@ class Citation:
     quote: str
     start: int  # character offsets of quote in the article body
     end: int
+    speaker: str | None = None  # who said it, when the quote lies (mostly) inside one named speaker's quote
     passage: str = ""  # the whole retrieved passage, for display
     supported: bool | None = None
 
