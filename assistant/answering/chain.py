@@ -34,7 +34,7 @@ from langchain_core.runnables.utils import AddableDict
 from assistant.answering.citations import Support, check_support, cite
 from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
-from assistant.answering.question import Coverage, Question, analyse, coverage, mentions
+from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
@@ -49,6 +49,7 @@ MAX_TURNS = 6  # earlier turns the chain reads; older ones are dropped
 RUN_NAME = "newsroom-assistant"
 NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
 EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
+PEOPLE = frozenset({"PERSON"})
 _FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
                         r"his|her|their|there|those|these)\b", re.I)
 
@@ -404,8 +405,14 @@ class Assistant:
         support = check_support(cited, self.store.embedder.embed_memo)
         asked = analyse(question) if question else None
         if asked is not None and asked.named:
-            covered = coverage(asked, [f"{c.title}\n{c.passage or c.quote}" for c in cited.citations])
-            absent = coverage(asked, [f"{p.title}\n{p.text}" for p in passages])
+            # The cited passages must name the question's people (a quote from one person is never an answer
+            # about another); a model's reply, which may cite any passage for anything, also its
+            # organisations and places. The extractive engine's sentences come from passages that were
+            # checked as a whole in `_answer`: a country or body named in the article's other passages is the
+            # story's setting ("in the US"), and an answer sentence need not repeat it.
+            labels = NAMED_LABELS if generative else PEOPLE
+            covered = coverage(asked, [f"{c.title}\n{c.passage or c.quote}" for c in cited.citations], labels)
+            absent = coverage(asked, [f"{p.title}\n{p.text}" for p in passages], labels)
             if covered.refuse:
                 return self._refusal_answer(passages, "the cited passages do not mention what the question names",
                                             covered.sentence(absent))

@@ -33,6 +33,7 @@ _AMOUNT = re.compile(r"[$£€¥₹]\s?\d|\d+(?:[.,]\d+)*\s*(?:%|percent|per cen
                      r"euros|pounds|yen|rupees|yuan|roubles|rubles|tons|tonnes|kilometres|kilometers|miles|kg)\b",
                      re.I)
 _NAME_TYPES = ("person", "organisation", "place", "name")
+TYPED = ("person", "organisation", "place", "date", "number", "amount")  # `Question.answer_type`s
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class SentenceWeights:
 
     score = (meaning * cosine(question, sentence) + words * weighted coverage of the question's words
              + fits if it holds the kind of fact asked for) * (1 - rank + rank / (1 + rank_decay * passage))
+            * (untyped if the question asks for a name, date, number or amount and the sentence holds none)
     and the answer keeps sentences scoring at least `floor` times the best one.
     """
 
@@ -50,6 +52,7 @@ class SentenceWeights:
     rank: float = 0.08
     rank_decay: float = 0.15
     floor: float = 0.75
+    untyped: float = 0.75  # factor for a sentence without the asked type of value (typed questions only)
 
 
 @dataclass
@@ -190,8 +193,11 @@ class ExtractiveEngine(Engine):
             rank_prior = 1.0 / (1 + w.rank_decay * c.passage)
             length = 0.9 if len(c.text) < 40 else 1.0  # fragments ("He declined.") rarely answer alone
             off_focus = 0.6 if focus and not focus & c.terms else 1.0
+            # A question asking for a name, date, number or amount: a sentence holding none beyond the
+            # question's own only repeats the question ("Residents asked when the bridge would reopen").
+            untyped = w.untyped if kind in TYPED and not fits else 1.0
             c.words = w.words * coverage + fits
-            c.factor = (1 - w.rank + w.rank * rank_prior) * length * off_focus
+            c.factor = (1 - w.rank + w.rank * rank_prior) * length * off_focus * untyped
             c.score = c.words * c.factor
 
     def score(self, cands: list[Pick], vectors: np.ndarray) -> None:
