@@ -177,6 +177,8 @@ def _entity(span: Span) -> Entity:
     m = re.match(r"(?i)the\s+", text)
     if m:
         text, start = text[m.end():], start + m.end()
+    if span.label_ == "PERSON":  # "Donald Trump's Cabinet": the person is the owner
+        text = re.split(r"['’]s\b", text)[0]
     text = re.sub(r"['’]s$", "", text)
     setting = False
     if span.label_ in _PLACE_LABELS:
@@ -250,10 +252,10 @@ class Coverage:
 def coverage(question: Question, texts: list[str], labels: frozenset[str] = NAMED_LABELS) -> Coverage:
     """Check the question's named entities (those of `labels`) against texts (passages, with their titles);
     see `Coverage`."""
-    missing = tuple(e for e in question.named
-                    if e.label in labels and not e.setting and not any(mentions(e, t) for t in texts))
+    checked = [e for e in question.named if e.label in labels and not e.setting]
+    missing = tuple(e for e in checked if not any(mentions(e, t) for t in texts))
     if not missing:
         return Coverage()
     bad = {question.part_of(e) for e in missing}
-    whole = {question.part_of(e) for e in question.named} - bad
+    whole = {question.part_of(e) for e in checked} - bad  # parts naming only a setting are no covered part
     return Coverage(missing, refuse=not whole)
