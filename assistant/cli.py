@@ -337,17 +337,28 @@ def stats(ctx, as_json) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: {"chunks", "change", "seconds", "quotes_reread"}.')
 @_data_dir_option
 @click.pass_context
-def reindex(ctx) -> None:
-    """Rebuild this data dir's keyword index from the store (the store is the one source of truth)."""
-    from assistant.index.archive import Archive
+def reindex(ctx, as_json) -> None:
+    """Read the quotes of articles an older quote extractor read again, then rebuild this data dir's keyword
+    index from the store (the store is the one source of truth)."""
+    from assistant.ingest.ingestor import Ingestor
 
     settings = _settings(ctx)
     t0 = time.perf_counter()
-    report = Archive(settings).lexical.sync(full=True)
+    ingestor = Ingestor(settings)
+    with Bars(lambda stage: ("Re-reading quotes", " articles")) as bars:
+        reread = ingestor.reread_quotes(bars)
+    report = ingestor.lexical.sync(full=True)
+    seconds = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"chunks": report.upserted, "change": report.seq or 0, "seconds": round(seconds, 3),
+                               "quotes_reread": reread}))
+        return
     click.echo(f"keyword index rebuilt from the store: {report.upserted} chunks, change {report.seq or 0} "
-               f"({time.perf_counter() - t0:.1f}s)")
+               f"({seconds:.1f}s); quotes read again for {reread} article{'s' * (reread != 1)}")
 
 
 @cli.command()

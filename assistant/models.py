@@ -79,6 +79,8 @@ class Passage:
     sentences: list[tuple[int, int]] = field(default_factory=list)
     score: float = 0.0
     also_in: list[dict[str, Any]] = field(default_factory=list)  # duplicate copies' sources
+    # the quotes that start in this chunk: (start, end, kind, speaker, cue), absolute body offsets
+    quotes: list[tuple[int, int, str, str | None, str]] = field(default_factory=list)
 
     def sentence_spans(self, min_chars: int = 1) -> list[tuple[int, int]]:
         """The chunk's sentences clipped to this passage (absolute body offsets), those of min_chars or more."""

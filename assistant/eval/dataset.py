@@ -105,6 +105,7 @@ def _file_hash(path: Path) -> str:
 
 def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) -> str:
     """Cache key of an eval store: the corpus file plus every setting and code that shapes its chunks."""
+    from assistant.index.quotebook import extractor_version
     from assistant.ingest import chunking
     from assistant.text import cleaning, sentences
 
@@ -120,6 +121,8 @@ def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) 
         # their sentence offsets) cut by the old one
         "code": hashlib.sha1("".join(inspect.getsource(m) for m in (cleaning, chunking, sentences))
                              .encode()).hexdigest(),
+        # the quotes kept in the chunks' metadata: a new extractor builds the eval store anew
+        "quotes": extractor_version(),
     }
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

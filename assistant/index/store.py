@@ -34,6 +34,8 @@ class ArticleWrite:
     text_hashes: list[str]
     vectors: np.ndarray
     old_ids: list[str]
+    quotes: list[str] | None = None  # per chunk: its `quotes` metadata (JSON), from `quotebook.chunk_quotes`
+    quotes_v: int | None = None  # the quote extractor's EXTRACTOR_VERSION that read them
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,17 @@ class Written:
     deleted: list[str]
 
 
-def chunk_metadata(article: Article, chunk: Chunk, text_hash: str) -> dict[str, Any]:
+def chunk_metadata(article: Article, chunk: Chunk, text_hash: str, quotes: str | None = None,
+                   quotes_v: int | None = None) -> dict[str, Any]:
+    """A chunk's metadata. `quotes`: the JSON list of `[start, end, kind, speaker, cue]` of the quotes that start
+    in this chunk (absolute body offsets, like `start`/`end` and `sentences`), read by extractor `quotes_v`."""
     meta: dict[str, Any] = {
         "article_id": article.id, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end,
         "title": article.title, "hash": article.hash, "text_hash": text_hash,
         "sentences": json.dumps(chunk.sentences),
     }
+    if quotes is not None and quotes_v is not None:
+        meta["quotes"], meta["quotes_v"] = quotes, quotes_v
     for key in ("source", "author", "published_at", "url", "origin"):
         value = getattr(article, key)
         if value:
@@ -67,7 +74,33 @@ def passage_from(chunk_id: str, text: str, meta: dict[str, Any], score: float = 
         end=int(meta["end"]), title=meta.get("title", ""), source=meta.get("source"),
         published_at=meta.get("published_at"), url=meta.get("url"),
         sentences=[tuple(s) for s in json.loads(meta.get("sentences", "[]"))], score=score,
+        quotes=stored_quotes(meta),
     )
+
+
+def stored_quotes(meta: dict[str, Any]) -> list[tuple[int, int, str, str | None, str]]:
+    """The quotes kept in a chunk's metadata, (start, end, kind, speaker, cue); [] when none or unreadable."""
+    try:
+        rows = json.loads(meta.get("quotes") or "[]")
+        return [(int(r[0]), int(r[1]), str(r[2]), r[3] if isinstance(r[3], str) and r[3] else None, str(r[4]))
+                for r in rows if isinstance(r, list) and len(r) == 5]
+    except (TypeError, ValueError):
+        return []
+
+
+def visible_body(pieces: Iterable[tuple[int, int, str]]) -> str:
+    """An article body as its chunks hold it: each (start, end, text) at its offsets, what no chunk holds (page
+    furniture the cleaner left out) as newlines, so every offset is the body's own."""
+    out: list[str] = []
+    pos = 0
+    for start, end, text in sorted(pieces):
+        if start > pos:
+            out.append("\n" * (start - pos))
+            pos = start
+        if end > pos:
+            out.append(text[pos - start:])
+            pos = end
+    return "".join(out)
 
 
 class Store:
@@ -156,7 +189,9 @@ class Store:
             ids += new_ids
             embs.append(item.vectors)
             docs += [c.text for c in chunks]
-            metas += [{**chunk_metadata(article, c, h), "seq": seq} for c, h in zip(chunks, item.text_hashes)]
+            quotes: list[str | None] = list(item.quotes) if item.quotes else [None] * len(chunks)
+            metas += [{**chunk_metadata(article, c, h, q, item.quotes_v), "seq": seq}
+                      for c, h, q in zip(chunks, item.text_hashes, quotes)]
             if chunks and article_meta and article.id in article_meta:
                 metas[-len(chunks)].update(article_meta[article.id])
             stale += sorted(set(item.old_ids) - set(new_ids))
@@ -166,6 +201,30 @@ class Store:
             self.chroma.call("delete", "delete", ids=stale)
         self.log.record(seq, stale)
         return Written(seq, list(zip(ids, docs, metas)), stale)
+
+    def update_metadata(self, rows: list[tuple[str, str, dict[str, Any]]]) -> Written:
+        """Replace the metadata of stored chunks (id, text, metadata), their text and embeddings kept: one change
+        of the log like a write, so every process's derived indexes follow it."""
+        seq = self.log.next_seq()
+        rows = [(cid, text, {**meta, "seq": seq}) for cid, text, meta in rows]
+        if rows:
+            self.chroma.call("write", "update", ids=[r[0] for r in rows], metadatas=[r[2] for r in rows])
+        self.log.record(seq, [])
+        return Written(seq, rows, [])
+
+    def article_chunks(self, article_ids: list[str]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+        """Every stored chunk (id, text, metadata) of these articles, in chunk order, in one query."""
+        out: dict[str, list[tuple[str, str, dict[str, Any]]]] = {aid: [] for aid in article_ids}
+        if not article_ids:
+            return out
+        got = self.chroma.call("read", "get", where={"article_id": {"$in": list(article_ids)}},
+                               include=["documents", "metadatas"])
+        for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+            if meta.get("article_id") in out:
+                out[meta["article_id"]].append((cid, text, meta))
+        for rows in out.values():
+            rows.sort(key=lambda r: int(r[2].get("chunk_index") or 0))
+        return out
 
     def delete_chunks(self, ids: list[str], page: int = 5000) -> None:
         """Delete chunks and record their tombstones."""

@@ -19,8 +19,9 @@ from typing import Any
 from assistant.config import Settings
 from assistant.errors import StoreError
 from assistant.index.archive import Archive
+from assistant.index.quotebook import chunk_quotes, extractor_version, read_quotes
 from assistant.index.recovery import sweep_partial_articles
-from assistant.index.store import ArticleWrite
+from assistant.index.store import ArticleWrite, visible_body
 from assistant.ingest.chunking import Chunker
 from assistant.ingest.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
@@ -205,6 +206,32 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def reread_quotes(self, progress: Progress | None = None) -> int:
+        """Read again the quotes of every stored article an older quote extractor read (its chunks' `quotes_v` is
+        not EXTRACTOR_VERSION): its body rebuilt from its chunks at their offsets, the quotes extracted anew and
+        only the chunks' metadata updated (no embedding), one change of the log per batch so every process's
+        derived indexes follow. Returns how many articles were read again."""
+        version = extractor_version()
+        with self.lock():
+            stale = sorted(aid for aid, meta in self.store.manifest().items() if meta.get("quotes_v") != version)
+            step = max(1, self.settings.ingest.batch_articles)
+            for i in range(0, len(stale), step):
+                chunks = self.store.article_chunks(stale[i:i + step])
+                rows = [r for r in chunks.values() if r]
+                found = read_quotes([(r[0][2].get("title") or "", visible_body(
+                    (int(m["start"]), int(m["end"]), t) for _, t, m in r)) for r in rows])
+                updates = []
+                for r, quotes in zip(rows, found):
+                    per = chunk_quotes([(int(m["start"]), int(m["end"])) for _, _, m in r], quotes)
+                    updates += [(cid, text, {**meta, "quotes": q, "quotes_v": version})
+                                for (cid, text, meta), q in zip(r, per)]
+                written = self.store.update_metadata(updates)
+                self.lexical.sync(written=written)
+                self.archive.quotes.apply(written)
+                if progress:
+                    progress("quotes", min(i + step, len(stale)), len(stale))
+            return len(stale)
+
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks from the store and the keyword index; returns chunks removed."""
         with self.lock():
@@ -300,15 +327,21 @@ class Ingestor:
             plans.append((a, chunks, len(texts)))
             texts += [chunker.embedding_text(title, c.text) for c in chunks]
         vectors = self.store.embedder.embed(texts)
+        # Who said what: one batched pass of the quote extractor over the batch's bodies as their chunks hold
+        # them (what `assistant reindex` reads again from the store), each quote kept on the chunk of its start.
+        found = read_quotes([(a.title, visible_body((c.start, c.end, c.text) for c in chunks)) for a, chunks, _ in plans])
+        version = extractor_version()
         # One store query for the batch's replaced articles (none on a first ingest), not one per article.
         old_chunks = self.store.chunk_ids_by_article([a.id for a in batch if a.id in stored])
         items = []
-        for a, chunks, offset in plans:
+        for (a, chunks, offset), quotes in zip(plans, found):
             old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
-            items.append(ArticleWrite(a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids))
+            items.append(ArticleWrite(a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids,
+                                      chunk_quotes([(c.start, c.end) for c in chunks], quotes), version))
         written = self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
         self.lexical.sync(written=written)  # readers of this data dir see each batch as soon as it is stored
+        self.archive.quotes.apply(written)  # and this process's quote index, if it is built
         for item in items:
             report.chunks += len(item.chunks)
             if item.article.id in stored:
