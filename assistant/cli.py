@@ -19,7 +19,15 @@ import click
 
 from assistant.config import EngineName, load_settings
 from assistant.errors import AssistantError
-from assistant.terminal import Bars, error, keyword_index_line, print_audit, print_report, print_sources
+from assistant.terminal import (
+    Bars,
+    error,
+    keyword_index_line,
+    print_audit,
+    print_quotes,
+    print_report,
+    print_sources,
+)
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -239,6 +247,37 @@ def ask(ctx, question, as_json, engine, date_from, date_to, sources, today) -> N
             click.echo(f"    “{c.quote}”")
             if c.url:
                 click.echo(f"    {c.url}")
+
+
+@cli.command()
+@click.option("--speaker", help="Only this speaker's quotes, under any of their names (\"Peskov\", \"Dmitry Peskov\").")
+@click.option("--about", help="Only quotes whose text or sentence holds every word of this.")
+@click.option("--since", "since", help="Only articles published on/after YYYY-MM-DD.")
+@click.option("--until", "until", help="Only articles published on/before YYYY-MM-DD.")
+@click.option("--source", "sources", multiple=True,
+              help="Only articles from outlets whose name contains this, ignoring case (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N quotes.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: {"quotes": [{"speaker", "quote", "kind", "article_id", "title", '
+                   '"source", "published_at", "url", "start", "end"}]}.')
+@_data_dir_option
+@click.pass_context
+def quotes(ctx, speaker, about, since, until, sources, limit, as_json) -> None:
+    """Who said what: the archive's quotes, newest first, by speaker, words, date and outlet."""
+    from assistant.index.archive import Archive
+    from assistant.text.timeparse import parse_day
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_day(value)
+            except AssistantError as e:  # a usage error: one line, exit 2, nothing read
+                error(f"invalid {flag}: {e.message}", e.hint)
+                sys.exit(2)
+    archive = Archive(_settings(ctx))
+    found = archive.quotes.find(speaker=speaker, about=about, since=since, until=until, source=list(sources),
+                                limit=limit)
+    print_quotes(found, as_json)
 
 
 @cli.command()

@@ -96,7 +96,7 @@ class Passage:
 
 
 # A citation's fields in `ask --json` and every surface, in this order; the API adds CHECK_FIELDS after them.
-CITATION_FIELDS = ("n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end")
+CITATION_FIELDS = ("n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker")
 CHECK_FIELDS = ("supported", "passage")
 
 
@@ -113,6 +113,7 @@ class Citation:
     quote: str
     start: int  # character offsets of quote in the article body
     end: int
+    speaker: str | None = None  # who said it, when the quote lies (mostly) inside one named speaker's quote
     passage: str = ""  # the whole retrieved passage, for display
     supported: bool | None = None
 

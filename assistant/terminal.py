@@ -96,6 +96,22 @@ def print_audit(entries, as_json: bool) -> None:
         click.echo("  ".join(printable(x) for x in (e.at, e.actor, e.action, e.target or "-", e.detail) if x))
 
 
+def print_quotes(records, as_json: bool) -> None:
+    """`assistant quotes`: {"quotes": [...]} exactly (controls \\u-escaped in the JSON text), or per quote a line
+    with date, outlet and speaker, the quote, then title and URL, every field made printable."""
+    if as_json:
+        click.echo(json_escaped(json.dumps({"quotes": [r.to_json() for r in records]}, ensure_ascii=False)))
+        return
+    if not records:
+        click.echo("no quotes match")
+        return
+    for r in records:
+        head = " · ".join(printable(x) for x in (r.published_at, r.source) if x)
+        click.echo(f"{head + '  ' if head else ''}{printable(r.speaker or '(unnamed)')} ({r.kind}):")
+        click.echo(f"    “{printable(r.quote)}”")
+        click.echo(f"    {printable(r.title)}" + (f" {printable(r.url)}" if r.url else ""))
+
+
 def keyword_index_line(archive) -> str:
     """`stats`' line on the keyword index: in step with the store, or how far behind (issue 15)."""
     st = archive.lexical.status()

@@ -587,3 +587,38 @@ def test_api_docs_render_offline_under_the_csp(site, page, path, ready):
     # request leaves (so it is a violation, but never a request); nothing else may be blocked.
     violations = [v for v in page.evaluate("window.__csp") if not v.startswith("img-src https://cdn.redoc.ly/")]
     assert violations == [] and stray == []
+
+
+@pytest.fixture(scope="module")
+def quoted(site):
+    """A fictional article whose one sentence is mostly a named speaker's direct quote; removed after."""
+    article = {"title": "Lorvik growers count the cost of the spring rains", "source": "Avrel Gazette",
+               "published_at": "2025-03-04", "url": "https://avrel-gazette.example/cloves",
+               "body": "PORT AVREL — Clove growers of Lorvik met on Tuesday after a month of rain.\n\n"
+                       "“We have lost every clove tree on the eastern slopes of Lorvik this spring,” Ossa Vell said."}
+    r = httpx.post(site["app"] + "/api/articles", headers={"Authorization": f"Bearer {ADMIN}"}, json=article,
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    yield article
+    httpx.delete(site["app"] + f"/api/articles/{r.json()['ids'][0]}", headers={"Authorization": f"Bearer {ADMIN}"},
+                 timeout=60)
+
+
+def test_widget_and_chat_show_who_said_a_cited_quote(site, page, quoted):
+    question = "What did Ossa Vell say about the clove trees on the eastern slopes?"
+    r = httpx.post(site["app"] + "/api/ask", json={"question": question}, timeout=60)
+    cited = [c for c in r.json()["citations"] if "clove tree" in c["quote"]]
+    assert cited and cited[0]["speaker"] == "Ossa Vell"
+    _ask_on_wiki(page, site["wiki"], question)
+    source = page.locator("#nra-panel details", has_text="Lorvik growers").first
+    sync_api.expect(source).to_be_visible(timeout=60_000)
+    source.locator("summary").click()
+    speaker = source.locator("blockquote .speaker").first
+    sync_api.expect(speaker).to_have_text("— Ossa Vell")
+    page.goto(site["app"] + "/")
+    box = page.locator("#question textarea")
+    sync_api.expect(box).to_be_visible(timeout=60_000)
+    box.fill(question)
+    box.press("Enter")
+    card = page.locator("#sources .source-card", has_text="Lorvik growers").first
+    sync_api.expect(card.locator(".speaker").first).to_have_text("— Ossa Vell", timeout=60_000)

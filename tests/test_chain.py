@@ -28,7 +28,7 @@ from tests.support.scripted_llm import Fault
 
 QUESTION = "Did Russia offer Iran military help?"
 ASK_JSON = {"answer", "refused", "citations"}
-CITATION_FIELDS = {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end"}
+CITATION_FIELDS = {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker"}
 
 
 # A configure hook whose variable holds a recorder by default: every LangChain run in this process, in any

@@ -159,7 +159,7 @@ def test_cli_machine_interface(tmp_path):
     out = json.loads(res.stdout)
     assert set(out) == {"answer", "refused", "citations"}
     assert out["citations"] and set(out["citations"][0]) == {
-        "n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end"}
+        "n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker"}
 
     res = runner.invoke(cli, ["ask", "--data-dir", data, "   "])
     assert res.exit_code == 1 and "question is empty" in res.stderr

@@ -49,7 +49,7 @@ def test_eval_json_summary_and_per_query_out(eval_dir, tmp_path):
         assert 1 <= len(row["retrieved"]) <= 10
         assert all(set(r) == {"url", "title", "text", "score"} for r in row["retrieved"])
         for c in row["citations"]:
-            assert set(c) == {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end"}
+            assert set(c) == {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker"}
     assert sum(r["refused"] for r in rows if r["question_type"] == "null_query") >= 2
 
 

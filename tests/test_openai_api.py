@@ -56,7 +56,7 @@ def test_plain_completion_carries_markers_footer_and_citations(served):
     extra = choice.message.model_extra
     assert extra["refused"] is False and extra["citations"]
     c = extra["citations"][0]
-    assert set(c) == {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end"}
+    assert set(c) == {"n", "article_id", "title", "source", "published_at", "url", "quote", "start", "end", "speaker"}
     assert c["quote"] in answer and c["end"] - c["start"] == len(c["quote"])
     assert choice.message.refusal is None
 

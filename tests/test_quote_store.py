@@ -20,11 +20,7 @@ from assistant.ingest.loaders import load_paths
 from assistant.text import quotes as quotes_module
 from assistant.text.quotes import EXTRACTOR_VERSION, quotes_of
 from assistant.text.words import tokenize
-from tests.support.paths import ROOT
-
-DATA = ROOT / "tests" / "data" / "quotes"
-GOLD = json.loads((DATA / "gold.json").read_text(encoding="utf-8"))
-TEXTS = sorted(DATA.glob("*.txt"))
+from tests.support.quotes import GOLD, TEXTS, dated_articles, gold_of
 
 
 def stored(store: Store, article_id: str) -> list[tuple[int, int, str, str | None, str]]:
@@ -135,24 +131,6 @@ def test_a_restored_archive_has_the_quotes(ingested, make_settings, tmp_path):
     assert len(Archive(target).quotes) == sum(len(stored(ingestor.store, a.id)) for a in articles)
 
 
-OUTLETS = ("Orrin Gazette", "Calder Courier", "Vellmar Post")
-
-
-def dated_articles() -> list:
-    """The nine fictional articles, each with a day of March 2025, an invented outlet and a .example URL."""
-    out = []
-    for i, a in enumerate(load_paths(TEXTS).articles):
-        out.append(replace(a, id="", source=OUTLETS[i % 3], published_at=f"2025-03-{i + 1:02d}",
-                           url=f"https://news-{i}.example/story"))
-        out[-1].__post_init__()
-    return out
-
-
-def gold_of(a) -> list[dict]:
-    name = next(p.name for p in TEXTS if p.read_text(encoding="utf-8").startswith(a.title))
-    return [g for g in GOLD[name] if g["quote"] not in a.title]
-
-
 @pytest.fixture
 def book(make_settings, tmp_path):
     settings = make_settings(tmp_path / "dated")
@@ -244,3 +222,69 @@ def test_two_processes_on_one_chroma_server_see_each_others_quotes(make_settings
         g["quote"] for g in gold_of(late))
     writer.delete(articles[0].id)
     assert articles[0].id not in {r.article_id for r in reader.quotes.find(limit=1000)}
+
+
+def _passages_of(store: Store, article_id: str):
+    [rows] = store.article_chunks([article_id]).values()
+    return list(store.get_passages([cid for cid, _, _ in rows]).values())
+
+
+def test_a_cited_quote_carries_its_speaker_and_a_narrative_sentence_none(ingested):
+    from assistant.answering.citations import cite
+
+    settings, ingestor, articles = ingested
+    a = next(x for x in articles if x.title.startswith("Orrin Island fishers"))
+    passages = _passages_of(ingestor.store, a.id)
+    named = [(g["quote"], g["speaker"]) for g in gold_of(a) if g["speaker"] and " and " not in g["speaker"]]
+    assert named
+    for quote, speaker in named:
+        p = next(p for p in passages if quote in p.text)
+        at = p.start + p.text.index(quote)
+        around = [(s, e) for s, e in p.sentence_spans() if s < at + len(quote) and e > at]  # the sentence(s)
+        sentence = p.span_text(around[0][0], around[-1][1])
+        [c] = cite(quote + " [1]", [p]).citations  # the quote itself
+        assert c.quote == quote and c.speaker == speaker and c.to_dict()["speaker"] == speaker
+        # its whole sentence: the speaker when at least half of the sentence is the quote, else nobody's
+        [c] = cite(sentence + " [1]", [p]).citations
+        mostly = any(2 * len(q) >= len(sentence) for q, who in named if who == speaker and q in sentence)
+        assert c.quote == sentence and c.speaker == (speaker if mostly else None), sentence
+    first = a.body.strip().split("\n\n")[0]  # the narrative opening: nobody's words
+    p = next(p for p in passages if first in p.text)
+    [c] = cite(first + " [1]", [p]).citations
+    assert c.quote == first and c.speaker is None
+
+
+def test_the_chat_card_shows_the_speaker_escaped():
+    from assistant.models import Citation, Passage
+    from assistant.web.app import citation_card
+
+    text = "“The tide is ours,” said <b onmouseover=alert(1)>Ossa Vell</b>. The ferry left."
+    p = Passage("x:0", "x", text, 0, len(text), "Harbour notes", "Kestrel Ledger", "2025-03-01",
+                "https://kestrel.example/a", quotes=[(1, 17, "direct", "<b onmouseover=alert(1)>Ossa Vell</b>", "say")])
+    c = Citation(1, "x", p.title, p.source, p.published_at, p.url, text[:19], 0, 19,
+                 speaker="<b onmouseover=alert(1)>Ossa Vell</b>", passage=text)
+    html_out = citation_card([c], p)
+    assert '— &lt;b onmouseover=alert(1)&gt;Ossa Vell&lt;/b&gt;</span>' in html_out
+    assert "<b onmouseover" not in html_out
+    plain = Citation(2, "x", p.title, p.source, p.published_at, p.url, "The ferry left.", 65, 80, passage=text)
+    assert 'class="speaker"' not in citation_card([plain], p)
+
+
+def test_an_extractor_failure_stores_the_article_without_quotes_and_reindex_reads_it(make_settings, tmp_path,
+                                                                                     monkeypatch):
+    settings = make_settings(tmp_path / "failing")
+
+    def broken(texts, *a, **k):
+        raise OSError("model files missing")
+
+    real = quotes_module.quotes_of_many
+    monkeypatch.setattr(quotes_module, "quotes_of_many", broken)
+    ingestor = Ingestor(settings)
+    articles = load_paths(TEXTS[:2]).articles
+    assert ingestor.ingest_articles(articles).added == 2
+    [rows] = ingestor.store.article_chunks([articles[0].id]).values()
+    assert rows and all("quotes_v" not in m and "quotes" not in m for _, _, m in rows)
+    assert ingestor.archive.quotes.find() == []
+    monkeypatch.setattr(quotes_module, "quotes_of_many", real)
+    assert _reindex_json(settings)["quotes_reread"] == 2
+    assert stored(ingestor.store, articles[0].id) == expected_of(articles[0]) != []

@@ -83,7 +83,8 @@ def _archive_routes(c: httpx.Client, url: str) -> list[tuple[str, str, dict]]:
     eid = _event_id(c, url)  # made same-origin; a foreign page must not read it
     join = {"data": [QUESTION, []], "fn_index": 0, "session_hash": "sec-foreign"}
     return [("POST", "/api/ask", {"question": QUESTION}), ("POST", "/api/ask/stream", {"question": QUESTION}),
-            ("GET", "/api/articles", None), ("POST", "/gradio_api/call/ask", {"data": [QUESTION]}),
+            ("GET", "/api/articles", None), ("GET", "/api/quotes?speaker=Peskov", None),
+            ("POST", "/gradio_api/call/ask", {"data": [QUESTION]}),
             ("GET", f"/gradio_api/call/ask/{eid}", None), ("POST", "/gradio_api/queue/join", join),
             ("GET", "/gradio_api/queue/data?session_hash=sec-foreign", None), ("POST", "/gradio_api/run/ask",
                                                                               {"data": [QUESTION]}),

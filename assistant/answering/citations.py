@@ -53,6 +53,18 @@ def best_quote(segment: str, p: Passage) -> tuple[int, int]:
     return best
 
 
+def speaker_of(p: Passage, start: int, end: int) -> str | None:
+    """The speaker of the span [start, end) of a passage: that of the passage's quote holding it, or at least half
+    of its characters, when the quote names its speaker; None for narrative text, an unnamed speaker, or two
+    named quotes that would both fit (a wrong speaker is worse than none)."""
+    length = end - start
+    if length <= 0:
+        return None
+    fits = {speaker for qs, qe, _kind, speaker, _cue in p.quotes
+            if speaker and 2 * (min(end, qe) - max(start, qs)) >= length}
+    return fits.pop() if len(fits) == 1 else None
+
+
 def split_segments(text: str) -> list[tuple[str, list[int]]]:
     """Answer text cut after each group of [n] markers (or sentence end): (segment, [n, ...])."""
     segments: list[tuple[str, list[int]]] = []
@@ -93,7 +105,7 @@ def cite(text: str, passages: list[Passage]) -> Cited:
                 citations.append(Citation(
                     n=index[key], article_id=p.article_id, title=p.title, source=p.source,
                     published_at=p.published_at, url=p.url, quote=p.text[s - p.start:e - p.start],
-                    start=s, end=e, passage=p.text))
+                    start=s, end=e, speaker=speaker_of(p, s, e), passage=p.text))
             if index[key] not in new_nums:
                 new_nums.append(index[key])
         marker = "".join(f" [{n}]" for n in new_nums)

@@ -40,18 +40,24 @@ def extractor_version() -> int:
     return quotes.EXTRACTOR_VERSION
 
 
-def read_quotes(articles: Sequence[tuple[str, str]]) -> list[list[Any]]:
+def read_quotes(articles: Sequence[tuple[str, str]]) -> list[list[Any]] | None:
     """The quotes of each (title, body), in one batched pass of the extractor (assistant.text.quotes.quotes_of_many).
 
     The extractor reads the title as the first paragraph (a name it gives helps attribute the body's quotes), and
-    offsets are then made the body's; a quote of the title itself has no place in the body and is left out."""
-    from assistant.text import quotes
-
+    offsets are then made the body's; a quote of the title itself has no place in the body and is left out.
+    None when the extractor itself fails (its model cannot load): the articles are stored without quotes and
+    without a `quotes_v`, so `assistant reindex` reads them later."""
     if not articles:
         return []
     heads = [(title or "").replace("\n", " ").strip() for title, _ in articles]
-    found = quotes.quotes_of_many([head + "\n\n" + body if head else body
-                                   for head, (_, body) in zip(heads, articles)])
+    try:
+        from assistant.text import quotes
+
+        found = quotes.quotes_of_many([head + "\n\n" + body if head else body
+                                       for head, (_, body) in zip(heads, articles)])
+    except Exception:  # never let the reading layer stop an ingest
+        log.exception("quotes: the extractor failed on a batch of %d articles; stored without quotes", len(articles))
+        return None
     out = []
     for head, qs in zip(heads, found):
         shift = len(head) + 2 if head else 0

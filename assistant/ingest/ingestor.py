@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.errors import StoreError
+from assistant.errors import AssistantError, StoreError
 from assistant.index.archive import Archive
 from assistant.index.quotebook import chunk_quotes, extractor_version, read_quotes
 from assistant.index.recovery import sweep_partial_articles
@@ -220,6 +220,9 @@ class Ingestor:
                 rows = [r for r in chunks.values() if r]
                 found = read_quotes([(r[0][2].get("title") or "", visible_body(
                     (int(m["start"]), int(m["end"]), t) for _, t, m in r)) for r in rows])
+                if found is None:
+                    raise AssistantError("the quote extractor failed; the quotes were not read again",
+                                     "see the log above; run `assistant reindex` again once it loads")
                 updates = []
                 for r, quotes in zip(rows, found):
                     per = chunk_quotes([(int(m["start"]), int(m["end"])) for _, _, m in r], quotes)
@@ -334,11 +337,12 @@ class Ingestor:
         # One store query for the batch's replaced articles (none on a first ingest), not one per article.
         old_chunks = self.store.chunk_ids_by_article([a.id for a in batch if a.id in stored])
         items = []
-        for (a, chunks, offset), quotes in zip(plans, found):
+        for i, (a, chunks, offset) in enumerate(plans):
             old_ids = old_chunks.get(a.id, [])
             hashes = [content_hash(normalized(c.text)) for c in chunks]
-            items.append(ArticleWrite(a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids,
-                                      chunk_quotes([(c.start, c.end) for c in chunks], quotes), version))
+            per = chunk_quotes([(c.start, c.end) for c in chunks], found[i]) if found is not None else None
+            items.append(ArticleWrite(a, chunks, hashes, vectors[offset:offset + len(chunks)], old_ids, per,
+                                      version if per is not None else None))
         written = self.store.write(items, {aid: sig.to_meta() for aid, sig in (signatures or {}).items()})
         self.lexical.sync(written=written)  # readers of this data dir see each batch as soon as it is stored
         self.archive.quotes.apply(written)  # and this process's quote index, if it is built

@@ -26,6 +26,7 @@ from assistant.errors import AssistantError, StoreError
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.ingestor import Ingestor
 from assistant.ingest.loaders import articles_from_records
+from assistant.text.timeparse import parse_day
 from assistant.web import metrics
 from assistant.web.actor import actor_of
 from assistant.web.app import CSS, THEME, build_app
@@ -41,6 +42,7 @@ from assistant.web.schemas import (
     DeletedOut,
     HealthOut,
     IngestOut,
+    QuotesOut,
 )
 from assistant.web.security import install
 from assistant.web.sources import sources_router
@@ -81,6 +83,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                    health_router(assistant),  # /healthz, /metrics
                    ask_router(assistant),  # /api/ask, /api/ask/stream
                    articles_router(assistant, ingestor),  # /api/articles (writes: admin token)
+                   quotes_router(assistant),  # /api/quotes: who said what
                    fallback_router()):  # /api/* not found, /widget.js
         app.include_router(router)
     # Mounted last: routes above win over the Gradio app at /.
@@ -197,6 +200,34 @@ def articles_router(assistant: Assistant, ingestor: Callable[[], Ingestor]) -> A
         assistant.archive.audit.record(actor_of(request), "delete", article_id, f"{title} ({n} chunks)")
         metrics.count_ingest({"deleted": 1})
         return {"id": article_id, "chunks": n}
+
+    return router
+
+
+def quotes_router(assistant: Assistant) -> APIRouter:
+    """/api/quotes: the archive's quotes by speaker, words, date and outlet (the access policy of /api/ask)."""
+    router = APIRouter()
+
+    @router.get("/api/quotes", response_model=QuotesOut, responses=ERRORS, tags=["quotes"])
+    def list_quotes(speaker: Annotated[str | None, Query(max_length=200, description=
+                                                         "That speaker under any of their names.")] = None,
+                    about: Annotated[str | None, Query(max_length=500, description=
+                                                       "Every word of it in the quote or its sentence.")] = None,
+                    since: Annotated[str | None, Query(description="Published on/after (YYYY-MM-DD).")] = None,
+                    until: Annotated[str | None, Query(description="Published on/before (YYYY-MM-DD).")] = None,
+                    source: Annotated[list[str] | None, Query(max_length=50, description=
+                                                              "Outlets whose name contains this.")] = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """Who said what: quotes with their speakers and exact spans, newest first."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None:
+                try:
+                    parse_day(value)
+                except AssistantError as e:
+                    raise AssistantError(f"invalid {name}: {e.message}", e.hint) from None
+        found = assistant.archive.quotes.find(speaker=speaker, about=about, since=since, until=until,
+                                              source=source or [], limit=limit)
+        return {"quotes": [r.to_json() for r in found]}
 
     return router
 

@@ -34,6 +34,7 @@ CSS = """
   margin-bottom: 10px; }
 .source-card .meta { color: var(--body-text-color-subdued); font-size: 0.85em; }
 .source-card mark { background: #fde68a; color: inherit; padding: 0 2px; }
+.source-card .speaker { color: #374151; font-style: italic; }
 .source-card .passage { white-space: pre-wrap; font-size: 0.9em; margin-top: 6px; unicode-bidi: plaintext; }
 .source-card .title { font-weight: 600; unicode-bidi: plaintext; }
 .sources-empty { color: var(--body-text-color-subdued); }
@@ -93,9 +94,15 @@ def _meta_div(*parts: str) -> str:
     return f'<div class="meta" dir="auto">{text}</div>' if text else ""
 
 
-def _marked(text: str, spans: list[tuple[int, int, list[int]]]) -> str:
-    """`text` escaped, with each (start, end, numbers) span in a <mark id="quote-n"> (spans relative to text);
-    a quote inside one already marked gets an anchor of its own at the same place."""
+def _speaker(name: str | None) -> str:
+    """ — Speaker, after a quote whose speaker is known (escaped: it is article text)."""
+    return f' <span class="speaker">— {html.escape(name)}</span>' if name else ""
+
+
+def _marked(text: str, spans: list[tuple[int, int, list[int]]], speakers: dict[int, str | None] | None = None) -> str:
+    """`text` escaped, with each (start, end, numbers) span in a <mark id="quote-n"> (spans relative to text)
+    followed by its speaker when `speakers` knows one; a quote inside one already marked gets an anchor of its
+    own at the same place."""
     body, at = "", 0
     anchors = ""
     for a, b, ns in sorted(spans):
@@ -104,8 +111,9 @@ def _marked(text: str, spans: list[tuple[int, int, list[int]]]) -> str:
             continue
         first, *rest = ns
         anchors = "".join(f'<span id="quote-{n}"></span>' for n in rest)
+        who = next((speakers[n] for n in ns if (speakers or {}).get(n)), None) if speakers else None
         body += (html.escape(text[at:a]) + anchors + f'<mark id="quote-{first}" data-n="{first}">'
-                 + html.escape(text[a:b]) + "</mark>")
+                 + html.escape(text[a:b]) + "</mark>" + _speaker(who))
         at = b
     return body + html.escape(text[at:])
 
@@ -124,9 +132,10 @@ def citation_card(cites: list[Citation], passage: Passage | None) -> str:
                 inside[2].append(x.n)
             else:
                 spans.append((a, b, [x.n]))
-        body = _marked(passage.text, spans)
+        body = _marked(passage.text, spans, {x.n: x.speaker for x in cites})
     else:
-        body = "".join(f'<mark id="quote-{x.n}" data-n="{x.n}">{html.escape(x.quote)}</mark> ' for x in cites)
+        body = "".join(f'<mark id="quote-{x.n}" data-n="{x.n}">{html.escape(x.quote)}</mark>{_speaker(x.speaker)} '
+                       for x in cites)
     numbers = " ".join(f"[{x.n}]" for x in cites)
     bad = [x for x in cites if x.supported is False]
     flag = " unsupported" if bad else ""

@@ -74,6 +74,9 @@ class CitationOut(BaseModel):
     quote: str = Field(description="Exact text of the article body between start and end.")
     start: int
     end: int
+    speaker: str | None = Field(None, description="Who said it: the speaker of the article's quote that holds the "
+                                                  "cited span (at least half of it), else null (narrative text, "
+                                                  "an unnamed speaker).")
     supported: bool | None = Field(None, description="Whether the cited passage supports its sentence (when checked).")
     passage: str = Field("", description="The retrieved passage the quote comes from, for context.")
 
@@ -145,6 +148,28 @@ class ArticlePage(BaseModel):
     offset: int
     limit: int
     articles: list[ArticleOut]
+
+
+class QuoteOut(BaseModel):
+    """One quote of an article: who said it and its exact text, the body between `start` and `end`."""
+
+    speaker: str | None = Field(description="The fullest name the article gives, \"A and B\" for a joint "
+                                            "statement, null when the article does not name the speaker.")
+    quote: str = Field(description="Exact text of the article body between start and end.")
+    kind: str = Field(description="\"direct\" (inside quotation marks) or \"reported\" (said that ...).")
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
+    url: str | None
+    start: int
+    end: int
+
+
+class QuotesOut(BaseModel):
+    """The quotes matching every filter given, newest first."""
+
+    quotes: list[QuoteOut]
 
 
 class DeletedOut(BaseModel):

@@ -54,6 +54,9 @@ from assistant.web.errors import error_response
 log = logging.getLogger(__name__)
 
 ASK_PATHS = ("/api/ask", "/api/ask/stream", "/v1/chat/completions")  # /v1: the OpenAI-compatible model
+# Read like an answer, under the same policy as /api/ask: readers, widget tokens from their origins, the same
+# question budgets (each request spends one).
+QUOTES = "/api/quotes"
 # What an OpenAI client reads before it asks (the archive's model name): a widget token may read it too.
 MODEL_PATHS = ("/v1/models",)
 ARTICLES = "/api/articles"
@@ -457,7 +460,8 @@ class Guard:
                     else "set ASSISTANT_SERVER__ADMIN_TOKEN on the server to enable this route")
             return self._failed(client, None, path, "this route needs the admin token", hint)
         if role == "widget":
-            if path not in ASK_PATHS and not any(path == p or path.startswith(p + "/") for p in MODEL_PATHS):
+            if (path not in ASK_PATHS and path != QUOTES
+                    and not any(path == p or path.startswith(p + "/") for p in MODEL_PATHS)):
                 return error_response(403, "widget tokens can only ask questions", "use POST /api/ask or /api/ask/stream")
             if norigin is not None and norigin not in allowed:
                 log.info("a widget token was used from origin %s, not in its allowed origins", norigin)
@@ -468,7 +472,8 @@ class Guard:
             return self._failed(client, None, path,
                                 "a widget token is required to call the assistant from another site",
                                 "add data-token=\"...\" to the widget's script tag")
-        if (path in ASK_PATHS and method == "POST") or (method == "POST" and GRADIO_EVENTS.match(path)):
+        if ((path in ASK_PATHS and method == "POST") or (path == QUOTES and method == "GET")
+                or (method == "POST" and GRADIO_EVENTS.match(path))):
             who = [f"user:{user.name}"] if user else [f"token:{fingerprint(token)}"] if token else []
             wait = self.limiter.hit(ip + who)
             if wait > 0:

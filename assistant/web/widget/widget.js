@@ -43,6 +43,7 @@
     ".meta{color:#6b7280;font-size:12px;margin:4px 0}",
     "blockquote{margin:4px 0;padding-left:8px;border-left:3px solid #93c5fd;white-space:pre-wrap;unicode-bidi:plaintext}",
     "mark{background:#fde68a;color:inherit}",
+    ".speaker{color:#374151;font-style:italic}",
     ".warn{color:#92400e;background:#fffbeb;border:1px solid #fcd34d;border-radius:6px;padding:6px 8px;margin:6px 0}",
     ".warn ul{margin:4px 0 0;padding-left:18px}",
     "details.unsupported{border-color:#fcd34d;background:#fffbeb}",
@@ -150,10 +151,15 @@
     var spans = [];
     cites.forEach(function (c) {
       var at = c.quote ? passage.indexOf(c.quote) : -1;
-      if (at >= 0) spans.push([at, at + c.quote.length, c.n]);
+      if (at >= 0) spans.push([at, at + c.quote.length, c.n, c.speaker]);
     });
+    // " — Speaker" after a quote whose speaker is known (textContent, like every article field)
+    function speaker(name) { return el("span", { class: "speaker" }, " \u2014 " + name); }
     if (!spans.length) {
-      cites.forEach(function (c) { quote.append(el("mark", { "data-n": String(c.n) }, c.quote || "")); });
+      cites.forEach(function (c) {
+        quote.append(el("mark", { "data-n": String(c.n) }, c.quote || ""));
+        if (c.speaker) quote.append(speaker(c.speaker));
+      });
       return quote;
     }
     spans.sort(function (a, b) { return a[0] - b[0]; });
@@ -163,6 +169,7 @@
       if (s[1] <= a) return;
       quote.append(document.createTextNode(passage.slice(pos, a)),
         el("mark", { "data-n": String(s[2]) }, passage.slice(a, s[1])));
+      if (s[3]) quote.append(speaker(s[3]));
       pos = s[1];
     });
     quote.append(document.createTextNode(passage.slice(pos)));
