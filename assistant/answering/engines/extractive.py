@@ -11,10 +11,12 @@ import numpy as np
 
 from assistant.answering.citations import names
 from assistant.answering.engines.base import Embed, Engine
+from assistant.answering.question import analyse
 from assistant.config import EngineName, Settings
 from assistant.models import Passage
 from assistant.text.duplicates import is_copy, shingles
 from assistant.text.instructions import addresses_reader
+from assistant.text.timeparse import date_mentions
 from assistant.text.words import stem, tokenize
 
 _QUOTE_OPEN = re.compile(r"^[\"“‘']")
@@ -24,16 +26,14 @@ _STANCE = re.compile(r"\b(not|no|never|refused|refuses|declined|declines|rejecte
                      r"only|instead)\b", re.I)
 _ATTRIBUTION = re.compile(r"\b(said|says|told|according to|stated|added|wrote|announced)\b", re.I)
 _PRONOUN_LEAD = re.compile(r"^(he|she|it|they|this|that|these|those|the move|the decision)\b", re.I)
-_NUMBER = re.compile(r"\d")
-_DATE = re.compile(r"\b(\d{4}|january|february|march|april|may|june|july|august|september|october|november|"
-                   r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|"
-                   r"last (week|month|year))\b", re.I)
-_ANSWER_TYPES = (  # question opening -> what an answering sentence contains beyond the question's words
-    (re.compile(r"^(how many|how much|what (percentage|share|number|amount)|how (old|long|far|big))\b", re.I),
-     "number"),
-    (re.compile(r"^(when|what (year|month|day|date))\b", re.I), "date"),
-    (re.compile(r"^(who|whom|whose|which|where|what|name)\b", re.I), "name"),
-)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+                     r"thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|millions|billion|dozen|"
+                     r"dozens)\b", re.I)
+_AMOUNT = re.compile(r"[$£€¥₹]\s?\d|\d+(?:[.,]\d+)*\s*(?:%|percent|per cent|million|billion|trillion|bn|mn|dollars|"
+                     r"euros|pounds|yen|rupees|yuan|roubles|rubles|tons|tonnes|kilometres|kilometers|miles|kg)\b",
+                     re.I)
+_NAME_TYPES = ("person", "organisation", "place", "name")
+TYPED = ("person", "organisation", "place", "date", "number", "amount")  # `Question.answer_type`s
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class SentenceWeights:
 
     score = (meaning * cosine(question, sentence) + words * weighted coverage of the question's words
              + fits if it holds the kind of fact asked for) * (1 - rank + rank / (1 + rank_decay * passage))
+            * (untyped if the question asks for a name, date, number or amount and the sentence holds none)
     and the answer keeps sentences scoring at least `floor` times the best one.
     """
 
@@ -51,6 +52,7 @@ class SentenceWeights:
     rank: float = 0.08
     rank_decay: float = 0.15
     floor: float = 0.75
+    untyped: float = 0.75  # factor for a sentence without the asked type of value (typed questions only)
 
 
 @dataclass
@@ -74,23 +76,22 @@ def passage_sentences(p: Passage) -> list[tuple[int, int]]:
     return p.sentence_spans(min_chars=20) or [(p.start, p.end)]
 
 
-def answer_type(question: str) -> str | None:
-    """What kind of fact the question asks for: 'number', 'date', 'name', 'stance' (yes/no) or None."""
-    q = question.strip()
-    for pattern, kind in _ANSWER_TYPES:
-        if pattern.match(q):
-            return kind
-    return "stance" if _YES_NO.match(q) else None
+def has_answer_type(kind: str | None, text: str, question_stems: set[str], question: str = "") -> bool:
+    """Whether a sentence holds the kind of fact asked for (`Question.answer_type`, or 'stance' for a yes/no
+    question), beyond repeating the question: a name, date, number or amount that the question does not hold.
 
-
-def has_answer_type(kind: str | None, text: str, question_stems: set[str]) -> bool:
-    """Whether a sentence holds the kind of fact asked for, beyond repeating the question."""
-    if kind == "number":
-        return bool(_NUMBER.search(text))
-    if kind == "date":
-        return bool(_DATE.search(text))
-    if kind == "name":
+    Cheap typed detectors, not a parse (answers stay under their 300 ms): names are capitalised words
+    (`citations.names`, the one name rule), dates `timeparse.date_mentions`, numbers and amounts patterns.
+    """
+    if kind in _NAME_TYPES:
         return any(stem(t) not in question_stems for name in names(text) for t in tokenize(name))
+    asked = question.lower()
+    if kind == "date":
+        return any(d not in asked for d in date_mentions(text))
+    if kind == "number":
+        return any(m.group().lower() not in asked for m in _NUMBER.finditer(text))
+    if kind == "amount":
+        return any(m.group().lower() not in asked for m in _AMOUNT.finditer(text))
     if kind == "stance":
         return bool(_STANCE.search(text))
     return False
@@ -183,16 +184,20 @@ class ExtractiveEngine(Engine):
         n = len(cands)
         idf = {t: math.log(1 + n / (1 + sum(1 for c in cands if t in c.terms))) for t in qstems}
         total = sum(idf.values()) or 1.0
-        kind = answer_type(question)
+        asked = analyse(question)
+        kind = asked.answer_type or ("stance" if asked.yes_no else None)
         w = self.weights
         for c in cands:
             coverage = sum(weight for t, weight in idf.items() if t in c.terms) / total
-            fits = w.fits if has_answer_type(kind, c.text, qstems) else 0.0
+            fits = w.fits if has_answer_type(kind, c.text, qstems, question) else 0.0
             rank_prior = 1.0 / (1 + w.rank_decay * c.passage)
             length = 0.9 if len(c.text) < 40 else 1.0  # fragments ("He declined.") rarely answer alone
             off_focus = 0.6 if focus and not focus & c.terms else 1.0
+            # A question asking for a name, date, number or amount: a sentence holding none beyond the
+            # question's own only repeats the question ("Residents asked when the bridge would reopen").
+            untyped = w.untyped if kind in TYPED and not fits else 1.0
             c.words = w.words * coverage + fits
-            c.factor = (1 - w.rank + w.rank * rank_prior) * length * off_focus
+            c.factor = (1 - w.rank + w.rank * rank_prior) * length * off_focus * untyped
             c.score = c.words * c.factor
 
     def score(self, cands: list[Pick], vectors: np.ndarray) -> None:
