@@ -36,6 +36,7 @@ from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
 from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
+from assistant.answering.speech import Spoken, said_by, who_said
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
 from assistant.index.archive import Archive
@@ -314,6 +315,13 @@ class Assistant:
             # The follow-up's own words are in none of the passages: what was found is the previous story.
             yield from self._refusal(passages, notice)
             return
+        asked, most = analyse(question), self.settings.answer.max_sentences
+        spoken = said_by(asked, self.archive.quotes, self.store, most, passages, Filters.from_dict(x.get("filters")))
+        if spoken is None and retrieval.confidence >= self.settings.answer.min_confidence:
+            spoken = who_said(asked, passages, self.archive.quotes, most)
+        if spoken is not None:  # a question about what someone said: the speakers' own quotes (speech.py)
+            yield from self._spoken(spoken, passages, notice)
+            return
         if not tokenize(question) or retrieval.confidence < self.settings.answer.min_confidence:
             # Weak evidence: refuse before any model is asked, so it cannot answer from memory.
             yield from self._refusal(passages, notice)
@@ -445,6 +453,14 @@ class Assistant:
             nearest = "; ".join(article_label(p) for p in list(articles.values())[:3])
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
+
+    def _spoken(self, spoken: Spoken, passages: list[Passage], notice: str | None) -> Iterator[AddableDict]:
+        if spoken.refused:
+            yield from self._refusal(spoken.passages or passages, notice, spoken.text)
+            return
+        yield AddableDict(delta=spoken.text)
+        yield AddableDict(draft=_Draft(final=Answer(spoken.text, False, spoken.citations, spoken.passages,
+                                                    support=1.0, notice=notice)))
 
     def _refusal(self, passages: list[Passage], notice: str | None = None,
                  missing: str = "") -> Iterator[AddableDict]:

@@ -97,7 +97,7 @@ class QuoteRecord:
     cue: str
     chunk_id: str
     seq: int
-    terms: frozenset[str]  # stems of the quote and its sentence (`about`)
+    terms: frozenset[str]  # stems of the quote, its sentences and its paragraph's lead-in sentence (`about`)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in QUOTE_FIELDS}
@@ -226,8 +226,13 @@ class QuoteBook:
                      else self._span(cid, text, meta, start, end, rows))
             if quote is None:
                 continue
+            inside = [i for i, (s, e) in enumerate(sentences) if s < end and e > start]
+            if inside and inside[0] > 0:  # the lead-in sentence of the quote's paragraph ("X defended the plan.")
+                ps, pe = sentences[inside[0] - 1]
+                if ps >= c_start and "\n" not in text[pe - c_start:sentences[inside[0]][0] - c_start]:
+                    inside.insert(0, inside[0] - 1)
             around = " ".join(text[max(s, c_start) - c_start:min(e, c_end) - c_start]
-                              for s, e in sentences if s < end and e > start)
+                              for s, e in (sentences[i] for i in inside))
             out.append(QuoteRecord(speaker, quote, kind, str(meta.get("article_id")), str(meta.get("title") or ""),
                                    meta.get("source"), meta.get("published_at"), meta.get("url"), start, end, cue,
                                    cid, int(meta.get("seq") or 0), _terms(quote + " " + around)))
@@ -265,7 +270,8 @@ class QuoteBook:
              ) -> list[QuoteRecord]:
         """The stored quotes that match every filter given, newest first (published_at, then article, then
         offset). `speaker`: that person or organisation under any of their names (`speaker_matches`); `about`:
-        every word of it (tokenized and stemmed as the keyword index does) in the quote or its sentence;
+        every word of it (tokenized and stemmed as the keyword index does) in the quote, its sentences or the
+        lead-in sentence before them in its paragraph;
         `since`/`until`: published on/after, on/before (the one day parser; undated articles left out);
         `source`: outlets whose name contains it, ignoring case (several: any of them)."""
         lo, hi = date_int(since), date_int(until)  # AssistantError for a bad day, before the store is read
@@ -292,6 +298,11 @@ class QuoteBook:
     def of_article(self, article_id: str) -> list[QuoteRecord]:
         """One article's quotes in text order."""
         return sorted((r for r in self._records_now() if r.article_id == article_id), key=lambda r: r.start)
+
+    def of_chunk(self, chunk_id: str) -> list[QuoteRecord]:
+        """The quotes that start in one chunk, in text order."""
+        self.sync()
+        return sorted(self._by_chunk.get(chunk_id, []), key=lambda r: r.start)
 
     def speakers(self, **filters: Any) -> list[str]:
         """The distinct named speakers of the quotes `find` gives for these filters, newest first."""
