@@ -71,7 +71,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -594,7 +594,10 @@ class _Reader:
         span = self._span(doc, tokens, ps)
         if span is None or self.in_direct(ps + clause.idx):
             return None  # the clause of a direct quote ("“…,” Quell told reporters") is that quote
-        return _Claim(span[0], span[1], "reported", cue, _subject(verb), ps + verb.idx, n == 0, para=n)
+        claim = _Claim(span[0], span[1], "reported", cue, _subject(verb), ps + verb.idx, n == 0, para=n)
+        if claim.subject is None and clause.i < verb.i:
+            claim.org_source = _inverted_name(verb)  # "The results are clear, said Ada Brenn, who …"
+        return claim
 
     def _according(self, doc: Doc, according: Token, source: Token, ps: int, n: int) -> _Claim | None:
         head = according.head
