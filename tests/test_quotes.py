@@ -355,3 +355,9 @@ def test_reported_speech_with_the_name_after_its_verb_has_that_speaker():
     [quote] = [q for q in quotes_of(text) if q.kind == "reported"]
     assert text[quote.start:quote.end] == "Forming a coalition has been a “puzzle in Tolmere since the old parties split in 2011”"
     assert quote.speaker == "El Correo" and quote.cue == "report"
+
+
+def test_a_name_followed_by_of_is_the_person_not_the_place_and_dotted_titles_are_stripped():
+    text = ("Naps and health in Tolmere\n\nA long nap every day may point to a sleep problem, said Dr. Ivo Marsh of "
+            "the Kestrel Institute of Sleep.\n\nOrla Venn of Tolmere said the ferry had stopped running.")
+    assert [q.speaker for q in quotes_of(text) if q.kind == "reported"] == ["Ivo Marsh", "Orla Venn"]

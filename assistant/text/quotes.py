@@ -197,18 +197,28 @@ def _name_run(token: Token) -> Span | None:
         elif (nxt.dep_ == "case" and doc[right].dep_ == "poss" and right + 2 < len(doc) and _capital(doc[right + 2])
               and doc[right].head.i > right):  # "the Calder Commuters’ Union" is one name
             right += 2
+        elif nxt.lower_ == "of" and _personal(doc[left:right + 1]):
+            break  # "Orla Venn of Tolmere", "Dr. Ivo Marsh of the Kestrel Institute": the person, not the place
         elif (nxt.lower_ in _CONNECTORS and nxt.lower_ != "and" and right + 2 < len(doc)
               and (_capital(doc[right + 2]) or (doc[right + 2].lower_ == "the" and right + 3 < len(doc)
                                                 and _capital(doc[right + 3])))):
             right += 2 if _capital(doc[right + 2]) else 3
         else:
             break
-    while (left < right and doc[left].lower_ in _TITLES and doc[right].lower_ not in _ORG_WORDS
+    while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
     if not any(ch.isalpha() for ch in doc[left:right + 1].text):
         return None
     return doc[left:right + 1]
+
+
+def _personal(run: Span) -> bool:
+    """Two or more capitalised words after any titles, none a title or an organisation word: a person's name."""
+    words = [t.lower_.rstrip(".") for t in run]
+    while words and words[0] in _TITLES:
+        words.pop(0)
+    return len(words) >= 2 and not any(w in _TITLES or w in _ORG_WORDS or w in _CONNECTORS for w in words)
 
 
 def _capital(token: Token) -> bool:
