@@ -238,6 +238,46 @@ def score(items: list[tuple[str, dict]], extractor: Callable[[str], list]) -> di
     return out
 
 
+def misses(text: str, row: dict, predicted: list) -> list[dict]:
+    """One article's failures, for --misses: every named label not given its speaker ("missed": no span or no
+    speaker, "wrong": another named speaker) and every speaker on no labelled quote ("spurious"), with the
+    paragraph around it."""
+    labels = as_quotes(row)
+    aliases = row.get("aliases", {})
+    speakers = sorted({q.speaker for q in labels if q.speaker})
+    others = [q for q in labels if q.kind == "other"]
+    out = []
+    for kind in KINDS:
+        gold = [q for q in labels if q.kind == kind]
+        preds = [p for p in predicted if p.kind == kind]
+        for g in gold:
+            match = max((p for p in preds if spans_match(p, g)), default=None,
+                        key=lambda p: overlap(p.start, p.end, g.start, g.end))
+            if g.speaker is None:
+                if match is not None and match.speaker:
+                    out.append(_miss("unnamed", kind, text, g.start, g.end, None, match.speaker, row["url"]))
+                continue
+            if match is None or not match.speaker:
+                out.append(_miss("missed" if match is not None else "no span", kind, text, g.start, g.end,
+                                 g.speaker, None, row["url"]))
+            elif not same_speaker(match.speaker, g.speaker, aliases, speakers):
+                out.append(_miss("wrong", kind, text, g.start, g.end, g.speaker, match.speaker, row["url"]))
+        for p in preds:
+            if p.speaker and not any(spans_match(p, g) for g in gold) and not any(spans_match(p, o) for o in others):
+                out.append(_miss("spurious", kind, text, p.start, p.end, None, p.speaker, row["url"]))
+    return out
+
+
+def _miss(what: str, kind: str, text: str, start: int, end: int, label: str | None, predicted: str | None,
+          url: str) -> dict:
+    lo = text.rfind("\n\n", 0, start)
+    prev = text.rfind("\n\n", 0, max(lo, 0))
+    hi = text.find("\n\n", end)
+    context = text[max(prev, 0):hi if hi >= 0 else len(text)].strip()
+    return {"what": what, "kind": kind, "url": url, "start": start, "end": end, "label": label,
+            "predicted": predicted, "span": text[start:end], "context": context}
+
+
 # ---------------------------------------------------------------- the trivial baseline
 
 QUOTED = re.compile(r'["“]([^"“”\n]+)["”]')
@@ -315,6 +355,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "trivial one in bench/attribution.py (default: %(default)s)")
     ap.add_argument("--labels", type=Path, default=LABELS, help="label file (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument("--misses", action="store_true",
+                    help="list every missed, wrong, unnamed-given-a-name and spurious speaker with its paragraph "
+                         "and the one before (quotes the dataset's text: for local reading only, never commit it)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -325,6 +368,13 @@ def run(args: argparse.Namespace) -> None:
     except LabelsStale as e:
         raise SystemExit(f"attribution: the dataset changed under the labels ({args.dataset}): {e}") from None
     extractor = load_extractor(args.extractor)
+    if args.misses:
+        for r in rows:
+            text = texts[r["url"]]
+            for m in misses(text, r, list(extractor(text))):
+                print(f"== {m['what']} {m['kind']} {m['url']} {m['start']}:{m['end']} label={m['label']!r} "
+                      f"predicted={m['predicted']!r}\n-- span: {m['span']}\n-- context:\n{m['context']}\n")
+        return
     result = score([(texts[r["url"]], r) for r in rows], extractor)
     result["extractor"] = args.extractor
     result["goals"] = {f"{k}_{m}": v for (k, m), v in GOALS.items()}

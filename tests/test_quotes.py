@@ -275,7 +275,7 @@ def test_quotes_of_many_reads_each_text_as_quotes_of_does():
 
 def test_quote_is_a_frozen_value_and_the_version_is_set():
     q = Quote(0, 4, "direct", None)
-    assert q.cue == "" and EXTRACTOR_VERSION == 1
+    assert q.cue == "" and EXTRACTOR_VERSION == 2
     with pytest.raises(FrozenInstanceError):
         q.speaker = "Ada Wren"  # type: ignore[misc]
 
@@ -345,3 +345,19 @@ def test_only_paragraphs_that_may_quote_are_parsed_and_the_others_still_name_peo
     assert any(p.startswith("Kremlin spokesman Dmitry Peskov said") for p in parsed)
     # "Putin" in a parsed paragraph is the "President Vladimir Putin" of one that was not parsed
     assert "Vladimir Putin" in {q.speaker for q in quotes}
+
+
+def test_reported_speech_with_the_name_after_its_verb_has_that_speaker():
+    # "…, reported El Tolmerano.": the parser gives the verb no subject; the name right after it is the speaker
+    text = ("Coalition talks in Tolmere\n\nForming a coalition has been a “puzzle in Tolmere since the old parties "
+            "split in 2011”, reported El Tolmerano. Ten years later, “the two big parties still win most seats, and "
+            "nobody can say how a government will be formed”.")
+    [quote] = [q for q in quotes_of(text) if q.kind == "reported"]
+    assert text[quote.start:quote.end] == "Forming a coalition has been a “puzzle in Tolmere since the old parties split in 2011”"
+    assert quote.speaker == "El Tolmerano" and quote.cue == "report"
+
+
+def test_a_name_followed_by_of_is_the_person_not_the_place_and_dotted_titles_are_stripped():
+    text = ("Naps and health in Tolmere\n\nA long nap every day may point to a sleep problem, said Dr. Ivo Marsh of "
+            "the Kestrel Institute of Sleep.\n\nOrla Venn of Tolmere said the ferry had stopped running.")
+    assert [q.speaker for q in quotes_of(text) if q.kind == "reported"] == ["Ivo Marsh", "Orla Venn"]

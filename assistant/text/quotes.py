@@ -71,7 +71,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -197,18 +197,28 @@ def _name_run(token: Token) -> Span | None:
         elif (nxt.dep_ == "case" and doc[right].dep_ == "poss" and right + 2 < len(doc) and _capital(doc[right + 2])
               and doc[right].head.i > right):  # "the Calder Commuters’ Union" is one name
             right += 2
+        elif nxt.lower_ == "of" and _personal(doc[left:right + 1]):
+            break  # "Orla Venn of Tolmere", "Dr. Ivo Marsh of the Kestrel Institute": the person, not the place
         elif (nxt.lower_ in _CONNECTORS and nxt.lower_ != "and" and right + 2 < len(doc)
               and (_capital(doc[right + 2]) or (doc[right + 2].lower_ == "the" and right + 3 < len(doc)
                                                 and _capital(doc[right + 3])))):
             right += 2 if _capital(doc[right + 2]) else 3
         else:
             break
-    while (left < right and doc[left].lower_ in _TITLES and doc[right].lower_ not in _ORG_WORDS
+    while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
     if not any(ch.isalpha() for ch in doc[left:right + 1].text):
         return None
     return doc[left:right + 1]
+
+
+def _personal(run: Span) -> bool:
+    """Two or more capitalised words after any titles, none a title or an organisation word: a person's name."""
+    words = [t.lower_.rstrip(".") for t in run]
+    while words and words[0] in _TITLES:
+        words.pop(0)
+    return len(words) >= 2 and not any(w in _TITLES or w in _ORG_WORDS or w in _CONNECTORS for w in words)
 
 
 def _capital(token: Token) -> bool:
@@ -594,7 +604,10 @@ class _Reader:
         span = self._span(doc, tokens, ps)
         if span is None or self.in_direct(ps + clause.idx):
             return None  # the clause of a direct quote ("“…,” Quell told reporters") is that quote
-        return _Claim(span[0], span[1], "reported", cue, _subject(verb), ps + verb.idx, n == 0, para=n)
+        claim = _Claim(span[0], span[1], "reported", cue, _subject(verb), ps + verb.idx, n == 0, para=n)
+        if claim.subject is None and clause.i < verb.i:
+            claim.org_source = _inverted_name(verb)  # "The results are clear, said Ada Brenn, who …"
+        return claim
 
     def _according(self, doc: Doc, according: Token, source: Token, ps: int, n: int) -> _Claim | None:
         head = according.head
