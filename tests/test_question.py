@@ -125,7 +125,7 @@ def test_a_sentence_with_the_typed_answer_beats_one_repeating_the_question(typed
 
 def test_generative_reply_citing_passages_that_do_not_name_the_speaker_is_refused(chat_assistant, llm):
     assistant = chat_assistant(**{"answer.min_confidence": 0.0})  # the model is asked, whatever the match
-    question = "What did Peskov say about Khamenei?"
+    question = "How did Peskov react to the killing of Khamenei?"  # not a speech question (speech.py)
     n = passage_number(assistant, question, "Khamenei")
     assert "Peskov" not in assistant.retriever.retrieve(question).passages[n - 1].text
     llm.enqueue(f"Peskov said Moscow mourned Ayatollah Ali Khamenei [{n}].")
@@ -144,7 +144,7 @@ def test_generative_engine_is_not_asked_when_the_articles_do_not_name_the_person
 
 def test_generative_sentence_naming_an_entity_its_source_lacks_is_unsupported(chat_assistant, llm):
     assistant = chat_assistant()
-    question = "What did Peskov and Putin say?"
+    question = "How did Peskov and Putin react to the strikes?"
     peskov = passage_number(assistant, question, "Peskov told reporters")
     putin = passage_number(assistant, question, "Putin said in a telegram")
     llm.enqueue(f"Membership in BRICS does not imply an obligation to provide mutual assistance, Peskov said "

@@ -316,21 +316,26 @@ class Assistant:
             yield from self._refusal(passages, notice)
             return
         asked, most = analyse(question), self.settings.answer.max_sentences
-        spoken = said_by(asked, self.archive.quotes, self.store, most, passages, Filters.from_dict(x.get("filters")))
-        if spoken is None and retrieval.confidence >= self.settings.answer.min_confidence:
-            spoken = who_said(asked, passages, self.archive.quotes, most)
-        if spoken is not None:  # a question about what someone said: the speakers' own quotes (speech.py)
-            yield from self._spoken(spoken, passages, notice)
-            return
+        covered = coverage(asked, [f"{p.title}\n{p.text}" for p in passages])
+        if not covered.refuse:  # "What did X say about Y?": X's own quotes, whatever the retrieval (speech.py)
+            spoken = said_by(asked, self.archive.quotes, self.store, most, passages,
+                             Filters.from_dict(x.get("filters")))
+            if spoken is not None:
+                yield from self._spoken(spoken, passages, notice, covered)
+                return
         if not tokenize(question) or retrieval.confidence < self.settings.answer.min_confidence:
-            # Weak evidence: refuse before any model is asked, so it cannot answer from memory.
-            yield from self._refusal(passages, notice)
+            # Weak evidence: refuse before any model is asked, so it cannot answer from memory (saying which
+            # name of the question no passage mentions, when one is missing).
+            yield from self._refusal(passages, notice, covered.sentence() if covered.refuse else "")
             return
-        covered = coverage(analyse(question), [f"{p.title}\n{p.text}" for p in passages])
         if covered.refuse:
             # A person, organisation or place the question names is in none of the passages: whatever they
             # say, it is not about what was asked (see `question.Coverage` for when a part is still answered).
             yield from self._refusal(passages, notice, covered.sentence())
+            return
+        spoken = who_said(asked, passages, self.archive.quotes, most)  # "Who said / condemned ...?"
+        if spoken is not None:
+            yield from self._spoken(spoken, passages, notice, covered)
             return
         engine = self.extractive if x.get("fallback") else self.engine
         text = ""
@@ -454,13 +459,19 @@ class Assistant:
             text += f" The nearest articles: {nearest}."
         return Answer(text, True, [], passages, notice=notice)
 
-    def _spoken(self, spoken: Spoken, passages: list[Passage], notice: str | None) -> Iterator[AddableDict]:
+    def _spoken(self, spoken: Spoken, passages: list[Passage], notice: str | None,
+                covered: Coverage) -> Iterator[AddableDict]:
+        """A reply made of quotes (speech.py); the part of the question no passage covers named after it."""
         if spoken.refused:
             yield from self._refusal(spoken.passages or passages, notice, spoken.text)
             return
-        yield AddableDict(delta=spoken.text)
-        yield AddableDict(draft=_Draft(final=Answer(spoken.text, False, spoken.citations, spoken.passages,
-                                                    support=1.0, notice=notice)))
+        text, flags = spoken.text, [notice] if notice else []
+        if covered.missing:
+            text = f"{text} {covered.sentence()}"
+            flags.append(f"the answer covers only part of the question: {covered.sentence()}")
+        yield AddableDict(delta=text)
+        yield AddableDict(draft=_Draft(final=Answer(text, False, spoken.citations, spoken.passages, support=1.0,
+                                                    notice="; ".join(flags) or None)))
 
     def _refusal(self, passages: list[Passage], notice: str | None = None,
                  missing: str = "") -> Iterator[AddableDict]:
