@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.answering.chain import Assistant
+from assistant.answering.question import analyse
 from assistant.ingest.ingestor import Ingestor
 from assistant.models import Article
 from tests.support.paths import ROOT
@@ -95,3 +96,18 @@ def test_the_seed_answers_what_its_speakers_said_with_their_names(tmp_path):
     answer = a.ask("What has Putin said about Khamenei?")
     assert not answer.refused and {c.speaker for c in answer.citations} == {"Vladimir Putin"}
     assert "condolences" in answer.citations[0].quote
+
+
+def test_who_said_something_names_the_speaker_of_the_matching_quote(assistant):
+    answer = assistant.ask("Who said the repairs would cost about four million crowns?")
+    assert not answer.refused
+    assert answer.answer.startswith("Hanna Ostrow (") and answer.citations[0].speaker == "Hanna Ostrow"
+    assert "four million crowns" in answer.citations[0].quote
+
+
+def test_which_company_questions_are_not_read_as_asking_for_a_speaker(assistant):
+    assert analyse("Which body said the old bridge would stay closed?").asks_speaker  # read as about speech...
+    # ...but the ordinary engine answers: the reply is article sentences, not "Speaker (date, outlet): ..." lines
+    answer = assistant.ask("Which body said the old bridge would stay closed until next autumn?")
+    assert not answer.refused and "Vellmar city council said" in answer.answer
+    assert not any(answer.answer.startswith(f"{c.speaker} (") for c in answer.citations if c.speaker)

@@ -4,9 +4,9 @@
 index, `assistant.index.quotebook`), those about Y, newest first: each shown verbatim, as the article's own
 sentence(s) around the quote, so the cue ("..., Peskov told reporters") stays visible, with its speaker, date and
 outlet and its [n]. A sentence *about* X is never shown as X's words. When the archive holds no quote of X, or none
-about Y, the reply says which and refuses. "Who said / condemned ...?" (`asks_speaker`) names the speakers of
-the retrieved passages' quotes that match the question's words, each cited; when none does, the ordinary engine
-answers.
+about Y, the reply says which and refuses. "Who said / condemned ...?" (`asks_speaker`, opening with "who") names the speakers
+of the retrieved passages' quotes that match the question's words, each cited; when none does, and for "Which
+company announced ...?", the ordinary engine answers.
 
 Both engines answer these questions here: the quotes are the article's own words, so there is nothing for a
 model to add, and a model could only get a speaker wrong.
@@ -14,6 +14,7 @@ model to add, and a model could only get a speaker wrong.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from assistant.answering.question import Question, fold, mentions
@@ -25,6 +26,7 @@ from assistant.text.words import information, stem, tokenize
 
 # Share of the topic's (or question's) word information a quote and its sentence must hold to be "about" it.
 ABOUT_SHARE = 0.5
+_WHO = re.compile(r"\s*who\b", re.I)
 _QUESTION_WORDS = frozenset("who whom whose what which said say says tell told".split())
 
 
@@ -113,8 +115,8 @@ def said_by(question: Question, quotes: QuoteBook, store: Store, most: int, pass
 
 def who_said(question: Question, passages: list[Passage], quotes: QuoteBook, most: int) -> Spoken | None:
     """The reply to "Who said / condemned ...?" from the retrieved passages' quotes, or None."""
-    if not question.asks_speaker:
-        return None
+    if not question.asks_speaker or not _WHO.match(question.text):
+        return None  # "Which company announced ...?" asks for a company, answered by the ordinary engine
     words = _weights(question.text, _QUESTION_WORDS)
     by_chunk = {p.chunk_id: p for p in passages}
     found: list[tuple[float, int, QuoteRecord]] = []
