@@ -113,8 +113,10 @@ class Question:
         return next((i for i, (s, e) in enumerate(self.parts) if s <= entity.start < e), 0)
 
 
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Text for comparing names: accents dropped, case folded, curly apostrophes straightened."""
+    """Text for comparing names: accents dropped, case folded, curly apostrophes straightened (remembered: one
+    answer checks each passage against every name of its question, and the chain and the engine both check)."""
     decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
