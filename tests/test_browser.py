@@ -37,6 +37,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 ADMIN = "browser-admin-7c1e52"
 WIDGET = "browser-widget-94d0b3"
 QUESTION = "What did Peskov say about BRICS?"  # the seed article answers it under any refusal calibration
+# For the generative engine: a question about what someone said is answered from the quotes, never by the model.
+MODEL_QUESTION = "Did Russia offer Iran military help?"
 SEED_TITLE = "Russia snubs Iran as Kremlin refuses military help: “BRICS is not a mutual defense pact”"
 XSS = "<img src=x onerror=alert(1)>"
 # Screenshots for the README are refreshed only on request (ASSISTANT_SCREENSHOTS=1), so a test run
@@ -244,11 +246,11 @@ def test_widget_marks_claims_their_sources_do_not_support(llm_site, page, script
     """Generative engine: the citation check's verdict reaches the widget (warning, score, flagged source)."""
     llm = scripted_llm_server
     llm.reset()
-    n = passage_number(corpus_assistant, QUESTION, "will not intervene militarily")
-    other = passage_number(corpus_assistant, QUESTION, "Unian")  # the seed's last passage, not the first
+    n = passage_number(corpus_assistant, MODEL_QUESTION, "will not intervene militarily")
+    other = passage_number(corpus_assistant, MODEL_QUESTION, "Unian")  # the seed's last passage, not the first
     llm.enqueue(f"Moscow will not intervene militarily on Iran's behalf [{n}]. "
                 f"The Duchy of Vellmark sent 300 tanks and 40 brigades to Durnholt [{other}].")
-    _ask_on_wiki(page, llm_site["wiki"], QUESTION)
+    _ask_on_wiki(page, llm_site["wiki"], MODEL_QUESTION)
     warn = page.locator("#nra-panel .warn")
     sync_api.expect(warn).to_be_visible(timeout=60_000)
     assert "The Duchy of Vellmark sent 300 tanks and 40 brigades to Durnholt" in warn.inner_text()
@@ -269,7 +271,7 @@ def test_widget_says_when_the_model_server_fails_and_shows_the_offline_answer(ll
                                                                              scripted_llm_server):
     scripted_llm_server.reset()
     scripted_llm_server.enqueue(Fault(status=500))
-    _ask_on_wiki(page, llm_site["wiki"], QUESTION)
+    _ask_on_wiki(page, llm_site["wiki"], MODEL_QUESTION)
     first = page.locator("#nra-panel details[data-n~='1']")
     sync_api.expect(first).to_be_attached(timeout=60_000)
     events = page.evaluate("window.__events")
