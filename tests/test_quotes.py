@@ -275,7 +275,7 @@ def test_quotes_of_many_reads_each_text_as_quotes_of_does():
 
 def test_quote_is_a_frozen_value_and_the_version_is_set():
     q = Quote(0, 4, "direct", None)
-    assert q.cue == "" and EXTRACTOR_VERSION == 2
+    assert q.cue == "" and EXTRACTOR_VERSION == 3
     with pytest.raises(FrozenInstanceError):
         q.speaker = "Ada Wren"  # type: ignore[misc]
 
@@ -361,3 +361,20 @@ def test_a_name_followed_by_of_is_the_person_not_the_place_and_dotted_titles_are
     text = ("Naps and health in Tolmere\n\nA long nap every day may point to a sleep problem, said Dr. Ivo Marsh of "
             "the Kestrel Institute of Sleep.\n\nOrla Venn of Tolmere said the ferry had stopped running.")
     assert [q.speaker for q in quotes_of(text) if q.kind == "reported"] == ["Ivo Marsh", "Orla Venn"]
+
+
+def test_a_quote_paragraph_with_no_cue_continues_the_one_person_quoted_in_the_paragraph_before():
+    text = ("Orrin ferry timetable changes\n\n"
+            "“The winter boats will leave an hour later,” harbour master Petra Lund said on Monday.\n\n"
+            "“Crews asked for daylight crossings, and we listened.”\n\n"
+            "“The first boat will still meet the school bus.”\n\n"
+            "Councillor Ivo Strand met the crews on Tuesday.\n\n"
+            "“Nobody was consulted.”\n")
+    assert speaker_of(text, "Crews asked for daylight crossings, and we listened.") == "Petra Lund"
+    assert speaker_of(text, "The first boat will still meet the school bus.") == "Petra Lund"
+    # a paragraph with no quote in between: no speaker carried over
+    assert speaker_of(text, "Nobody was consulted.") is None
+    other = ("Orrin ferry timetable changes\n\n"
+             "“The winter boats will leave an hour later,” harbour master Petra Lund said after meeting Ivo Strand.\n\n"
+             "“Crews asked for daylight crossings, and we listened.”\n")
+    assert speaker_of(other, "Crews asked for daylight crossings, and we listened.") is None

@@ -71,7 +71,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -519,6 +519,7 @@ class _Reader:
                 claim.cue = last[0].cue
                 out[k] = (claim, last[1])
             last = out[k]
+        self._continue(out, by_group)
         quotes = []
         for claim, speaker in out:
             cue = claim.cue
@@ -528,6 +529,39 @@ class _Reader:
                            and s == speaker and c.cue)
             quotes.append(Quote(claim.start, claim.end, claim.kind, speaker, cue))
         return sorted(set(quotes), key=lambda q: (q.start, q.end, q.kind))
+
+    def _continue(self, out: list[tuple[_Claim, str | None]], by_group: dict[int, str | None]) -> None:
+        """News style: a paragraph that is only a quotation, with no cue, right after a paragraph whose quotes are
+        all attributed to one named person, is that person's too (and so is the next such paragraph), when nobody
+        else is named in between. Anything less certain keeps no speaker."""
+        by_para: dict[int, list[int]] = {}
+        for k, (claim, _) in enumerate(out):
+            by_para.setdefault(claim.para, []).append(k)
+        for n in sorted(by_para):
+            mine = [out[k][0] for k in by_para[n]]
+            if any(c.cue or c.subject is not None or c.org_source or c.headline or c.kind != "direct"
+                   for c in mine):
+                continue
+            if any(c.direct is not None and c.direct.group in by_group for c in mine):
+                continue
+            ps = self.paragraphs[n][0]
+            first = min(c.start for c in mine)
+            if self.text[ps:first - 1].strip():
+                continue  # the paragraph says something before its quote
+            before = [out[k] for k in by_para.get(n - 1, [])]
+            speakers = {s for _, s in before}
+            if not before or len(speakers) != 1:
+                continue
+            [speaker] = speakers
+            if speaker is None or " and " in speaker or not _person_like(speaker):
+                continue
+            since = max(max(c.end, c.cue_at) for c, _ in before)
+            if set(self._mentions(since, first)) - {speaker}:
+                continue
+            for k in by_para[n]:
+                claim = out[k][0]
+                claim.cue = next(c.cue for c, _ in before if c.cue) if any(c.cue for c, _ in before) else ""
+                out[k] = (claim, speaker)
 
     # -- direct quotes: the nearest speech verb outside every quote in the quote's sentence(s)
     def _direct_claims(self, n: int, ps: int, pe: int, doc: Doc) -> list[_Claim]:
