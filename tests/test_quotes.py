@@ -378,3 +378,16 @@ def test_a_quote_paragraph_with_no_cue_continues_the_one_person_quoted_in_the_pa
              "“The winter boats will leave an hour later,” harbour master Petra Lund said after meeting Ivo Strand.\n\n"
              "“Crews asked for daylight crossings, and we listened.”\n")
     assert speaker_of(other, "Crews asked for daylight crossings, and we listened.") is None
+
+
+def test_a_pronoun_is_the_previous_speaker_when_the_only_other_name_describes_that_speaker():
+    text = ("Orrin bakery wins a prize\n\n"
+            "The prize is a fair reward, said Petra Lund, owner and founder of Saltwind Morning Bread, a bakery on "
+            "the Orrin quay.\n\n"
+            "“We bake before the first ferry,” she said.\n")
+    assert speaker_of(text, "We bake before the first ferry,") == "Petra Lund"
+    # a second person, not a description of the speaker, still makes the pronoun unsure
+    other = ("Orrin bakery wins a prize\n\n"
+             "The prize is a fair reward, said Petra Lund, who later met Ida Sorn of Saltwind Morning Bread.\n\n"
+             "“We bake before the first ferry,” she said.\n")
+    assert speaker_of(other, "We bake before the first ferry,") is None

@@ -556,7 +556,7 @@ class _Reader:
             if speaker is None or " and " in speaker or not _person_like(speaker):
                 continue
             since = max(max(c.end, c.cue_at) for c, _ in before)
-            if set(self._mentions(since, first)) - {speaker}:
+            if set(self._mentions(since, first, besides=speaker)) - {speaker}:
                 continue
             for k in by_para[n]:
                 claim = out[k][0]
@@ -729,9 +729,10 @@ class _Reader:
         full = self.aliases.canonical(tok.text)
         return full if full is not None and full != tok.text else None
 
-    def _mentions(self, after: int, before: int, subjects: bool = False) -> list[str]:
+    def _mentions(self, after: int, before: int, subjects: bool = False, besides: str | None = None) -> list[str]:
         """Person-like names (fullest form) mentioned in the body between two offsets, outside quotes (only those
-        that are the subject of their clause with `subjects`)."""
+        that are the subject of their clause with `subjects`; not those in the description of `besides`, "Petra
+        Lund, founder of Saltwind Morning Bread": the description of a person is not another person)."""
         head_end = self.paragraphs[0][1] if self.paragraphs else 0
         out = []
         for name in self.names:
@@ -739,9 +740,31 @@ class _Reader:
                 continue
             if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
                 full = self.aliases.canonical(name.text)
-                if full is not None and _person_like(full):
+                if full is not None and _person_like(full) and not (besides and full != besides
+                                                                     and self._describes(name, besides)):
                     out.append(full)
         return list(dict.fromkeys(out))
+
+    def _describes(self, name: _Name, person: str) -> bool:
+        """`name` sits in a phrase hung on a mention of `person`: an apposition or its "of"/"at"/"for" phrase."""
+        for (ps, pe), doc in zip(self.paragraphs, self.docs):
+            if doc is None or not ps <= name.start < pe:
+                continue
+            tok = next((t for t in doc if ps + t.idx == name.start), None)
+            if tok is None:
+                return False
+            seen = 0
+            while tok.head is not tok and seen < 12:
+                if tok.dep_ not in ("pobj", "prep", "appos", "conj", "compound", "cc", "poss", "case", "nmod",
+                                    "amod"):
+                    return False
+                tok = tok.head
+                seen += 1
+                run = _name_run(tok) if _capital(tok) else None
+                if run is not None and self.aliases.canonical(run.text) == person:
+                    return True
+            return False
+        return False
 
     def _pronoun(self, subj: Token, previous: str | None | bool, previous_at: int) -> str | None:
         word = subj.lower_
@@ -755,7 +778,7 @@ class _Reader:
         assert isinstance(previous, str)
         at = subj.idx + self._offset(subj)
         parts = previous.split(" and ")
-        since = self._mentions(previous_at + 1, at)
+        since = self._mentions(previous_at + 1, at, besides=previous)
         others = [m for m in since if m not in parts]
         if others:
             # "Mayor Lukas Fenn defended the closure. “…,” he said.": the one person named since the previous
