@@ -391,3 +391,15 @@ def test_a_pronoun_is_the_previous_speaker_when_the_only_other_name_describes_th
              "The prize is a fair reward, said Petra Lund, who later met Ida Sorn of Saltwind Morning Bread.\n\n"
              "“We bake before the first ferry,” she said.\n")
     assert speaker_of(other, "We bake before the first ferry,") is None
+
+
+def test_a_word_that_opens_a_sentence_is_not_part_of_the_name_after_it():
+    # "Though Vanne" and "Can Vanne" are not two more people named Vanne: the surname still reads as the mayor
+    text = ("Can Vanne save the ferry fund?\n\n"
+            "Mayor Ilka Vanne opened the ferry fund in May.\n\n"
+            "Though Vanne won the vote, the fund is nearly empty.\n\n"
+            "“The fund will be refilled by winter,” Vanne said.\n")
+    assert speaker_of(text, "The fund will be refilled by winter,") == "Ilka Vanne"
+    # a real second Vanne still makes the surname unsure
+    two = text.replace("Though Vanne won the vote", "Her brother Aron Vanne won the vote")
+    assert speaker_of(two, "The fund will be refilled by winter,") is None

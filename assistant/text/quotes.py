@@ -205,6 +205,12 @@ def _name_run(token: Token) -> Span | None:
             right += 2 if _capital(doc[right + 2]) else 3
         else:
             break
+    # "Though Vanne said …", "Can Vanne win?": an opening word the tagger took for a name at a sentence's start is
+    # not part of the name (else "Vanne" fits two names and is read as nobody)
+    while left < right and doc[left].is_sent_start and (doc[left].lower_ in _OPENERS or doc[left].lower_ in _NOT_NAMES):
+        left += 1
+        while left < right and doc[left].lower_ in _CONNECTORS:
+            left += 1
     while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
@@ -245,6 +251,13 @@ _NOT_NAMES = set("the a an on in at by for of to from with after before despite 
                  "as this that these those it its he she they we his her their our some many most no not".split())
 
 
+# Words that open a question or a clause at a sentence's start and are names elsewhere ("Will", "May") or never.
+_OPENERS = set("though although whether how what why where who which both either neither can could will would should "
+               "may might must does did do is are was were has have had even yet still also once since until unless "
+               "because".split())
+_SENTENCE_END = re.compile(r"(?:^|[.!?:;“”\"(]\s*)$")
+
+
 def _regex_names(text: str, start: int, end: int) -> list[_Name]:
     """Names in a paragraph that is not parsed: runs of capitalised words, opening function words and titles
     dropped ("President Vladimir Putin" -> "Vladimir Putin"); used for aliases and to know who was mentioned."""
@@ -253,7 +266,8 @@ def _regex_names(text: str, start: int, end: int) -> list[_Name]:
         words = m.group().split()
         offsets = [m.start() + o.start() for o in re.finditer(r"\S+", m.group())]
         k = 0
-        while k < len(words) and words[k].lower() in _NOT_NAMES:
+        opening = bool(_SENTENCE_END.search(text[max(start, m.start() - 3):m.start()])) or m.start() == start
+        while k < len(words) and (words[k].lower() in _NOT_NAMES or (opening and words[k].lower() in _OPENERS)):
             k += 1
         titles = [i for i in range(k, len(words)) if words[i].lower() in _TITLES]
         if titles and titles[-1] + 1 < len(words):
