@@ -403,3 +403,14 @@ def test_a_word_that_opens_a_sentence_is_not_part_of_the_name_after_it():
     # a real second Vanne still makes the surname unsure
     two = text.replace("Though Vanne won the vote", "Her brother Aron Vanne won the vote")
     assert speaker_of(two, "The fund will be refilled by winter,") is None
+
+
+def test_an_organisation_before_the_speakers_title_does_not_stop_the_next_quote_sentence_being_hers():
+    text = ("Orrin lander launch\n\n"
+            "“We carry the hopes of the island,” Saltwind Rockets President and CEO Ivo Marsh said in a statement. "
+            "“The crew is ready.”\n")
+    assert speaker_of(text, "We carry the hopes of the island,") == "Ivo Marsh"
+    assert speaker_of(text, "The crew is ready.") == "Ivo Marsh"
+    other = ("Orrin lander launch\n\n"
+             "“We carry the hopes of the island,” CEO Ivo Marsh said after Ada Brenn spoke. “The crew is ready.”\n")
+    assert speaker_of(other, "The crew is ready.") is None

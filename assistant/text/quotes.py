@@ -529,7 +529,7 @@ class _Reader:
                 continue
             if (claim.subject is None and not claim.cue and not claim.headline and last is not None
                     and last[0].para == claim.para and last[1] is not None and last[0].cue
-                    and set(self._mentions(last[0].end, claim.start)) <= set(last[1].split(" and "))):
+                    and set(self._mentions(last[0].end, claim.start, besides=last[1])) <= set(last[1].split(" and "))):
                 claim.cue = last[0].cue
                 out[k] = (claim, last[1])
             last = out[k]
