@@ -414,3 +414,12 @@ def test_an_organisation_before_the_speakers_title_does_not_stop_the_next_quote_
     other = ("Orrin lander launch\n\n"
              "“We carry the hopes of the island,” CEO Ivo Marsh said after Ada Brenn spoke. “The crew is ready.”\n")
     assert speaker_of(other, "The crew is ready.") is None
+
+
+def test_a_name_written_all_in_capitals_is_an_organisation_not_another_person_before_a_pronoun():
+    text = ("Orrin storm\n\n"
+            "The ferries stopped at noon, harbour master Ivo Marsh told SALTWIND NOW.\n\n"
+            "“Many boats lost power,” he said.\n")
+    assert speaker_of(text, "Many boats lost power,") == "Ivo Marsh"
+    other = text.replace("told SALTWIND NOW", "told Ada Brenn")
+    assert speaker_of(other, "Many boats lost power,") is None

@@ -285,7 +285,7 @@ def _regex_names(text: str, start: int, end: int) -> list[_Name]:
 def _is_org(name: str) -> bool:
     words = name.split()
     return bool(words) and (words[-1].lower() in _ORG_WORDS or any(w.lower() in _ORG_WORDS for w in words)
-                            or (len(words) == 1 and words[0].isupper() and len(words[0]) > 1))
+                            or (all(w.isupper() and len(w) > 1 for w in words)))  # "NATO", a masthead in capitals
 
 
 def _person_like(name: str) -> bool:
