@@ -423,3 +423,14 @@ def test_a_name_written_all_in_capitals_is_an_organisation_not_another_person_be
     assert speaker_of(text, "Many boats lost power,") == "Ivo Marsh"
     other = text.replace("told SALTWIND NOW", "told Ada Brenn")
     assert speaker_of(other, "Many boats lost power,") is None
+
+
+def test_a_pronoun_after_an_unnamed_quote_is_the_one_person_named_since_as_a_subject():
+    text = ("Calder port fees rise\n\n"
+            "Harbour officials said that the fees would rise in June.\n\n"
+            "Councillor Nils Aldous voted against the rise on Friday. "
+            "He said that the rise would cost him a month's catch.\n")
+    assert speaker_of(text, "the fees would rise in June") is None
+    assert speaker_of(text, "the rise would cost him a month's catch") == "Nils Aldous"
+    two = text.replace("voted against the rise", "voted with Ada Brenn against the rise")
+    assert speaker_of(two, "the rise would cost him a month's catch") is None

@@ -785,9 +785,16 @@ class _Reader:
         if word == "they" and not (isinstance(previous, str) and " and " in previous):
             return self._pair_before(subj)
         if previous is False or previous is None:
+            at = subj.idx + self._offset(subj)
             if word in ("he", "she") and previous is False:
-                names = self._mentions(0, subj.idx + self._offset(subj))
+                names = self._mentions(0, at)
                 return names[0] if len(names) == 1 else None
+            if word in ("he", "she"):
+                # the previous quote had no named speaker: the one person named since it, as a subject, and
+                # nobody else
+                since = self._mentions(previous_at + 1, at)
+                if len(since) == 1 and self._mentions(previous_at + 1, at, subjects=True) == since:
+                    return since[0]
             return None
         assert isinstance(previous, str)
         at = subj.idx + self._offset(subj)
