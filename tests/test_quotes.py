@@ -434,3 +434,12 @@ def test_a_pronoun_after_an_unnamed_quote_is_the_one_person_named_since_as_a_sub
     assert speaker_of(text, "the rise would cost him a month's catch") == "Nils Aldous"
     two = text.replace("voted against the rise", "voted with Ada Brenn against the rise")
     assert speaker_of(two, "the rise would cost him a month's catch") is None
+
+
+def test_analysts_of_a_named_firm_speak_for_the_firm_whatever_its_name_and_unnamed_analysts_for_nobody():
+    for cue in ("said Saltwind Capital analysts", "Saltwind Capital analysts said",
+                "analysts at Saltwind Capital said"):
+        text = f"Orrin markets\n\n“Prices will fall before winter,” {cue}.\n"
+        assert speaker_of(text, "Prices will fall before winter,") == "Saltwind Capital", cue
+    text = "Orrin markets\n\n“Prices will fall before winter,” analysts said.\n"
+    assert speaker_of(text, "Prices will fall before winter,") is None

@@ -727,12 +727,13 @@ class _Reader:
                 target = None
                 if child.dep_ == "prep" and child.lower_ in ("at", "from", "of"):
                     target = next((g for g in child.children if g.dep_ == "pobj"), None)
-                elif child.dep_ == "poss":
-                    target = child
+                elif child.dep_ in ("poss", "compound"):
+                    target = child  # "Saltwind Capital's analysts", "Saltwind Capital analysts"
                 if target is not None and _capital(target):
+                    # "analysts at X": X is where they work, an organisation whether or not its name says so
                     run = _name_run(target)
-                    if run is not None and _is_org(self.aliases.canonical(run.text) or ""):
-                        return self.aliases.canonical(run.text)
+                    if run is not None and (full := self.aliases.canonical(run.text)) is not None:
+                        return full
         return None
 
     def _known(self, tok: Token) -> str | None:
