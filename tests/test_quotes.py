@@ -443,3 +443,12 @@ def test_analysts_of_a_named_firm_speak_for_the_firm_whatever_its_name_and_unnam
         assert speaker_of(text, "Prices will fall before winter,") == "Saltwind Capital", cue
     text = "Orrin markets\n\n“Prices will fall before winter,” analysts said.\n"
     assert speaker_of(text, "Prices will fall before winter,") is None
+
+
+def test_the_statement_said_is_the_one_organisation_named_just_before():
+    text = ("Orrin ferries cut\n\n"
+            "Winter crossings will stop in January, according to a notice from the Orrin Ferry Service.\n\n"
+            "“The boats need new engines,” the statement said.\n")
+    assert speaker_of(text, "The boats need new engines,") == "Orrin Ferry Service"
+    two = text.replace("from the Orrin Ferry Service", "from the Orrin Ferry Service and the Calder Port Authority")
+    assert speaker_of(two, "The boats need new engines,") is None

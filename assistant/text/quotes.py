@@ -164,6 +164,8 @@ _ORG_WORDS = set(
 # Name-internal words ("Institute for the Study of War", "Bank of Northvale").
 _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 # People whose organisation speaks through them ("analysts at the Institute ...", "ISW's researchers").
+# Nouns that stand for the organisation named just before ("the statement said").
+_NOMINAL = set("statement release agency company firm report department".split())
 _RESEARCHERS = set("analyst analysts researcher researchers expert experts economist economists scientist "
                    "scientists strategist strategists".split())
 # "according to a survey by X": the organisation behind the document.
@@ -721,7 +723,10 @@ class _Reader:
                 return self.aliases.canonical(org.text)
             if (subj.lower_ in _ORG_WORDS and subj.text.islower() and [c.lower_ for c in subj.children] == ["the"]):
                 full = self.aliases.canonical(subj.text)
-                return full if full is not None and full != subj.text else None
+                if full is not None and full != subj.text:
+                    return full
+            if subj.lower_ in _NOMINAL and [c.lower_ for c in subj.children] == ["the"]:
+                return self._organisation_before(subj)
         if len(heads) == 1 and subj.lower_ in _RESEARCHERS:
             for child in subj.children:
                 target = None
@@ -735,6 +740,25 @@ class _Reader:
                     if run is not None and (full := self.aliases.canonical(run.text)) is not None:
                         return full
         return None
+
+    def _organisation_before(self, subj: Token) -> str | None:
+        """"the statement said", "the agency said": the one organisation named in this paragraph or the one
+        before, outside quotes, when exactly one is (and no person is named in this paragraph before the cue)."""
+        at = subj.idx + self._offset(subj)
+        n = next((k for k, (ps, pe) in enumerate(self.paragraphs) if ps <= at < pe), 0)
+        if n == 0:
+            return None
+        lo = self.paragraphs[n - 1][0]
+        orgs = []
+        for name in self.names:
+            if lo <= name.start < at and not self.in_direct(name.start):
+                full = self.aliases.canonical(name.text)
+                if full is not None and _is_org(full) and len(full.split()) >= 2:
+                    orgs.append(full)
+        orgs = list(dict.fromkeys(orgs))
+        if len(orgs) != 1 or self._mentions(self.paragraphs[n][0], at):
+            return None
+        return orgs[0]
 
     def _known(self, tok: Token) -> str | None:
         """A capitalised word the tagger missed as a name ("Tessel says ..." in a title) that is part of a longer
