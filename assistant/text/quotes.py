@@ -71,7 +71,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -164,6 +164,8 @@ _ORG_WORDS = set(
 # Name-internal words ("Institute for the Study of War", "Bank of Northvale").
 _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 # People whose organisation speaks through them ("analysts at the Institute ...", "ISW's researchers").
+# Nouns that stand for the organisation named just before ("the statement said").
+_NOMINAL = set("statement release agency company firm report department".split())
 _RESEARCHERS = set("analyst analysts researcher researchers expert experts economist economists scientist "
                    "scientists strategist strategists".split())
 # "according to a survey by X": the organisation behind the document.
@@ -205,6 +207,12 @@ def _name_run(token: Token) -> Span | None:
             right += 2 if _capital(doc[right + 2]) else 3
         else:
             break
+    # "Though Vanne said …", "Can Vanne win?": an opening word the tagger took for a name at a sentence's start is
+    # not part of the name (else "Vanne" fits two names and is read as nobody)
+    while left < right and doc[left].is_sent_start and (doc[left].lower_ in _OPENERS or doc[left].lower_ in _NOT_NAMES):
+        left += 1
+        while left < right and doc[left].lower_ in _CONNECTORS:
+            left += 1
     while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
@@ -245,6 +253,13 @@ _NOT_NAMES = set("the a an on in at by for of to from with after before despite 
                  "as this that these those it its he she they we his her their our some many most no not".split())
 
 
+# Words that open a question or a clause at a sentence's start and are names elsewhere ("Will", "May") or never.
+_OPENERS = set("though although whether how what why where who which both either neither can could will would should "
+               "may might must does did do is are was were has have had even yet still also once since until unless "
+               "because".split())
+_SENTENCE_END = re.compile(r"(?:^|[.!?:;“”\"(]\s*)$")
+
+
 def _regex_names(text: str, start: int, end: int) -> list[_Name]:
     """Names in a paragraph that is not parsed: runs of capitalised words, opening function words and titles
     dropped ("President Vladimir Putin" -> "Vladimir Putin"); used for aliases and to know who was mentioned."""
@@ -253,7 +268,8 @@ def _regex_names(text: str, start: int, end: int) -> list[_Name]:
         words = m.group().split()
         offsets = [m.start() + o.start() for o in re.finditer(r"\S+", m.group())]
         k = 0
-        while k < len(words) and words[k].lower() in _NOT_NAMES:
+        opening = bool(_SENTENCE_END.search(text[max(start, m.start() - 3):m.start()])) or m.start() == start
+        while k < len(words) and (words[k].lower() in _NOT_NAMES or (opening and words[k].lower() in _OPENERS)):
             k += 1
         titles = [i for i in range(k, len(words)) if words[i].lower() in _TITLES]
         if titles and titles[-1] + 1 < len(words):
@@ -271,7 +287,7 @@ def _regex_names(text: str, start: int, end: int) -> list[_Name]:
 def _is_org(name: str) -> bool:
     words = name.split()
     return bool(words) and (words[-1].lower() in _ORG_WORDS or any(w.lower() in _ORG_WORDS for w in words)
-                            or (len(words) == 1 and words[0].isupper() and len(words[0]) > 1))
+                            or (all(w.isupper() and len(w) > 1 for w in words)))  # "NATO", a masthead in capitals
 
 
 def _person_like(name: str) -> bool:
@@ -515,10 +531,11 @@ class _Reader:
                 continue
             if (claim.subject is None and not claim.cue and not claim.headline and last is not None
                     and last[0].para == claim.para and last[1] is not None and last[0].cue
-                    and set(self._mentions(last[0].end, claim.start)) <= set(last[1].split(" and "))):
+                    and set(self._mentions(last[0].end, claim.start, besides=last[1])) <= set(last[1].split(" and "))):
                 claim.cue = last[0].cue
                 out[k] = (claim, last[1])
             last = out[k]
+        self._continue(out, by_group)
         quotes = []
         for claim, speaker in out:
             cue = claim.cue
@@ -528,6 +545,39 @@ class _Reader:
                            and s == speaker and c.cue)
             quotes.append(Quote(claim.start, claim.end, claim.kind, speaker, cue))
         return sorted(set(quotes), key=lambda q: (q.start, q.end, q.kind))
+
+    def _continue(self, out: list[tuple[_Claim, str | None]], by_group: dict[int, str | None]) -> None:
+        """News style: a paragraph that is only a quotation, with no cue, right after a paragraph whose quotes are
+        all attributed to one named person, is that person's too (and so is the next such paragraph), when nobody
+        else is named in between. Anything less certain keeps no speaker."""
+        by_para: dict[int, list[int]] = {}
+        for k, (claim, _) in enumerate(out):
+            by_para.setdefault(claim.para, []).append(k)
+        for n in sorted(by_para):
+            mine = [out[k][0] for k in by_para[n]]
+            if any(c.cue or c.subject is not None or c.org_source or c.headline or c.kind != "direct"
+                   for c in mine):
+                continue
+            if any(c.direct is not None and c.direct.group in by_group for c in mine):
+                continue
+            ps = self.paragraphs[n][0]
+            first = min(c.start for c in mine)
+            if self.text[ps:first - 1].strip():
+                continue  # the paragraph says something before its quote
+            before = [out[k] for k in by_para.get(n - 1, [])]
+            speakers = {s for _, s in before}
+            if not before or len(speakers) != 1:
+                continue
+            [speaker] = speakers
+            if speaker is None or " and " in speaker or not _person_like(speaker):
+                continue
+            since = max(max(c.end, c.cue_at) for c, _ in before)
+            if set(self._mentions(since, first, besides=speaker)) - {speaker}:
+                continue
+            for k in by_para[n]:
+                claim = out[k][0]
+                claim.cue = next(c.cue for c, _ in before if c.cue) if any(c.cue for c, _ in before) else ""
+                out[k] = (claim, speaker)
 
     # -- direct quotes: the nearest speech verb outside every quote in the quote's sentence(s)
     def _direct_claims(self, n: int, ps: int, pe: int, doc: Doc) -> list[_Claim]:
@@ -673,19 +723,42 @@ class _Reader:
                 return self.aliases.canonical(org.text)
             if (subj.lower_ in _ORG_WORDS and subj.text.islower() and [c.lower_ for c in subj.children] == ["the"]):
                 full = self.aliases.canonical(subj.text)
-                return full if full is not None and full != subj.text else None
+                if full is not None and full != subj.text:
+                    return full
+            if subj.lower_ in _NOMINAL and [c.lower_ for c in subj.children] == ["the"]:
+                return self._organisation_before(subj)
         if len(heads) == 1 and subj.lower_ in _RESEARCHERS:
             for child in subj.children:
                 target = None
                 if child.dep_ == "prep" and child.lower_ in ("at", "from", "of"):
                     target = next((g for g in child.children if g.dep_ == "pobj"), None)
-                elif child.dep_ == "poss":
-                    target = child
+                elif child.dep_ in ("poss", "compound"):
+                    target = child  # "Saltwind Capital's analysts", "Saltwind Capital analysts"
                 if target is not None and _capital(target):
+                    # "analysts at X": X is where they work, an organisation whether or not its name says so
                     run = _name_run(target)
-                    if run is not None and _is_org(self.aliases.canonical(run.text) or ""):
-                        return self.aliases.canonical(run.text)
+                    if run is not None and (full := self.aliases.canonical(run.text)) is not None:
+                        return full
         return None
+
+    def _organisation_before(self, subj: Token) -> str | None:
+        """"the statement said", "the agency said": the one organisation named in this paragraph or the one
+        before, outside quotes, when exactly one is (and no person is named in this paragraph before the cue)."""
+        at = subj.idx + self._offset(subj)
+        n = next((k for k, (ps, pe) in enumerate(self.paragraphs) if ps <= at < pe), 0)
+        if n == 0:
+            return None
+        lo = self.paragraphs[n - 1][0]
+        orgs = []
+        for name in self.names:
+            if lo <= name.start < at and not self.in_direct(name.start):
+                full = self.aliases.canonical(name.text)
+                if full is not None and _is_org(full) and len(full.split()) >= 2:
+                    orgs.append(full)
+        orgs = list(dict.fromkeys(orgs))
+        if len(orgs) != 1 or self._mentions(self.paragraphs[n][0], at):
+            return None
+        return orgs[0]
 
     def _known(self, tok: Token) -> str | None:
         """A capitalised word the tagger missed as a name ("Tessel says ..." in a title) that is part of a longer
@@ -695,9 +768,10 @@ class _Reader:
         full = self.aliases.canonical(tok.text)
         return full if full is not None and full != tok.text else None
 
-    def _mentions(self, after: int, before: int, subjects: bool = False) -> list[str]:
+    def _mentions(self, after: int, before: int, subjects: bool = False, besides: str | None = None) -> list[str]:
         """Person-like names (fullest form) mentioned in the body between two offsets, outside quotes (only those
-        that are the subject of their clause with `subjects`)."""
+        that are the subject of their clause with `subjects`; not those in the description of `besides`, "Petra
+        Lund, founder of Saltwind Morning Bread": the description of a person is not another person)."""
         head_end = self.paragraphs[0][1] if self.paragraphs else 0
         out = []
         for name in self.names:
@@ -705,23 +779,52 @@ class _Reader:
                 continue
             if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
                 full = self.aliases.canonical(name.text)
-                if full is not None and _person_like(full):
+                if full is not None and _person_like(full) and not (besides and full != besides
+                                                                     and self._describes(name, besides)):
                     out.append(full)
         return list(dict.fromkeys(out))
+
+    def _describes(self, name: _Name, person: str) -> bool:
+        """`name` sits in a phrase hung on a mention of `person`: an apposition or its "of"/"at"/"for" phrase."""
+        for (ps, pe), doc in zip(self.paragraphs, self.docs):
+            if doc is None or not ps <= name.start < pe:
+                continue
+            tok = next((t for t in doc if ps + t.idx == name.start), None)
+            if tok is None:
+                return False
+            seen = 0
+            while tok.head is not tok and seen < 12:
+                if tok.dep_ not in ("pobj", "prep", "appos", "conj", "compound", "cc", "poss", "case", "nmod",
+                                    "amod"):
+                    return False
+                tok = tok.head
+                seen += 1
+                run = _name_run(tok) if _capital(tok) else None
+                if run is not None and self.aliases.canonical(run.text) == person:
+                    return True
+            return False
+        return False
 
     def _pronoun(self, subj: Token, previous: str | None | bool, previous_at: int) -> str | None:
         word = subj.lower_
         if word == "they" and not (isinstance(previous, str) and " and " in previous):
             return self._pair_before(subj)
         if previous is False or previous is None:
+            at = subj.idx + self._offset(subj)
             if word in ("he", "she") and previous is False:
-                names = self._mentions(0, subj.idx + self._offset(subj))
+                names = self._mentions(0, at)
                 return names[0] if len(names) == 1 else None
+            if word in ("he", "she"):
+                # the previous quote had no named speaker: the one person named since it, as a subject, and
+                # nobody else
+                since = self._mentions(previous_at + 1, at)
+                if len(since) == 1 and self._mentions(previous_at + 1, at, subjects=True) == since:
+                    return since[0]
             return None
         assert isinstance(previous, str)
         at = subj.idx + self._offset(subj)
         parts = previous.split(" and ")
-        since = self._mentions(previous_at + 1, at)
+        since = self._mentions(previous_at + 1, at, besides=previous)
         others = [m for m in since if m not in parts]
         if others:
             # "Mayor Lukas Fenn defended the closure. “…,” he said.": the one person named since the previous
