@@ -118,6 +118,25 @@ def test_reindex_after_a_new_extractor_reads_the_quotes_again_without_reembeddin
     assert _reindex_json(settings)["quotes_reread"] == 0  # read again once, not at every reindex
 
 
+def test_ingest_of_an_unchanged_article_read_by_an_older_extractor_reads_its_quotes_again(ingested, monkeypatch):
+    """An archive made before an extractor upgrade (`make run` ingests corpus/ again at each start): the unchanged
+    articles are not re-embedded, but their quotes are the current extractor's, and the quote book sees them."""
+    settings, ingestor, articles = ingested
+    vectors = ingestor.store.vectors(ingestor.store.all_ids())
+    monkeypatch.setattr(quotes_module, "EXTRACTOR_VERSION", EXTRACTOR_VERSION + 1)
+    again = Ingestor(settings)  # another run of `assistant ingest`, with its own quote book
+    report = again.ingest_articles(load_paths(TEXTS).articles)
+    assert report.unchanged == 9 and report.added == report.updated == 0
+    for a in articles:
+        [rows] = again.store.article_chunks([a.id]).values()
+        assert {m["quotes_v"] for _, _, m in rows} == {EXTRACTOR_VERSION + 1}
+        assert sorted(q for _, _, m in rows for q in stored_quotes(m)) == expected_of(a)
+    after = again.store.vectors(list(vectors))
+    assert all((after[i] == vectors[i]).all() for i in vectors)  # metadata only
+    assert again.archive.quotes.find(speaker="Hanna Ostrow")  # in the new process's book too
+    assert _reindex_json(settings)["quotes_reread"] == 0  # nothing left for reindex
+
+
 def test_a_restored_archive_has_the_quotes(ingested, make_settings, tmp_path):
     from assistant.ingest.backup import backup, restore
 

@@ -173,6 +173,8 @@ class Ingestor:
             if interrupted is not None:
                 report.resumed = self._resumed_note(interrupted, stored, swept)
             todo: list[Article] = []
+            requote: list[str] = []  # unchanged articles an older quote extractor read (or none: a failed one)
+            version = extractor_version()
             seen: set[str] = set()
             for a in articles:
                 if a.id in seen:
@@ -182,6 +184,8 @@ class Ingestor:
                 old = stored.get(a.id)
                 if old is not None and old.get("hash") == a.hash:
                     report.unchanged += 1
+                    if old.get("quotes_v") != version:
+                        requote.append(a.id)
                 else:
                     todo.append(a)
             signatures: dict[str, Signature] = {}
@@ -201,6 +205,11 @@ class Ingestor:
                     log.info("stored %d/%d articles", done, total)
                     if progress:
                         progress("embed", done, total)
+            if requote:  # an upgraded archive: its unchanged articles get the current extractor's quotes
+                try:
+                    self._reread(requote, version)
+                except AssistantError as e:
+                    log.warning("%s; %s", e.message, e.hint)
             self._sync_keywords(report)
             journal.unlink(missing_ok=True)
         report.seconds = time.perf_counter() - t0
@@ -214,26 +223,30 @@ class Ingestor:
         version = extractor_version()
         with self.lock():
             stale = sorted(aid for aid, meta in self.store.manifest().items() if meta.get("quotes_v") != version)
-            step = max(1, self.settings.ingest.batch_articles)
-            for i in range(0, len(stale), step):
-                chunks = self.store.article_chunks(stale[i:i + step])
-                rows = [r for r in chunks.values() if r]
-                found = read_quotes([(r[0][2].get("title") or "", visible_body(
-                    (int(m["start"]), int(m["end"]), t) for _, t, m in r)) for r in rows])
-                if found is None:
-                    raise AssistantError("the quote extractor failed; the quotes were not read again",
-                                     "see the log above; run `assistant reindex` again once it loads")
-                updates = []
-                for r, quotes in zip(rows, found):
-                    per = chunk_quotes([(int(m["start"]), int(m["end"])) for _, _, m in r], quotes)
-                    updates += [(cid, text, {**meta, "quotes": q, "quotes_v": version})
-                                for (cid, text, meta), q in zip(r, per)]
-                written = self.store.update_metadata(updates)
-                self.lexical.sync(written=written)
-                self.archive.quotes.apply(written)
-                if progress:
-                    progress("quotes", min(i + step, len(stale)), len(stale))
+            self._reread(stale, version, progress)
             return len(stale)
+
+    def _reread(self, stale: list[str], version: int, progress: Progress | None = None) -> None:
+        """Read again the quotes of these stored articles (under the ingest lock); see `reread_quotes`."""
+        step = max(1, self.settings.ingest.batch_articles)
+        for i in range(0, len(stale), step):
+            chunks = self.store.article_chunks(stale[i:i + step])
+            rows = [r for r in chunks.values() if r]
+            found = read_quotes([(r[0][2].get("title") or "", visible_body(
+                (int(m["start"]), int(m["end"]), t) for _, t, m in r)) for r in rows])
+            if found is None:
+                raise AssistantError("the quote extractor failed; the quotes were not read again",
+                                     "see the log above; run `assistant reindex` again once it loads")
+            updates = []
+            for r, quotes in zip(rows, found):
+                per = chunk_quotes([(int(m["start"]), int(m["end"])) for _, _, m in r], quotes)
+                updates += [(cid, text, {**meta, "quotes": q, "quotes_v": version})
+                            for (cid, text, meta), q in zip(r, per)]
+            written = self.store.update_metadata(updates)
+            self.lexical.sync(written=written)
+            self.archive.quotes.apply(written)
+            if progress:
+                progress("quotes", min(i + step, len(stale)), len(stale))
 
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks from the store and the keyword index; returns chunks removed."""
