@@ -111,3 +111,14 @@ def test_which_company_questions_are_not_read_as_asking_for_a_speaker(assistant)
     answer = assistant.ask("Which body said the old bridge would stay closed until next autumn?")
     assert not answer.refused and "Vellmar city council said" in answer.answer
     assert not any(answer.answer.startswith(f"{c.speaker} (") for c in answer.citations if c.speaker)
+
+
+def test_no_claim_that_a_person_is_not_quoted_while_older_articles_await_reindex(assistant, monkeypatch):
+    from assistant.index import quotebook
+    from assistant.text.quotes import EXTRACTOR_VERSION
+
+    monkeypatch.setattr(quotebook, "extractor_version", lambda: EXTRACTOR_VERSION + 1)  # an upgrade, no reindex
+    upgraded = Assistant(assistant.settings)  # a new process's view of the same archive
+    assert upgraded.archive.quotes.unread() > 0
+    answer = upgraded.ask("What did Ida Brenn say about the ferry?")
+    assert "do not quote" not in answer.answer  # the older articles may quote her: no such claim

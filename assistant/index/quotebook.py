@@ -157,6 +157,7 @@ class QuoteBook:
         self.store = store
         self._by_chunk: dict[str, list[QuoteRecord]] = {}
         self._chunk_seq: dict[str, int] = {}
+        self._unread: set[str] = set()  # chunks no extractor of this version read (before an upgrade's reindex)
         self._seen: int | None = None
         self._ident: str | None = None
         self._built = False
@@ -186,7 +187,7 @@ class QuoteBook:
                 self._seen = written.seq
 
     def _rebuild(self, head: int | None, ident: str) -> None:
-        self._by_chunk, self._chunk_seq = {}, {}
+        self._by_chunk, self._chunk_seq, self._unread = {}, {}, set()
         self._apply(list(self.store.iter_chunks()), [])
         self._seen, self._ident, self._built = head or 0, ident, True
         log.info("quote index: %d quotes of %d chunks", sum(map(len, self._by_chunk.values())), len(self._chunk_seq))
@@ -200,9 +201,12 @@ class QuoteBook:
                     self._drop(cid)
             elif self._chunk_seq.get(cid, -1) < dseq:
                 self._drop(cid)
+        version = extractor_version()
         for cid, (text, meta) in changed.items():
             self._drop(cid)
             self._chunk_seq[cid] = int(meta.get("seq") or 0)
+            if meta.get("quotes_v") != version:
+                self._unread.add(cid)
             records = self._records(cid, text, meta, changed)
             if records:
                 self._by_chunk[cid] = records
@@ -210,6 +214,13 @@ class QuoteBook:
     def _drop(self, cid: str) -> None:
         self._by_chunk.pop(cid, None)
         self._chunk_seq.pop(cid, None)
+        self._unread.discard(cid)
+
+    def unread(self) -> int:
+        """How many stored chunks the current extractor has not read (an older one did, or none): until
+        `assistant reindex` reads them, a speaker without quotes here may still be quoted there."""
+        self.sync()
+        return len(self._unread)
 
     def _records(self, cid: str, text: str, meta: dict[str, Any],
                  rows: dict[str, tuple[str, dict[str, Any]]]) -> list[QuoteRecord]:
