@@ -120,8 +120,9 @@ def who_said(question: Question, passages: list[Passage], quotes: QuoteBook, mos
     words = _weights(question.text, _QUESTION_WORDS)
     by_chunk = {p.chunk_id: p for p in passages}
     found: list[tuple[float, int, QuoteRecord]] = []
+    of = quotes.of_chunks([p.chunk_id for p in passages])
     for rank, p in enumerate(passages):
-        for r in quotes.of_chunk(p.chunk_id):
+        for r in of[p.chunk_id]:
             if r.speaker and _share(words, r.terms) >= ABOUT_SHARE:
                 found.append((_share(words, r.terms), rank, r))
     if not found:

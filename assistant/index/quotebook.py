@@ -310,14 +310,10 @@ class QuoteBook:
         """One article's quotes in text order."""
         return sorted((r for r in self._records_now() if r.article_id == article_id), key=lambda r: r.start)
 
-    def of_chunk(self, chunk_id: str) -> list[QuoteRecord]:
-        """The quotes that start in one chunk, in text order."""
+    def of_chunks(self, chunk_ids: Sequence[str]) -> dict[str, list[QuoteRecord]]:
+        """The quotes that start in each of these chunks, in text order (one sync for all of them)."""
         self.sync()
-        return sorted(self._by_chunk.get(chunk_id, []), key=lambda r: r.start)
-
-    def speakers(self, **filters: Any) -> list[str]:
-        """The distinct named speakers of the quotes `find` gives for these filters, newest first."""
-        return list(dict.fromkeys(r.speaker for r in self.find(**{"limit": 10 ** 9, **filters}) if r.speaker))
+        return {cid: sorted(self._by_chunk.get(cid, []), key=lambda r: r.start) for cid in chunk_ids}
 
     def __len__(self) -> int:
         return len(self._records_now())
