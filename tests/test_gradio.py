@@ -10,7 +10,7 @@ import pytest
 
 from assistant.models import Answer, Citation, Passage
 from assistant.web.api import create_app
-from assistant.web.app import _pairs, chat_html, citation_card, sources_html
+from assistant.web.app import _pairs, best_sentence, chat_html, citation_card, sources_html
 from tests.support.net import serve_in_thread
 
 QUESTION = "What did Peskov say about BRICS?"
@@ -114,10 +114,21 @@ def test_cards_escape_every_article_field_and_link_only_http(url):
     # The quote is highlighted exactly, and every character of the body is still there (escaped).
     assert f'<mark id="quote-1" data-n="1">{quote}</mark>' in cited
     assert html.unescape(re.sub(r"<[^>]+>", "", cited)).count(HOSTILE["body"]) == 1
-    # A refusal shows each nearest article once, its sentence closest to the question highlighted.
+    # A refusal shows each nearest article once, its sentence closest to the question highlighted: here the
+    # whole body, one sentence to the splitter (no sentence starts with "<"), escaped.
     assert refused.count('class="source-card nearest"') == 1
-    assert re.findall(r"<mark>(.*?)</mark>", refused) == ["&lt;svg onload=alert(3)&gt;Crews walked out."]
+    assert re.findall(r"<mark>(.*?)</mark>", refused) == [html.escape(HOSTILE["body"])]
     assert "No article answers this question" in refused
+
+
+def test_a_refusal_card_highlights_a_whole_sentence_from_the_one_sentence_splitter():
+    """A passage stored without sentence offsets is split by assistant.text.sentences, which knows "Mr." ends
+    no sentence: the highlighted span is the whole sentence, not the part after the title."""
+    text = "Crews walked out at dawn. Mr. Varga said the ferry resumed its timetable. The harbour was calm."
+    p = Passage("c1", "a1", text, 0, len(text), "Ferry", None, None, None)
+    a, b = best_sentence(p, "Did the ferry resume its timetable?")
+    assert text[a:b] == "Mr. Varga said the ferry resumed its timetable."
+    assert best_sentence(p, "Who won the regatta?") is None
 
 
 def test_missing_fields_show_gracefully():

@@ -13,6 +13,8 @@ import gradio as gr
 from assistant.answering.chain import Assistant, check_question
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation, Passage
+from assistant.text.sentences import split_sentences
+from assistant.text.words import token_set
 from assistant.urls import is_http_url
 from assistant.web.actor import actor_of
 from assistant.web.security import USER_HEADER
@@ -58,7 +60,6 @@ CSS = """
 INTERNAL_ERROR = "internal error (the server log has the details)"
 _REF = re.compile(r"\[(\d+)\]")
 _AFTER_REFS = re.compile(r"((?:\s*\[\d+\])+)[ \t]+(?=[^\s\[])")
-_WORD = re.compile(r"\w{3,}")
 
 
 def _meta(source: str | None, published_at: str | None) -> str:
@@ -159,13 +160,12 @@ def support_html(answer: Answer) -> str:
 
 def best_sentence(passage: Passage, question: str) -> tuple[int, int] | None:
     """The passage's sentence sharing the most words with the question (relative offsets), None when none does."""
-    words = {w.lower() for w in _WORD.findall(question or "")}
+    words = token_set(question or "")
     spans = [(s - passage.start, e - passage.start) for s, e in passage.sentence_spans()]
-    if not spans:
-        spans = [(m.start(), m.end()) for m in re.finditer(r"[^\s.!?][^.!?\n]*[.!?]*", passage.text)]
+    spans = spans or split_sentences(passage.text)
     best, best_score = None, 0
     for a, b in spans:
-        score = len(words & {w.lower() for w in _WORD.findall(passage.text[a:b])})
+        score = len(words & token_set(passage.text[a:b]))
         if score > best_score:
             best, best_score = (a, b), score
     return best
