@@ -93,6 +93,9 @@ class StoreSettings(_Section):
     port: int = Field(8000, description="Chroma server port.")
     ssl: bool = Field(False, description="Use https for the Chroma server.")
     collection: str = Field("articles", description="Chroma collection name.")
+    lease_seconds: float = Field(60.0, ge=3.0, description="On a Chroma server, how long an ingest host's write "
+                                 "lease lasts unless renewed (every third of it): a crashed ingest blocks the "
+                                 "next one at most this long.")
 
 
 class ChunkingSettings(_Section):

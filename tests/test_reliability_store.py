@@ -136,12 +136,14 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 @pytest.mark.server
 def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
-    n = 150
+    n = 60  # the server dies after 20: 40 still to store
     src = tmp_path / "articles.jsonl"
     write_articles(src, n, seed=7)
     data, server_dir, port = tmp_path / "data", tmp_path / "chroma-server", free_port()
+    # The killed run cannot release its write lease (the server is gone): the rerun waits for it to expire,
+    # 6 s here instead of the default 60 s.
     env = run_env(ASSISTANT_STORE__HOST="127.0.0.1", ASSISTANT_STORE__PORT=str(port),
-                  ASSISTANT_INGEST__BATCH_ARTICLES="10")
+                  ASSISTANT_INGEST__BATCH_ARTICLES="10", ASSISTANT_STORE__LEASE_SECONDS="6")
     server = start_chroma(server_dir, port)
     try:
         ingest, _ = start_and_wait_for(ingest_cmd(data, src), "stored ", env, min_done=20)
@@ -151,6 +153,7 @@ def test_chroma_server_killed_mid_ingest_then_rerun_after_restart(tmp_path):
         assert ingest.returncode == 1, err[-3000:]
         line = one_line_error(err)
         assert "Chroma" in line and f"127.0.0.1:{port}" in line
+        assert "it expires in 6 s" in err  # the lease it could not release lasts store.lease_seconds
         assert out == ""
         assert (data / "ingest.journal").exists()
 

@@ -109,15 +109,14 @@ class Ingestor:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    LEASE_SECONDS = 60.0
-
     @contextmanager
     def _store_lease(self):
         """On a Chroma server, ingest hosts take turns through a write lease kept in the store: a second host
-        waits while another holds it (renewed every LEASE_SECONDS / 3; a crashed holder's lease expires)."""
+        waits while another holds it (renewed every third of store.lease_seconds; a crashed holder's lease expires)."""
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        ttl = self.settings.store.lease_seconds
         warned = False
-        while (other := self.store.lease.take(holder, self.LEASE_SECONDS)) is not None:
+        while (other := self.store.lease.take(holder, ttl)) is not None:
             if not warned:
                 log.warning("another ingest host holds the store's write lease (%s, for %.0f s more); waiting",
                             other.get("holder"), float(other.get("expires", 0)) - time.time())
@@ -126,9 +125,9 @@ class Ingestor:
         stop = threading.Event()
 
         def renew():
-            while not stop.wait(self.LEASE_SECONDS / 3):
+            while not stop.wait(ttl / 3):
                 try:
-                    if self.store.lease.take(holder, self.LEASE_SECONDS, settle=0) is not None:
+                    if self.store.lease.take(holder, ttl, settle=0) is not None:
                         log.error("the store's write lease was taken by another ingest host")
                 except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
                     log.warning("renewing the store's write lease failed: %s", e)
@@ -144,7 +143,7 @@ class Ingestor:
                 self.store.lease.release(holder)
             except Exception as e:  # noqa: BLE001 - it expires by itself
                 log.warning("releasing the store's write lease failed (%s); it expires in %.0f s", e,
-                            self.LEASE_SECONDS)
+                            ttl)
 
     def ingest_paths(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
         """Read files and folders, then ingest their articles."""
