@@ -620,28 +620,6 @@ class TrustedHosts(TrustedHostMiddleware):
         await super().__call__(scope, receive, refuse_as_json)
 
 
-class RedactQuery(logging.Filter):
-    """Drops query strings from uvicorn's access log lines: a token pasted into a URL never reaches a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
-        return True
-
-
-def access_log_config() -> dict:
-    """uvicorn's logging config with `RedactQuery` on the access log."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_query"] = {"()": RedactQuery}
-    config["handlers"]["access"].setdefault("filters", []).append("redact_query")
-    return config
-
-
 def install(app, settings: ServerSettings, users: Users | None = None) -> None:
     """Add the layers described in the module docstring to a FastAPI/Starlette `app` (before it starts).
 
