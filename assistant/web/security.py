@@ -2,9 +2,9 @@
 
 `install(app, settings, users)` puts the layers in front of the app, outermost first:
 
-0. `SignedIn`: the user the newsroom's sign-in proxy names in `server.trusted_user_header` (or the e-mail
-   header) is believed only when the request comes straight from one of `server.trusted_proxies`; from anyone
-   else those headers are removed, so no later layer or route can read a forged name.
+0. `SignedIn` (web/signin.py): the user the newsroom's sign-in proxy names in `server.trusted_user_header` (or
+   the e-mail header) is believed only when the request comes straight from one of `server.trusted_proxies`;
+   from anyone else those headers are removed, so no later layer or route can read a forged name.
 1. uvicorn's `ProxyHeadersMiddleware`, only when `server.trusted_proxies` lists proxies: X-Forwarded-For is
    believed from those addresses alone (never from 127.0.0.1 by default).
 2. Starlette's `TrustedHostMiddleware` (as `TrustedHosts`, web/headers.py, answering in JSON): unknown Host
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import re
@@ -49,6 +48,7 @@ from assistant.errors import ConfigError
 from assistant.index.users import Role, User, Users, is_personal_key
 from assistant.web.errors import error_response
 from assistant.web.headers import SecurityHeaders, TrustedHosts
+from assistant.web.signin import SIGNIN_PAGE, SignedIn, _client, signed_in_user
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,6 @@ ADMIN_ONLY: dict[str, frozenset[str] | None] = {
 # No archive data: the widget script, the widget's no-cors reachability probe, and the sign-in hint page.
 SIGNIN = "/signin"
 PUBLIC = frozenset({"/widget.js", "/healthz", SIGNIN})
-# Where the signed-in user's name travels inside the app (set by SignedIn only; any incoming copy is dropped).
-USER_HEADER = "x-assistant-user"
 # Prometheus metrics: with an admin or metrics token configured, only those tokens read them (see Guard).
 METRICS = "/metrics"
 CORS_HEADERS = ("authorization", "content-type", "x-widget-token")
@@ -238,10 +236,6 @@ def _redis_location(url: str) -> str:
     return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
-def _client(scope: Scope) -> str:
-    return (scope.get("client") or ("unknown", 0))[0]
-
-
 def _limited(receive: Receive, limit: int) -> Receive:
     """`receive` that stops a body without (or lying about) Content-Length once it passes `limit` bytes."""
     received = 0
@@ -257,76 +251,6 @@ def _limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return limited_receive
-
-
-SIGNIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in: newsroom assistant</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}
-code{background:#eee;padding:0 .2em}</style></head><body>
-<h1>Sign in to read the archive</h1>
-<p>This newsroom assistant answers only people the newsroom knows.</p>
-<ul>
-<li><strong>In a browser:</strong> open the assistant through the newsroom's sign-in (the address IT gave you,
-not this machine's own address).</li>
-<li><strong>From a chat client, a script or curl:</strong> send your personal key as
-<code>Authorization: Bearer nak_...</code>. An admin makes one with <code>assistant users add NAME</code>.</li>
-<li><strong>On a wiki page:</strong> the widget's <code>data-token</code> works as before.</li>
-</ul></body></html>
-"""
-
-
-class SignedIn:
-    """ASGI middleware, outermost: who the sign-in proxy says is asking, believed from trusted proxies only.
-
-    A request whose peer (the TCP address, before any X-Forwarded-For is applied) is in `server.trusted_proxies`
-    carries the user's name in `server.trusted_user_header` (or `trusted_email_header`); it is passed on as
-    USER_HEADER. From any other peer both headers, and any USER_HEADER, are removed.
-    """
-
-    MAX_NAME = 256
-
-    def __init__(self, app: ASGIApp, settings: ServerSettings):
-        self.app = app
-        self.names = (settings.trusted_user_header.lower().encode(), settings.trusted_email_header.lower().encode())
-        self.strip = {*self.names, USER_HEADER.encode()}
-        self.any_proxy = "*" in settings.trusted_proxies
-        self.nets, self.literals = [], set()
-        for entry in settings.trusted_proxies:
-            try:
-                self.nets.append(ipaddress.ip_network(entry.strip(), strict=False))
-            except ValueError:
-                self.literals.add(entry.strip())
-
-    def trusted(self, peer: str) -> bool:
-        if self.any_proxy or peer in self.literals:
-            return True
-        try:
-            ip = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.nets)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            raw = scope.get("headers") or []
-            found = {k.lower(): v for k, v in raw if k.lower() in self.names}
-            headers = [(k, v) for k, v in raw if k.lower() not in self.strip]
-            name = ""
-            if found and self.trusted(_client(scope)):
-                for header in self.names:  # the user header first, the e-mail header when it is absent
-                    value = found.get(header, b"").decode("latin-1").strip()
-                    if value:
-                        name = "".join(c for c in value if c.isprintable())[:self.MAX_NAME]
-                        break
-            if name:
-                headers.append((USER_HEADER.encode(), name.encode("latin-1", "replace")))
-            scope["headers"] = headers  # in place: uvicorn's access log reads this scope object
-        await self.app(scope, receive, send)
-
-
-def signed_in_user(headers: Headers) -> str | None:
-    """The name SignedIn passed on for this request (None: nobody signed in through the proxy)."""
-    return headers.get(USER_HEADER) or None
 
 
 class Guard:
