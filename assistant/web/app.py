@@ -17,7 +17,7 @@ from assistant.text.sentences import split_sentences
 from assistant.text.words import token_set
 from assistant.urls import is_http_url
 from assistant.web.actor import actor_of
-from assistant.web.security import USER_HEADER
+from assistant.web.signin import USER_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,15 @@
 
 `install(app, settings, users)` puts the layers in front of the app, outermost first:
 
-0. `SignedIn`: the user the newsroom's sign-in proxy names in `server.trusted_user_header` (or the e-mail
-   header) is believed only when the request comes straight from one of `server.trusted_proxies`; from anyone
-   else those headers are removed, so no later layer or route can read a forged name.
+0. `SignedIn` (web/signin.py): the user the newsroom's sign-in proxy names in `server.trusted_user_header` (or
+   the e-mail header) is believed only when the request comes straight from one of `server.trusted_proxies`;
+   from anyone else those headers are removed, so no later layer or route can read a forged name.
 1. uvicorn's `ProxyHeadersMiddleware`, only when `server.trusted_proxies` lists proxies: X-Forwarded-For is
    believed from those addresses alone (never from 127.0.0.1 by default).
-2. Starlette's `TrustedHostMiddleware` (as `TrustedHosts`, answering in JSON): unknown Host headers get 400
-   (DNS rebinding).
-3. `SecurityHeaders`: CSP (inline scripts allowed by hash only, frame-ancestors from config), nosniff,
-   Referrer-Policy.
+2. Starlette's `TrustedHostMiddleware` (as `TrustedHosts`, web/headers.py, answering in JSON): unknown Host
+   headers get 400 (DNS rebinding).
+3. `SecurityHeaders` (web/headers.py): CSP (inline scripts allowed by hash only, frame-ancestors from config),
+   nosniff, Referrer-Policy.
 4. Starlette's `CORSMiddleware`: only the origins some widget token allows, no credentials. Its presence also
    switches off Gradio's own CORS layer, which echoed any Origin.
 5. `Guard`: who may call what. The same rules hold on /api/*, the OpenAI-compatible /v1/* (its chat
@@ -20,36 +20,32 @@
    read; with `server.require_login` off, no credential is fine from the same origin or outside a browser, with
    it on such a request gets 401 everywhere but /healthz, /widget.js and /signin. /metrics takes the metrics or
    admin token when either is set. Question budgets are `limits` moving windows, in memory or shared through
-   Redis (`server.redis_url`), per IP and per token or user.
+   Redis (`server.redis_url`), per IP and per token or user (web/limits.py, with the body-size limit).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import re
 import socket
-import threading
-import time
 from typing import cast
 from urllib.parse import urlsplit
 
 import anyio
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.config import ServerSettings
-from assistant.errors import ConfigError
 from assistant.index.users import Role, User, Users, is_personal_key
 from assistant.web.errors import error_response
+from assistant.web.headers import SecurityHeaders, TrustedHosts
+from assistant.web.limits import RateLimiter, _limited, rate_limit_storage
+from assistant.web.signin import SIGNIN_PAGE, SignedIn, _client, signed_in_user
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +64,6 @@ ADMIN_ONLY: dict[str, frozenset[str] | None] = {
 # No archive data: the widget script, the widget's no-cors reachability probe, and the sign-in hint page.
 SIGNIN = "/signin"
 PUBLIC = frozenset({"/widget.js", "/healthz", SIGNIN})
-# Where the signed-in user's name travels inside the app (set by SignedIn only; any incoming copy is dropped).
-USER_HEADER = "x-assistant-user"
 # Prometheus metrics: with an admin or metrics token configured, only those tokens read them (see Guard).
 METRICS = "/metrics"
 CORS_HEADERS = ("authorization", "content-type", "x-widget-token")
@@ -125,209 +119,6 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
         except OSError:
             pass
     return sorted(h for h in hosts if h)
-
-
-class RateLimiter:
-    """At most `limit` hits per key (token or IP) in any `window` seconds: the `limits` library's moving window.
-
-    On `MemoryStorage` (this process) by default; given a shared storage (Redis, `server.redis_url`), every
-    worker and machine using it counts against one budget. Should that storage fail at run time, this process
-    counts on its own in memory meanwhile (a warning at most once a minute) and tries the shared storage
-    again every RETRY_SECONDS: an outage of the rate-limit store neither stops the answers nor lifts the limit.
-    """
-
-    RETRY_SECONDS = 5.0
-    WARN_SECONDS = 60.0
-
-    def __init__(self, limit: int, window: int = 60, storage=None):
-        from limits import RateLimitItemPerSecond
-        from limits.storage import MemoryStorage
-        from limits.strategies import MovingWindowRateLimiter
-
-        self.limit = limit
-        self.window = int(window)
-        self.item = RateLimitItemPerSecond(max(limit, 1), self.window, namespace="newsroom-assistant")
-        self.shared = storage is not None
-        self._primary = MovingWindowRateLimiter(storage if storage is not None else MemoryStorage())
-        self._local = MovingWindowRateLimiter(MemoryStorage()) if storage is not None else None
-        self._down_until = 0.0
-        self._warned = float("-inf")
-        self._lock = threading.Lock()  # the keys of one request are tested and hit together
-
-    def _run(self, fn):
-        """fn(strategy) on the shared storage, or on this process's memory while the shared one is down."""
-        from limits.errors import StorageError
-
-        now = time.monotonic()
-        if self._local is not None and now < self._down_until:
-            return fn(self._local)
-        try:
-            return fn(self._primary)
-        except StorageError as e:
-            if self._local is None:
-                raise
-            self._down_until = now + self.RETRY_SECONDS
-            if now - self._warned >= self.WARN_SECONDS:
-                self._warned = now
-                log.warning("the shared rate-limit store is unreachable (%s); each process limits on its own "
-                            "until it is back", e.__cause__ or e)
-            return fn(self._local)
-
-    def _wait(self, strategy, keys: list[str]) -> float:
-        wait = 0.0
-        for key in keys:
-            if not strategy.test(self.item, key):
-                reset = strategy.get_window_stats(self.item, key).reset_time
-                wait = max(wait, reset - time.time(), 0.001)
-        return wait
-
-    def spent(self, keys: list[str]) -> float:
-        """Seconds until one of `keys` has a free slot (0 when all have one), without counting a hit."""
-        if self.limit <= 0:
-            return 0.0
-        return self._run(lambda strategy: self._wait(strategy, keys))
-
-    def hit(self, keys: list[str]) -> float:
-        """Count one request against every key; 0 when allowed, else seconds until a slot frees up."""
-        if self.limit <= 0:
-            return 0.0
-
-        def hit(strategy) -> float:
-            wait = self._wait(strategy, keys)
-            if wait > 0:
-                return wait
-            for key in keys:
-                # Another worker may have taken the last slot since the test: that key's hit fails (atomic in
-                # the storage) and this request is refused like any other over the limit.
-                if not strategy.hit(self.item, key):
-                    return self._wait(strategy, [key]) or 1.0
-            return 0.0
-
-        with self._lock:
-            return self._run(hit)
-
-
-def rate_limit_storage(settings: ServerSettings):
-    """The `limits` storage `server.redis_url` names (None: unset, each process counts in memory).
-
-    Raises ConfigError when it cannot be reached: `serve` (and each of its workers) stops at startup rather
-    than run with limits it cannot share. `serve --workers N` may call this in the parent first.
-    """
-    if not settings.redis_url:
-        return None
-    from limits.storage import storage_from_string
-
-    where = _redis_location(settings.redis_url)
-    try:
-        # Short timeouts: a stalled Redis costs a question half a second, then the local fallback takes over.
-        storage = storage_from_string(settings.redis_url, wrap_exceptions=True, key_prefix="newsroom-assistant",
-                                      socket_connect_timeout=0.5, socket_timeout=0.5)
-        reachable = storage.check()
-    except Exception as e:  # noqa: BLE001 - a bad URL or a missing server, in many forms
-        raise ConfigError(f"the rate-limit store {where} cannot be used: {e}",
-                          "check server.redis_url, or unset it for per-process limits") from e
-    if not reachable:
-        raise ConfigError(f"the rate-limit store {where} is unreachable",
-                          "start redis-server (or fix server.redis_url), or unset it for per-process limits")
-    return storage
-
-
-def _redis_location(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def _client(scope: Scope) -> str:
-    return (scope.get("client") or ("unknown", 0))[0]
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    """`receive` that stops a body without (or lying about) Content-Length once it passes `limit` bytes."""
-    received = 0
-
-    async def limited_receive() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                # FastAPI re-raises HTTPException from body reading, so the JSON handler answers 413.
-                raise HTTPException(413, f"the request body is larger than {limit:,} bytes")
-        return message
-
-    return limited_receive
-
-
-SIGNIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in: newsroom assistant</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}
-code{background:#eee;padding:0 .2em}</style></head><body>
-<h1>Sign in to read the archive</h1>
-<p>This newsroom assistant answers only people the newsroom knows.</p>
-<ul>
-<li><strong>In a browser:</strong> open the assistant through the newsroom's sign-in (the address IT gave you,
-not this machine's own address).</li>
-<li><strong>From a chat client, a script or curl:</strong> send your personal key as
-<code>Authorization: Bearer nak_...</code>. An admin makes one with <code>assistant users add NAME</code>.</li>
-<li><strong>On a wiki page:</strong> the widget's <code>data-token</code> works as before.</li>
-</ul></body></html>
-"""
-
-
-class SignedIn:
-    """ASGI middleware, outermost: who the sign-in proxy says is asking, believed from trusted proxies only.
-
-    A request whose peer (the TCP address, before any X-Forwarded-For is applied) is in `server.trusted_proxies`
-    carries the user's name in `server.trusted_user_header` (or `trusted_email_header`); it is passed on as
-    USER_HEADER. From any other peer both headers, and any USER_HEADER, are removed.
-    """
-
-    MAX_NAME = 256
-
-    def __init__(self, app: ASGIApp, settings: ServerSettings):
-        self.app = app
-        self.names = (settings.trusted_user_header.lower().encode(), settings.trusted_email_header.lower().encode())
-        self.strip = {*self.names, USER_HEADER.encode()}
-        self.any_proxy = "*" in settings.trusted_proxies
-        self.nets, self.literals = [], set()
-        for entry in settings.trusted_proxies:
-            try:
-                self.nets.append(ipaddress.ip_network(entry.strip(), strict=False))
-            except ValueError:
-                self.literals.add(entry.strip())
-
-    def trusted(self, peer: str) -> bool:
-        if self.any_proxy or peer in self.literals:
-            return True
-        try:
-            ip = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.nets)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            raw = scope.get("headers") or []
-            found = {k.lower(): v for k, v in raw if k.lower() in self.names}
-            headers = [(k, v) for k, v in raw if k.lower() not in self.strip]
-            name = ""
-            if found and self.trusted(_client(scope)):
-                for header in self.names:  # the user header first, the e-mail header when it is absent
-                    value = found.get(header, b"").decode("latin-1").strip()
-                    if value:
-                        name = "".join(c for c in value if c.isprintable())[:self.MAX_NAME]
-                        break
-            if name:
-                headers.append((USER_HEADER.encode(), name.encode("latin-1", "replace")))
-            scope["headers"] = headers  # in place: uvicorn's access log reads this scope object
-        await self.app(scope, receive, send)
-
-
-def signed_in_user(headers: Headers) -> str | None:
-    """The name SignedIn passed on for this request (None: nobody signed in through the proxy)."""
-    return headers.get(USER_HEADER) or None
 
 
 class Guard:
@@ -516,130 +307,6 @@ def _size_hint(path: str) -> str:
     if path == ARTICLES:
         return "send fewer articles per request (server.max_upload_mb)"
     return "ask a shorter question (server.max_request_kb)"
-
-
-_INLINE_SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
-
-
-class SecurityHeaders:
-    """nosniff, Referrer-Policy and a Content-Security-Policy on every response.
-
-    HTML pages (the Gradio chat, /docs, /redoc) get a CSP whose script-src allows the page's own files and
-    its inline <script> blocks by SHA-256 hash, computed from the page as sent; so no other inline script
-    and no inline event handler (an article's `onerror=`) can run, and no page may frame it except
-    `server.frame_ancestors`. The chat page (`eval_pages`) also needs 'unsafe-eval': Gradio 6's gr.HTML
-    compiles its own template with Function() (the value it shows is passed as an argument, not as code);
-    that does not allow inline handlers or injected <script>, which only 'unsafe-inline' would.
-    """
-
-    MAX_HTML = 8 * 1024 * 1024
-
-    def __init__(self, app: ASGIApp, frame_ancestors: list[str], eval_pages: tuple[str, ...] = ("/",)):
-        self.app = app
-        self.eval_pages = eval_pages
-        self.frame_ancestors = " ".join(frame_ancestors) or "'none'"
-        self.frame_options = {"'self'": "SAMEORIGIN", "'none'": "DENY"}.get(self.frame_ancestors)
-
-    def policy(self, html: bytes | None, path: str = "") -> str:
-        if html is None:
-            return f"default-src 'none'; frame-ancestors {self.frame_ancestors}"
-        evaluate = " 'unsafe-eval'" if path in self.eval_pages else ""
-        hashes = " ".join(
-            "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
-            for attrs, body in _INLINE_SCRIPT.findall(html) if b"src=" not in attrs.lower() and body.strip())
-        return ("default-src 'self'; "
-                f"script-src 'self'{evaluate} {hashes}; "
-                "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-                "connect-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
-                f"base-uri 'self'; form-action 'self'; frame-ancestors {self.frame_ancestors}")
-
-    def _headers(self, message: Message, html: bytes | None, path: str = "") -> None:
-        headers = MutableHeaders(scope=message)
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["Content-Security-Policy"] = self.policy(html, path)
-        if self.frame_options:
-            headers["X-Frame-Options"] = self.frame_options
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def wrapped(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                ctype = Headers(raw=message.get("headers", [])).get("content-type", "")
-                if ctype.startswith("text/html"):
-                    start = message  # held until the whole page is here: its scripts decide the policy
-                    return
-                self._headers(message, None)
-                await send(message)
-            elif message["type"] == "http.response.body" and start is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body") and sum(map(len, chunks)) < self.MAX_HTML:
-                    return
-                body = b"".join(chunks)
-                self._headers(start, body, scope.get("path", ""))
-                await send(start)
-                await send({"type": "http.response.body", "body": body, "more_body": message.get("more_body", False)})
-                start = None  # anything after MAX_HTML streams through under the policy already sent
-                chunks.clear()
-            else:
-                await send(message)
-
-        await self.app(scope, receive, wrapped)
-
-
-class TrustedHosts(TrustedHostMiddleware):
-    """Starlette's Host check (server.allowed_hosts), refusing in our {error, hint} JSON instead of plain text."""
-
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str]):
-        async def passed(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["assistant.host_ok"] = True
-            await app(scope, receive, send)
-
-        super().__init__(passed, allowed_hosts=allowed_hosts, www_redirect=False)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-
-        async def refuse_as_json(message: Message) -> None:
-            if scope.get("assistant.host_ok"):
-                await send(message)
-            elif message["type"] == "http.response.start":  # Starlette's own 400: answer ours instead
-                host = Headers(scope=scope).get("host") or "(none)"
-                log.info("refused a request for unknown host %s", host)
-                await error_response(400, f"this server does not answer to the host name {host}",
-                             "use its configured name, or add this one to server.allowed_hosts")(scope, receive, send)
-
-        await super().__call__(scope, receive, refuse_as_json)
-
-
-class RedactQuery(logging.Filter):
-    """Drops query strings from uvicorn's access log lines: a token pasted into a URL never reaches a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
-        return True
-
-
-def access_log_config() -> dict:
-    """uvicorn's logging config with `RedactQuery` on the access log."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_query"] = {"()": RedactQuery}
-    config["handlers"]["access"].setdefault("filters", []).append("redact_query")
-    return config
 
 
 def install(app, settings: ServerSettings, users: Users | None = None) -> None:

@@ -24,7 +24,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from assistant.errors import AssistantError
-from assistant.web.security import access_log_config
+from assistant.web.accesslog import access_log_config
 
 
 def listen(host: str, port: int) -> socket.socket:
