@@ -39,6 +39,7 @@ import httpx
 from assistant.config import FetchSettings
 from assistant.errors import CorpusError
 from assistant.ingest.decoding import decode_text
+from assistant.live.errors import FetchError
 from assistant.urls import HTTP_SCHEMES, is_http_url
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,6 @@ ROBOTS_MAX_BYTES = 512 * 1024
 MAX_CRAWL_DELAY = 60.0  # a robots.txt Crawl-delay above this is capped (it would stall the whole round)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
-
-
-class FetchError(Exception):
-    """A URL that could not be fetched: the reason (with the HTTP status when there was one)."""
-
-    def __init__(self, url: str, reason: str, status: int | None = None):
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
-        self.status = status
 
 
 class Stopped(FetchError):
