@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, StoreError
+from assistant.live.addresses import check_url, link_local
 from assistant.live.errors import FetchError
-from assistant.live.fetcher import check_url, link_local
 
 log = logging.getLogger(__name__)
 
