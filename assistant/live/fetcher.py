@@ -13,17 +13,14 @@ stay the URL's host name.
 
 from __future__ import annotations
 
-import codecs
 import email.utils
 import json
 import logging
 import os
-import re
 import threading
 import time
 import urllib.request
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -31,10 +28,9 @@ from urllib.robotparser import RobotFileParser
 import httpx
 
 from assistant.config import FetchSettings
-from assistant.errors import CorpusError
-from assistant.ingest.decoding import decode_text
 from assistant.live.addresses import _PIN, _host, _Pin, _PinnedTransport, _vet, check_url
 from assistant.live.errors import FetchError
+from assistant.live.response import Page
 
 log = logging.getLogger(__name__)
 
@@ -47,72 +43,10 @@ ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted before it is asked
 ROBOTS_RETRY = 300.0  # seconds before a failing robots.txt is asked again
 ROBOTS_MAX_BYTES = 512 * 1024
 MAX_CRAWL_DELAY = 60.0  # a robots.txt Crawl-delay above this is capped (it would stall the whole round)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
 
 
 class Stopped(FetchError):
     """The watcher was asked to stop while this request waited for its turn."""
-
-
-@dataclass
-class Page:
-    """One response: 200 with its body, or 304 (not modified, empty body)."""
-
-    url: str  # as requested
-    final_url: str  # after redirects
-    status: int
-    content: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
-    redirects: list[str] = field(default_factory=list)  # each URL a redirect led to, in order
-
-    @property
-    def not_modified(self) -> bool:
-        return self.status == 304
-
-    @property
-    def etag(self) -> str | None:
-        return self.headers.get("etag")
-
-    @property
-    def last_modified(self) -> str | None:
-        return self.headers.get("last-modified")
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def text(self) -> str:
-        """The body as text: the declared charset when it decodes cleanly, else the file loaders' detection
-        (UTF-8, then cp1251/cp1252), so a wrong or missing charset still reads."""
-        raw = self.content
-        for enc in (_declared_charset(self.headers.get("content-type", "")), _sniffed_charset(raw)):
-            if enc:
-                try:
-                    return raw.decode(enc).replace("\r\n", "\n").replace("\x00", "")
-                except (UnicodeDecodeError, LookupError):
-                    continue
-        try:
-            return decode_text(raw)
-        except CorpusError as e:
-            raise FetchError(self.final_url, e.message) from None
-
-
-def _declared_charset(content_type: str) -> str | None:
-    m = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_.:-]+)", content_type, re.IGNORECASE)
-    return _codec(m.group(1)) if m else None
-
-
-def _sniffed_charset(raw: bytes) -> str | None:
-    m = _XML_ENCODING.match(raw[:200]) or _META_CHARSET.search(raw[:4096])
-    return _codec(m.group(1).decode("ascii", "replace")) if m else None
-
-
-def _codec(name: str) -> str | None:
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
 
 
 def _origin(url: str) -> str:

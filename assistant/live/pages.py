@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from assistant.ingest.loaders import html_article
 from assistant.live.errors import FetchError
 from assistant.live.feeds import Entry
-from assistant.live.fetcher import Page
+from assistant.live.response import Page
 from assistant.models import Article
 from assistant.urls import is_http_url
 
