@@ -9,7 +9,9 @@ import pytest
 
 from assistant.config import FetchSettings, load_settings
 from assistant.errors import ConfigError
-from assistant.live.fetcher import Fetcher, FetchError, listed_link_allowed
+from assistant.live.addresses import listed_link_allowed
+from assistant.live.errors import FetchError
+from assistant.live.fetcher import Fetcher
 from assistant.live.pages import canonical_url
 from assistant.live.sources import SourceBook
 from tests.support.feeds_site import Site, article_page

@@ -28,8 +28,10 @@ import httpx
 import pytest
 
 from assistant.config import FetchSettings
+from assistant.live.addresses import listed_private_ok
+from assistant.live.errors import FetchError
 from assistant.live.feeds import Entry
-from assistant.live.fetcher import Fetcher, FetchError, listed_private_ok
+from assistant.live.fetcher import Fetcher
 from assistant.live.watch import Watcher
 from tests.support.feeds_site import article_page
 

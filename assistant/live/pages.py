@@ -6,8 +6,9 @@ import logging
 from urllib.parse import urlsplit
 
 from assistant.ingest.loaders import html_article
+from assistant.live.errors import FetchError
 from assistant.live.feeds import Entry
-from assistant.live.fetcher import FetchError, Page
+from assistant.live.response import Page
 from assistant.models import Article
 from assistant.urls import is_http_url
 

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, StoreError
-from assistant.live.fetcher import FetchError, check_url, link_local
+from assistant.live.addresses import check_url, link_local
+from assistant.live.errors import FetchError
 
 log = logging.getLogger(__name__)
 

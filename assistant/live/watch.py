@@ -26,9 +26,12 @@ from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.ingest.ingestor import Ingestor, IngestReport
 from assistant.ingest.loaders import LoadFailure
+from assistant.live.addresses import listed_link_allowed, listed_private_ok
+from assistant.live.errors import FetchError
 from assistant.live.feeds import Entry, Listing, ListingError, detect_kind, parse_listing
-from assistant.live.fetcher import Fetcher, FetchError, Page, Stopped, listed_link_allowed, listed_private_ok
+from assistant.live.fetcher import Fetcher, Stopped
 from assistant.live.pages import article_from_page
+from assistant.live.response import Page
 from assistant.live.sources import PageState, Source, SourceBook, SourceState
 from assistant.models import Article
 
