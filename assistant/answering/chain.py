@@ -32,27 +32,25 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
 from assistant.answering.citations import Support, check_support, cite
+from assistant.answering.conversation import follow_up_found, history_pairs, standalone_question
 from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
 from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
-from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
+from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, passage_of
 from assistant.answering.speech import Spoken, said_by, who_said
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
 from assistant.index.archive import Archive
 from assistant.models import Answer, Citation, Passage
-from assistant.text.words import stem, token_set, tokenize
+from assistant.text.words import tokenize
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-MAX_TURNS = 6  # earlier turns the chain reads; older ones are dropped
 RUN_NAME = "newsroom-assistant"
 NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
 EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
 PEOPLE = frozenset({"PERSON"})
-_FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
-                        r"his|her|their|there|those|these)\b", re.I)
 
 
 @dataclass
@@ -92,49 +90,6 @@ def check_question(question: str | None) -> str:
         raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
                              "ask a shorter question")
     return q
-
-
-def history_pairs(history: Any) -> list[tuple[str, str]]:
-    """Earlier turns as (question, answer) pairs, from pairs or {"question", "answer"} dicts; the last 6."""
-    pairs = []
-    for turn in history or []:
-        if isinstance(turn, dict):
-            pairs.append((str(turn.get("question") or ""), str(turn.get("answer") or "")))
-        else:
-            q, a = turn
-            pairs.append((str(q), str(a)))
-    return pairs[-MAX_TURNS:]
-
-
-def own_terms(question: str, history: list[tuple[str, str]] | None) -> set[str]:
-    """The stems a follow-up adds to the conversation: its key terms that the previous question lacks."""
-    if not history:
-        return set()
-    previous = {stem(t) for t in key_terms(history[-1][0])}
-    return {stem(t) for t in key_terms(question)} - previous
-
-
-def follow_up_found(question: str, history: list[tuple[str, str]] | None, passages: list[Passage]) -> bool:
-    """Whether a follow-up's own words occur in the passages found for it (true when it adds none).
-
-    The carried topic helps retrieval find the story again, but "What is the capital of Norrheim?" after a
-    question about Norrheim's herring quotas must not be answered with the herring story.
-    """
-    own = own_terms(question, history)
-    if not own:
-        return True
-    found = {stem(t) for p in passages for t in token_set(f"{p.title} {p.text}")}
-    return bool(own & found)
-
-
-def standalone_question(question: str, history: list[tuple[str, str]] | None) -> str:
-    """Extractive follow-ups: a short or pronoun-led question carries the previous question's topic."""
-    if not history:
-        return question
-    previous = history[-1][0]
-    if len(question.split()) <= 6 or _FOLLOW_UP.search(question):
-        return f"{question} ({previous})"
-    return question
 
 
 def retrieval_of(documents: list[Document]) -> Retrieval:
