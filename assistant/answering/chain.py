@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import re
 import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,10 +30,11 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
-from assistant.answering.citations import Support, check_support, cite
+from assistant.answering.citations import Support, article_label, check_support, cite
 from assistant.answering.conversation import follow_up_found, history_pairs, standalone_question
 from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
+from assistant.answering.engines.chat import is_refusal
 from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
 from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, passage_of
 from assistant.answering.speech import Spoken, said_by, who_said
@@ -449,22 +449,3 @@ def _entity_support(asked: Question, citations: list[Citation], support: Support
 
 def _inputs(question: str, history: Any, filters: dict[str, Any] | None) -> dict[str, Any]:
     return {"question": question, "history": history or [], "filters": filters}
-
-
-def article_label(p: Passage | Citation) -> str:
-    """“Title” (outlet, date), leaving out what the article does not state: no empty brackets, no None."""
-    title = " ".join((p.title or "").split()) or "untitled article"
-    meta = ", ".join(x for x in (p.source, p.published_at) if x and x.strip())
-    return f"“{title}”" + (f" ({meta})" if meta else "")
-
-
-_REFUSAL = re.compile(
-    r"\b(do(es)?\s+not|don't|doesn't|cannot|can't|can\s+not|unable\s+to|no\s+information|not\s+enough|"
-    r"insufficient|none\s+of\s+the\s+passages|nothing\s+in\s+the\s+passages)\b.{0,60}?"
-    r"\b(answer|cover|contain|mention|provide|say|address|information|determine|tell|know|find)", re.I | re.S)
-
-
-def is_refusal(text: str) -> bool:
-    """Whether a model's reply says the passages do not answer the question (and cites nothing)."""
-    head = text.strip()[:300]
-    return bool(_REFUSAL.search(head)) and not re.search(r"\[\d+\]", head)
