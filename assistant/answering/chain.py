@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
@@ -36,7 +35,7 @@ from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
 from assistant.answering.engines.chat import is_refusal
 from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
-from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, passage_of
+from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, retrieval_of
 from assistant.answering.speech import Spoken, said_by, who_said
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
@@ -90,13 +89,6 @@ def check_question(question: str | None) -> str:
         raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
                              "ask a shorter question")
     return q
-
-
-def retrieval_of(documents: list[Document]) -> Retrieval:
-    """The retriever's Documents back as a Retrieval (passages in rank order and the confidence)."""
-    passages = [passage_of(d, i) for i, d in enumerate(documents)]
-    confidence = float(documents[0].metadata.get("confidence") or 0.0) if documents else 0.0
-    return Retrieval(passages, confidence)
 
 
 @dataclass
