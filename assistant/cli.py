@@ -1,10 +1,10 @@
-"""The command line: ingest, ask, serve, stats, users, eval. Only this module (with terminal.py, what it prints)
-and web/ print or exit."""
+"""The command line: ingest, watch, ask, quotes, serve, stats, reindex, eval, and the administration commands of
+cli_admin.py (users, audit, backup, restore) on the same group. Only this module and cli_admin.py (with
+terminal.py, what they print) and web/ print or exit."""
 
 from __future__ import annotations
 
 import functools
-import getpass
 import json
 import logging
 import os
@@ -17,13 +17,14 @@ import time
 
 import click
 
-from assistant.config import EngineName, load_settings
+from assistant.cli_admin import audit, backup, restore, users
+from assistant.cli_common import _actor, _data_dir_option, _process_threads, _settings
+from assistant.config import EngineName
 from assistant.errors import AssistantError
 from assistant.terminal import (
     Bars,
     error,
     keyword_index_line,
-    print_audit,
     print_quotes,
     print_report,
     print_sources,
@@ -31,29 +32,6 @@ from assistant.terminal import (
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _actor() -> str:
-    """Who runs this command, as the audit trail names them: "cli:<login name>"."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
-        return f"cli:uid {os.getuid()}"
-
-
-def _settings(ctx: click.Context, **overrides):
-    obj = ctx.obj or {}
-    settings = load_settings(obj.get("config"), data_dir=obj.get("data_dir"), **overrides)
-    _process_threads(settings)
-    return settings
-
-
-def _process_threads(settings) -> None:
-    """torch's thread count is the whole process's: set here, at the edge, never by the library."""
-    if settings.embedding.backend == "torch" and settings.embedding.threads > 0:
-        import torch
-
-        torch.set_num_threads(settings.embedding.threads)
 
 
 class _Group(click.Group):
@@ -87,16 +65,6 @@ def _configure_logging(level: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
-
-
-def _data_dir_option(f):
-    """Every command also accepts --data-dir after its name."""
-    def callback(ctx, param, value):
-        if value:
-            ctx.find_root().obj["data_dir"] = value
-        return value
-    return click.option("--data-dir", type=click.Path(file_okay=False), expose_value=False, callback=callback,
-                        is_eager=True, help="Where the store lives (env ASSISTANT_DATA_DIR).")(f)
 
 
 @cli.command()
@@ -400,103 +368,10 @@ def reindex(ctx, as_json) -> None:
                f"({seconds:.1f}s); quotes read again for {reread} article{'s' * (reread != 1)}")
 
 
-@cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@_data_dir_option
-@click.pass_context
-def backup(ctx, file) -> None:
-    """Back up the archive (store and state files) to FILE (.jsonl.gz) while it serves and ingests go on."""
-    from assistant.ingest.backup import backup as run_backup
-
-    info = run_backup(_settings(ctx), file)
-    click.echo(f"backed up {info['articles']} articles ({info['chunks']} chunks, change {info['head'] or 0}) "
-               f"to {info['file']}")
-
-
-@cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@_data_dir_option
-@click.pass_context
-def restore(ctx, file) -> None:
-    """Load a backup FILE into this data dir's store, then rebuild its keyword index."""
-    from assistant.ingest.backup import restore as run_restore
-
-    info = run_restore(_settings(ctx), file, actor=_actor())
-    click.echo(f"restored {info['chunks']} chunks; keyword index rebuilt ({info['keyword_index']} chunks)")
-
-
-@cli.group()
-def users() -> None:
-    """Personal keys: who may read the archive (reader) and change it (admin)."""
-
-
-def _archive(ctx):
-    from assistant.index.archive import Archive
-
-    return Archive(_settings(ctx))
-
-
-@users.command(name="add")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["reader", "admin"]), default="reader", show_default=True,
-              help="reader: ask, stream, read articles and quotes; admin: also ingest, delete, sources, /metrics.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_data_dir_option
-@click.pass_context
-def users_add(ctx, name, role, as_json) -> None:
-    """Add user NAME and print their new key, once (only its hash is kept)."""
-    archive = _archive(ctx)
-    key = archive.users.add(name, role)
-    archive.audit.record(_actor(), "user.add", name, f"role {role}")
-    if as_json:
-        click.echo(json.dumps({"name": name, "role": role, "key": key}))
-    else:
-        click.echo(f"added {name} ({role}); their key, shown only now:\n{key}")
-
-
-@users.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_data_dir_option
-@click.pass_context
-def users_list(ctx, as_json) -> None:
-    """The users and their roles (never their keys)."""
-    found = _archive(ctx).users.all()
-    if as_json:
-        click.echo(json.dumps({"users": [u.to_json() for u in found]}))
-    elif not found:
-        click.echo("no users (add one: assistant users add NAME --role reader)")
-    else:
-        for u in found:
-            click.echo(f"{u.name}\t{u.role.value}\t{u.created}")
-
-
-@users.command(name="remove")
-@click.argument("name")
-@_data_dir_option
-@click.pass_context
-def users_remove(ctx, name) -> None:
-    """Remove user NAME: their key stops working at the next request, on every worker."""
-    archive = _archive(ctx)
-    if not archive.users.remove(name):
-        raise AssistantError(f"no user named {name!r}", "assistant users list shows who there is")
-    archive.audit.record(_actor(), "user.remove", name)
-    click.echo(f"removed {name}; their key no longer works")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"entries": [...]}, newest first.')
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Show the N most recent entries.")
-@_data_dir_option
-@click.pass_context
-def audit(ctx, as_json, limit) -> None:
-    """Who ingested, deleted, restored, added or removed sources (or users), and when; newest first. Questions
-    appear only when server.log_questions records them."""
-    from assistant.index.archive import Archive
-
-    trail = Archive(_settings(ctx)).audit
-    trail.prune()
-    print_audit(trail.entries(limit), as_json)
+cli.add_command(backup)
+cli.add_command(restore)
+cli.add_command(users)
+cli.add_command(audit)
 
 
 @cli.command(name="eval")

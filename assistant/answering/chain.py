@@ -19,40 +19,37 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import re
 import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
-from assistant.answering.citations import Support, check_support, cite
+from assistant.answering.citations import Support, article_label, check_support, cite
+from assistant.answering.conversation import follow_up_found, history_pairs, standalone_question
 from assistant.answering.engines import get_engine
 from assistant.answering.engines.base import Engine
+from assistant.answering.engines.chat import is_refusal
 from assistant.answering.question import NAMED_LABELS, Coverage, Question, analyse, coverage, mentions
-from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, key_terms, passage_of
+from assistant.answering.retrieval import Filters, NewsRetriever, Retrieval, Retriever, retrieval_of
 from assistant.answering.speech import Spoken, said_by, who_said
 from assistant.config import Settings
 from assistant.errors import AssistantError, EngineError
 from assistant.index.archive import Archive
 from assistant.models import Answer, Citation, Passage
-from assistant.text.words import stem, token_set, tokenize
+from assistant.text.words import tokenize
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-MAX_TURNS = 6  # earlier turns the chain reads; older ones are dropped
 RUN_NAME = "newsroom-assistant"
 NOT_COVERED = "The articles I have do not cover this question, so I cannot answer it from them."
 EMPTY_STORE = "The archive is empty: no articles have been ingested yet. Run `assistant ingest PATH` first."
 PEOPLE = frozenset({"PERSON"})
-_FOLLOW_UP = re.compile(r"^(and|what about|how about|but|so|also|then)\b|\b(it|that|this|they|them|he|she|"
-                        r"his|her|their|there|those|these)\b", re.I)
 
 
 @dataclass
@@ -92,56 +89,6 @@ def check_question(question: str | None) -> str:
         raise AssistantError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
                              "ask a shorter question")
     return q
-
-
-def history_pairs(history: Any) -> list[tuple[str, str]]:
-    """Earlier turns as (question, answer) pairs, from pairs or {"question", "answer"} dicts; the last 6."""
-    pairs = []
-    for turn in history or []:
-        if isinstance(turn, dict):
-            pairs.append((str(turn.get("question") or ""), str(turn.get("answer") or "")))
-        else:
-            q, a = turn
-            pairs.append((str(q), str(a)))
-    return pairs[-MAX_TURNS:]
-
-
-def own_terms(question: str, history: list[tuple[str, str]] | None) -> set[str]:
-    """The stems a follow-up adds to the conversation: its key terms that the previous question lacks."""
-    if not history:
-        return set()
-    previous = {stem(t) for t in key_terms(history[-1][0])}
-    return {stem(t) for t in key_terms(question)} - previous
-
-
-def follow_up_found(question: str, history: list[tuple[str, str]] | None, passages: list[Passage]) -> bool:
-    """Whether a follow-up's own words occur in the passages found for it (true when it adds none).
-
-    The carried topic helps retrieval find the story again, but "What is the capital of Norrheim?" after a
-    question about Norrheim's herring quotas must not be answered with the herring story.
-    """
-    own = own_terms(question, history)
-    if not own:
-        return True
-    found = {stem(t) for p in passages for t in token_set(f"{p.title} {p.text}")}
-    return bool(own & found)
-
-
-def standalone_question(question: str, history: list[tuple[str, str]] | None) -> str:
-    """Extractive follow-ups: a short or pronoun-led question carries the previous question's topic."""
-    if not history:
-        return question
-    previous = history[-1][0]
-    if len(question.split()) <= 6 or _FOLLOW_UP.search(question):
-        return f"{question} ({previous})"
-    return question
-
-
-def retrieval_of(documents: list[Document]) -> Retrieval:
-    """The retriever's Documents back as a Retrieval (passages in rank order and the confidence)."""
-    passages = [passage_of(d, i) for i, d in enumerate(documents)]
-    confidence = float(documents[0].metadata.get("confidence") or 0.0) if documents else 0.0
-    return Retrieval(passages, confidence)
 
 
 @dataclass
@@ -494,22 +441,3 @@ def _entity_support(asked: Question, citations: list[Citation], support: Support
 
 def _inputs(question: str, history: Any, filters: dict[str, Any] | None) -> dict[str, Any]:
     return {"question": question, "history": history or [], "filters": filters}
-
-
-def article_label(p: Passage | Citation) -> str:
-    """“Title” (outlet, date), leaving out what the article does not state: no empty brackets, no None."""
-    title = " ".join((p.title or "").split()) or "untitled article"
-    meta = ", ".join(x for x in (p.source, p.published_at) if x and x.strip())
-    return f"“{title}”" + (f" ({meta})" if meta else "")
-
-
-_REFUSAL = re.compile(
-    r"\b(do(es)?\s+not|don't|doesn't|cannot|can't|can\s+not|unable\s+to|no\s+information|not\s+enough|"
-    r"insufficient|none\s+of\s+the\s+passages|nothing\s+in\s+the\s+passages)\b.{0,60}?"
-    r"\b(answer|cover|contain|mention|provide|say|address|information|determine|tell|know|find)", re.I | re.S)
-
-
-def is_refusal(text: str) -> bool:
-    """Whether a model's reply says the passages do not answer the question (and cites nothing)."""
-    head = text.strip()[:300]
-    return bool(_REFUSAL.search(head)) and not re.search(r"\[\d+\]", head)

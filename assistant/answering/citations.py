@@ -1,4 +1,5 @@
-"""Answer text with [n] markers -> numbered citations with exact quotes and their character spans."""
+"""Answer text with [n] markers -> numbered citations with exact quotes and their character spans; and how a
+cited article is named (`article_label`)."""
 
 from __future__ import annotations
 
@@ -255,3 +256,10 @@ def check_support(cited: Cited, embed: Callable[[list[str]], np.ndarray],
     result.addressed = sorted(c.n for c in cited.citations if addresses_reader(c.passage or c.quote))
     result.score = float(sum(s for _, _, s in result.sentences) / len(result.sentences))
     return result
+
+
+def article_label(p: Passage | Citation) -> str:
+    """“Title” (outlet, date), leaving out what the article does not state: no empty brackets, no None."""
+    title = " ".join((p.title or "").split()) or "untitled article"
+    meta = ", ".join(x for x in (p.source, p.published_at) if x and x.strip())
+    return f"“{title}”" + (f" ({meta})" if meta else "")

@@ -383,3 +383,10 @@ def passage_of(doc: Document, i: int = 0) -> Passage:
                    article_id=str(m.get("article_id") or url or f"doc:{i}"), text=doc.page_content, start=0,
                    end=len(doc.page_content), title=m.get("title", ""), source=m.get("source"),
                    published_at=m.get("published_at"), url=url)
+
+
+def retrieval_of(documents: list[Document]) -> Retrieval:
+    """The retriever's Documents back as a Retrieval (passages in rank order and the confidence)."""
+    passages = [passage_of(d, i) for i, d in enumerate(documents)]
+    confidence = float(documents[0].metadata.get("confidence") or 0.0) if documents else 0.0
+    return Retrieval(passages, confidence)

@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.answering.chain import Assistant, article_label, check_question, events_of
+from assistant.answering.chain import Assistant, check_question, events_of
+from assistant.answering.citations import article_label
 from assistant.errors import AssistantError
 from assistant.models import Answer
 from assistant.web.actor import actor_of

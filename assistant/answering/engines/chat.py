@@ -1,4 +1,5 @@
-"""The generative engine: any LangChain chat model (OpenAI-compatible endpoint or Ollama), streamed."""
+"""The generative engine: any LangChain chat model (OpenAI-compatible endpoint or Ollama), streamed; and
+`is_refusal`, whether its reply says the passages do not answer."""
 
 from __future__ import annotations
 
@@ -141,3 +142,15 @@ class ChatEngine(Engine):
 def _short(e: Exception, limit: int = 160) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+_REFUSAL = re.compile(
+    r"\b(do(es)?\s+not|don't|doesn't|cannot|can't|can\s+not|unable\s+to|no\s+information|not\s+enough|"
+    r"insufficient|none\s+of\s+the\s+passages|nothing\s+in\s+the\s+passages)\b.{0,60}?"
+    r"\b(answer|cover|contain|mention|provide|say|address|information|determine|tell|know|find)", re.I | re.S)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a model's reply says the passages do not answer the question (and cites nothing)."""
+    head = text.strip()[:300]
+    return bool(_REFUSAL.search(head)) and not re.search(r"\[\d+\]", head)
