@@ -28,13 +28,17 @@ the verb's subject, read by small rules: names are runs of proper nouns (tagger)
 longer forms; pronouns, "the two ...", "X and Y", "analysts at X", an apposition ("the minister, Ruben Sallow,")
 and unnamed nouns.
 
+The parts, one job each: assistant/text/quotemarks.py (the characters: paragraphs, spans inside quotation marks),
+cues.py (the speech verbs and the matcher), names.py (names and their aliases), speakers.py (who speaks a quote);
+this module finds the quotes in the parse and holds the public functions.
+
 Why rules and not textacy. textacy 0.13's `textacy.extract.triples.direct_quotations` was the other approach
 measured, on the seed and the nine fictional articles of tests/data/quotes (35 direct and 44 reported quotes; 27
 and 33 of them with a named speaker). A quote matches a gold one when they overlap by half of the longer; speaker
 precision = right named speakers / named speakers given, recall = right named speakers / gold named speakers.
 
                                          direct: span P / R, speaker P / R    reported: span P / R, speaker P / R
-    rules (this module), all 10 texts     1.00 / 1.00,  1.00 / 1.00           1.00 / 1.00,  1.00 / 1.00
+    rules (this extractor), all 10 texts   1.00 / 1.00,  1.00 / 1.00           1.00 / 1.00,  1.00 / 1.00
     rules, held-out, before their fixes   1.00 / 1.00,  1.00 / 0.69 (9/13)    0.96 / 1.00,  0.82 / 0.47 (9/11, 9/19)
     textacy, raw speaker text             0.96 / 0.63,  0.09 / 0.07           -    / 0,     -    / 0
     textacy, speakers via our aliases     0.96 / 0.63,  1.00 / 0.41           -    / 0,     -    / 0
