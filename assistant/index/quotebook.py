@@ -113,7 +113,7 @@ def _words(name: str) -> tuple[str, ...]:
 
 def _suffix(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
     """`shorter` ends `longer` ("peskov" in "dmitry peskov"), not after a connector ("northvale" is not the
-    "bank of northvale"): the last-name rule of assistant.text.quotes."""
+    "bank of northvale"): the last-name rule of assistant.text.names."""
     if not shorter or len(shorter) > len(longer) or longer[len(longer) - len(shorter):] != shorter:
         return False
     return not any(w in _CONNECTORS for w in longer[:len(longer) - len(shorter)])

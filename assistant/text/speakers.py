@@ -1,0 +1,282 @@
+"""Who speaks each quote: the rules that read the subject of its cue, after the names of assistant/text/names.py
+(a name or two, "A and B"; an apposition; a named organisation, through "analysts at X" or "the statement"; a
+pronoun back to the previous speaker or the one person named since; "the two ministers" to the two people just
+named; the name after an inverted "said"), None when unsure. The reader of assistant/text/quotes.py mixes them in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from assistant.text.names import (
+    _ORG_WORDS,
+    _TITLES,
+    _Aliases,
+    _capital,
+    _is_org,
+    _Name,
+    _name_run,
+    _org_phrase,
+    _person_like,
+)
+from assistant.text.nlp import Doc, Token
+from assistant.text.quotemarks import _Direct
+
+# People whose organisation speaks through them ("analysts at the Institute ...", "ISW's researchers").
+# Nouns that stand for the organisation named just before ("the statement said").
+_NOMINAL = set("statement release agency company firm report department".split())
+_RESEARCHERS = set("analyst analysts researcher researchers expert experts economist economists scientist "
+                   "scientists strategist strategists".split())
+# Subjects that name two people introduced just before ("the two ministers", "both leaders").
+_JOINT_NUMBERS = {"two", "both"}
+
+
+@dataclass
+class _Claim:
+    """A quote waiting for its speaker: the subject token of its cue (None when no subject was found)."""
+    start: int
+    end: int
+    kind: str
+    cue: str
+    subject: Token | None
+    cue_at: int  # character offset of the cue (order of resolution)
+    headline: bool
+    direct: _Direct | None = None
+    para: int = 0
+    org_source: str | None = field(default=None)  # a name read without a subject token: "according to X", "said X"
+
+
+class _Speakers:
+    """The speaker rules of one text's reader (assistant.text.quotes._Reader, which sets what they read)."""
+    paragraphs: list[tuple[int, int]]
+    docs: list[Doc | None]
+    names: list[_Name]
+    aliases: _Aliases
+    in_direct: Callable[[int], bool]  # which direct quote a character offset is in
+
+    # -- speakers
+    def _speaker(self, claim: _Claim, previous: str | None | bool, previous_at: int) -> str | None:
+        if claim.cue == "according to":
+            return self.aliases.canonical(claim.org_source) if claim.org_source else None
+        subj = claim.subject
+        if subj is None:
+            return self.aliases.canonical(claim.org_source) if claim.org_source else None
+        if subj.tag_ == "PRP":
+            if claim.headline:
+                return None
+            return self._pronoun(subj, previous, previous_at)
+        name = self._named(subj)
+        if name is not None:
+            return name
+        if claim.headline:
+            return None
+        return self._joint(subj, previous_at)
+
+    def _named(self, subj: Token, alone: bool = False) -> str | None:
+        """A named subject (or two, "A and B"; only `subj` itself when `alone`), or an organisation through its
+        researchers."""
+        heads = [subj] if alone else [subj, *[c for c in subj.conjuncts if c.i > subj.i]]
+        if all(_capital(h) or self._known(h) for h in heads):
+            names = []
+            for h in heads:
+                run = _name_run(h)
+                full = self.aliases.canonical(run.text) if run is not None else self._known(h)
+                if full is None:
+                    return None
+                names.append(full)
+            return " and ".join(dict.fromkeys(names))
+        if len(heads) == 1:
+            # "The fisheries minister, Ruben Sallow, said": the name in apposition
+            appos = [c for c in subj.children if c.dep_ == "appos" and _capital(c)]
+            if len(appos) == 1 and (run := _name_run(appos[0])) is not None:
+                return self.aliases.canonical(run.text)
+            # "The Vellmar city council said", and then "the council said" when one council was named
+            if (org := _org_phrase(subj)) is not None:
+                return self.aliases.canonical(org.text)
+            if (subj.lower_ in _ORG_WORDS and subj.text.islower() and [c.lower_ for c in subj.children] == ["the"]):
+                full = self.aliases.canonical(subj.text)
+                if full is not None and full != subj.text:
+                    return full
+            if subj.lower_ in _NOMINAL and [c.lower_ for c in subj.children] == ["the"]:
+                return self._organisation_before(subj)
+        if len(heads) == 1 and subj.lower_ in _RESEARCHERS:
+            for child in subj.children:
+                target = None
+                if child.dep_ == "prep" and child.lower_ in ("at", "from", "of"):
+                    target = next((g for g in child.children if g.dep_ == "pobj"), None)
+                elif child.dep_ in ("poss", "compound"):
+                    target = child  # "Saltwind Capital's analysts", "Saltwind Capital analysts"
+                if target is not None and _capital(target):
+                    # "analysts at X": X is where they work, an organisation whether or not its name says so
+                    run = _name_run(target)
+                    if run is not None and (full := self.aliases.canonical(run.text)) is not None:
+                        return full
+        return None
+
+    def _organisation_before(self, subj: Token) -> str | None:
+        """"the statement said", "the agency said": the one organisation named in this paragraph or the one
+        before, outside quotes, when exactly one is (and no person is named in this paragraph before the cue)."""
+        at = subj.idx + self._offset(subj)
+        n = next((k for k, (ps, pe) in enumerate(self.paragraphs) if ps <= at < pe), 0)
+        if n == 0:
+            return None
+        lo = self.paragraphs[n - 1][0]
+        orgs = []
+        for name in self.names:
+            if lo <= name.start < at and not self.in_direct(name.start):
+                full = self.aliases.canonical(name.text)
+                if full is not None and _is_org(full) and len(full.split()) >= 2:
+                    orgs.append(full)
+        orgs = list(dict.fromkeys(orgs))
+        if len(orgs) != 1 or self._mentions(self.paragraphs[n][0], at):
+            return None
+        return orgs[0]
+
+    def _known(self, tok: Token) -> str | None:
+        """A capitalised word the tagger missed as a name ("Tessel says ..." in a title) that is part of a longer
+        name the text gives: that name."""
+        if not tok.text[:1].isupper() or tok.tag_ not in ("NN", "NNS", "NNP", "NNPS", "JJ"):
+            return None
+        full = self.aliases.canonical(tok.text)
+        return full if full is not None and full != tok.text else None
+
+    def _mentions(self, after: int, before: int, subjects: bool = False, besides: str | None = None) -> list[str]:
+        """Person-like names (fullest form) mentioned in the body between two offsets, outside quotes (only those
+        that are the subject of their clause with `subjects`; not those in the description of `besides`, "Petra
+        Lund, founder of Saltwind Morning Bread": the description of a person is not another person)."""
+        head_end = self.paragraphs[0][1] if self.paragraphs else 0
+        out = []
+        for name in self.names:
+            if subjects and not name.subject:
+                continue
+            if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
+                full = self.aliases.canonical(name.text)
+                if full is not None and _person_like(full) and not (besides and full != besides
+                                                                     and self._describes(name, besides)):
+                    out.append(full)
+        return list(dict.fromkeys(out))
+
+    def _describes(self, name: _Name, person: str) -> bool:
+        """`name` sits in a phrase hung on a mention of `person`: an apposition or its "of"/"at"/"for" phrase."""
+        for (ps, pe), doc in zip(self.paragraphs, self.docs):
+            if doc is None or not ps <= name.start < pe:
+                continue
+            tok = next((t for t in doc if ps + t.idx == name.start), None)
+            if tok is None:
+                return False
+            seen = 0
+            while tok.head is not tok and seen < 12:
+                if tok.dep_ not in ("pobj", "prep", "appos", "conj", "compound", "cc", "poss", "case", "nmod",
+                                    "amod"):
+                    return False
+                tok = tok.head
+                seen += 1
+                run = _name_run(tok) if _capital(tok) else None
+                if run is not None and self.aliases.canonical(run.text) == person:
+                    return True
+            return False
+        return False
+
+    def _pronoun(self, subj: Token, previous: str | None | bool, previous_at: int) -> str | None:
+        word = subj.lower_
+        if word == "they" and not (isinstance(previous, str) and " and " in previous):
+            return self._pair_before(subj)
+        if previous is False or previous is None:
+            at = subj.idx + self._offset(subj)
+            if word in ("he", "she") and previous is False:
+                names = self._mentions(0, at)
+                return names[0] if len(names) == 1 else None
+            if word in ("he", "she"):
+                # the previous quote had no named speaker: the one person named since it, as a subject, and
+                # nobody else
+                since = self._mentions(previous_at + 1, at)
+                if len(since) == 1 and self._mentions(previous_at + 1, at, subjects=True) == since:
+                    return since[0]
+            return None
+        assert isinstance(previous, str)
+        at = subj.idx + self._offset(subj)
+        parts = previous.split(" and ")
+        since = self._mentions(previous_at + 1, at, besides=previous)
+        others = [m for m in since if m not in parts]
+        if others:
+            # "Mayor Lukas Fenn defended the closure. “…,” he said.": the one person named since the previous
+            # quote, as a subject, and the previous speaker not named again; anything else is unsure
+            if (word in ("he", "she") and len(others) == 1 and len(since) == 1
+                    and self._mentions(previous_at + 1, at, subjects=True) == others):
+                return others[0]
+            return None
+        joint = " and " in previous
+        if word in ("he", "she"):
+            return previous if not joint and not _is_org(previous) else None
+        if word == "they":
+            return previous if joint else None
+        if word == "it":
+            return previous if _is_org(previous) else None
+        return None
+
+    def _pair_before(self, subj: Token) -> str | None:
+        """"Jon Melk and his neighbour Rosa Teague had fought the project. They said …": the two people of the
+        previous sentence's coordinated subject, when nobody else is named there."""
+        sents = list(subj.doc.sents)
+        k = next(i for i, s in enumerate(sents) if s.start <= subj.i < s.end)
+        if k == 0:
+            return None
+        prev = sents[k - 1]
+        root = prev.root
+        first = next((c for c in root.children if c.dep_ == "nsubj"), None)
+        if first is None:
+            return None
+        heads = [first, *first.conjuncts]
+        names = [self._named(h, alone=True) for h in heads]
+        ps = self._offset(subj)
+        named = self._mentions(ps + prev.start_char, ps + prev.end_char)
+        if len(heads) == 2 and len(names) == 2 and None not in names and set(named) == set(names):
+            return " and ".join(n for n in names if n)
+        return None
+
+    def _joint(self, subj: Token, previous_at: int) -> str | None:
+        """"the two ministers" / "both leaders": the two people named since the previous quote, if exactly two."""
+        if subj.tag_ not in ("NNS",) or not any(c.lower_ in _JOINT_NUMBERS for c in subj.children):
+            return None
+        names = self._mentions(previous_at + 1, subj.idx + self._offset(subj))
+        return " and ".join(names) if len(names) == 2 else None
+
+    def _offset(self, tok: Token) -> int:
+        """The character offset of `tok`'s paragraph in the text."""
+        for (ps, _), doc in zip(self.paragraphs, self.docs):
+            if doc is tok.doc:
+                return ps
+        return 0
+
+
+def _inverted_name(verb: Token) -> str | None:
+    """`“…,” said Per Aldous` when the parser gave the verb no subject: the capitalised words right after it,
+    ending in a proper noun ("Per" read as a preposition)."""
+    doc = verb.doc
+    words: list[Token] = []
+    for tok in doc[verb.i + 1:verb.i + 5]:
+        if not tok.text[:1].isupper() or not tok.is_alpha:
+            break
+        words.append(tok)
+    while words and not _capital(words[-1]):
+        words.pop()
+    if len(words) < 2 or words[0].lower_ in _TITLES:
+        return None
+    return " ".join(t.text for t in words)
+
+
+def _subject(verb: Token) -> Token | None:
+    """The active subject of a speech verb, through "and added" / ", adding that" to the verb that has one."""
+    tok = verb
+    for _ in range(3):
+        subj = next((c for c in tok.children if c.dep_ in ("nsubj",)), None)
+        if subj is not None:
+            return subj
+        if any(c.dep_ in ("nsubjpass", "expl") for c in tok.children):
+            return None
+        if tok.dep_ in ("conj", "advcl", "xcomp") and tok.head is not tok:
+            tok = tok.head
+        else:
+            return None
+    return None
+
