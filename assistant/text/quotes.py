@@ -62,9 +62,12 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assistant.text import nlp as _nlp
-from assistant.text.nlp import Doc, Span, Token
+
+if TYPE_CHECKING:
+    from assistant.text.nlp import Doc, Span, Token
 
 __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of", "quotes_of_many", "speakers_of"]
 
