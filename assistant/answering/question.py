@@ -26,9 +26,13 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from assistant.text.nlp import Span, question_nlp
+from assistant.text.nlp import question_nlp
 from assistant.text.words import STOPWORDS
+
+if TYPE_CHECKING:
+    from assistant.text.nlp import Span
 
 # Labels of the entities a reply must cover: people, organisations, places.
 NAMED_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC"})

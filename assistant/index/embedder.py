@@ -102,7 +102,16 @@ class Embedder:
 
     @property
     def tokenizer(self):
+        """The model's transformers tokenizer."""
         return self.model.tokenizer if self.backend == EmbeddingBackend.TORCH else self.onnx.tokenizer
+
+    @property
+    def word_pieces(self):
+        """What the chunker counts word pieces with: on ONNX the Rust tokenizer itself (no transformers import),
+        else the transformers tokenizer."""
+        if self.backend == EmbeddingBackend.TORCH:
+            return self.model.tokenizer
+        return self.onnx.word_pieces or self.onnx.tokenizer
 
     @property
     def max_seq_length(self) -> int:

@@ -140,31 +140,57 @@ def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
     return target
 
 
-def _batch_encoder(tokenizer, max_length: int):
-    """texts -> int64 arrays padded to the longest, truncated at max_length, special tokens added.
+def _slow_batch_encoder(tokenizer, max_length: int):
+    """texts -> int64 arrays padded to the longest, truncated at max_length, special tokens added: a tokenizer
+    with no Rust backend (or no pad token) called through transformers."""
+    def encode_slow(texts: list[str]) -> dict[str, np.ndarray]:
+        enc = tokenizer(texts, padding=True, truncation="longest_first", max_length=max_length, return_tensors="np")
+        return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+    return encode_slow
 
-    For a fast tokenizer: a private copy of its Rust tokenizer with truncation and padding set once, so
-    concurrent requests never race on the shared tokenizer's per-call settings (and skip its Python layer).
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or tokenizer.pad_token is None:
-        def encode_slow(texts: list[str]) -> dict[str, np.ndarray]:
-            enc = tokenizer(texts, padding=True, truncation="longest_first", max_length=max_length,
-                            return_tensors="np")
-            return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
-        return encode_slow
-    from tokenizers import Tokenizer
 
-    raw = Tokenizer.from_str(backend.to_str())
-    raw.enable_truncation(max_length=max_length, strategy="longest_first")
-    raw.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
-
+def _batch_encoder(raw):
+    """texts -> int64 arrays, with the Rust tokenizer `raw` (its truncation and padding set in its file, so
+    concurrent requests never race on per-call settings)."""
     def encode(texts: list[str]) -> dict[str, np.ndarray]:
         encs = raw.encode_batch(texts, add_special_tokens=True)
         return {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64)}
     return encode
+
+
+def _hf_tokenizer(model_path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+
+
+def word_pieces(model_path: Path, max_length: int, folder: Path):
+    """The model's Rust tokenizer as transformers builds it, truncating at max_length and padding to the
+    longest, or None when the model has no fast tokenizer or no pad token.
+
+    transformers builds it once, on first use, into `folder`/tokenizer.json (an atomic rename, like the model);
+    later processes read that file with the tokenizers library alone, without importing transformers (2 s and
+    ~250 MB per process, and torch with it). The folder is keyed by the weights, so a new model gets a new file.
+    """
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        hf = _hf_tokenizer(model_path)
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None or hf.pad_token is None:
+            return None
+        raw = Tokenizer.from_str(backend.to_str())
+        raw.enable_truncation(max_length=max_length, strategy="longest_first")
+        raw.enable_padding(pad_id=hf.pad_token_id, pad_token=hf.pad_token)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".tokenizer-", suffix=".json", delete=False,
+                                         encoding="utf-8") as fh:
+            fh.write(raw.to_str())
+        os.replace(fh.name, path)  # atomic: a reader never sees half a file
+    return Tokenizer.from_file(str(path))
 
 
 class _DropRecordsFilter(logging.Filter):
@@ -183,13 +209,15 @@ class OnnxEncoder:
         if backend not in BACKENDS:
             raise ValueError(f"unknown ONNX backend {backend!r}")
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         self.model_path = Path(model_path)
         self.max_seq_length, self.dimension, self.pooling = _model_config(self.model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
-        self._encoder = _batch_encoder(self.tokenizer, self.max_seq_length)
         self.onnx_path = build(self.model_path, backend, Path(cache_dir))
+        # the Rust tokenizer (None: a slow tokenizer, run through transformers)
+        self.word_pieces = word_pieces(self.model_path, self.max_seq_length, self.onnx_path.parent)
+        self._hf = None if self.word_pieces else _hf_tokenizer(self.model_path)
+        self._encoder = (_batch_encoder(self.word_pieces) if self.word_pieces
+                         else _slow_batch_encoder(self._hf, self.max_seq_length))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
@@ -197,6 +225,13 @@ class OnnxEncoder:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+
+    @property
+    def tokenizer(self):
+        """The transformers tokenizer (imported on first use: encoding and chunking use `word_pieces`)."""
+        if self._hf is None:
+            self._hf = _hf_tokenizer(self.model_path)
+        return self._hf
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-normalized float32 embeddings, one row per text, in input order."""

@@ -17,7 +17,7 @@ class Chunker:
     """Splits article bodies into chunks no longer than the embedder accepts.
 
     Args:
-        tokenizer: the embedder's Hugging Face tokenizer (counts word pieces).
+        tokenizer: the embedder's tokenizer (counts word pieces): a `tokenizers.Tokenizer` or a Hugging Face one.
         max_seq_length: the embedder's limit, special tokens included.
         chunk_tokens: target size of title + chunk text, in word pieces.
         overlap_tokens: overlap between neighbouring chunks.
@@ -86,10 +86,11 @@ def _raw_encoder(tokenizer) -> Callable[[str], int]:
     article); a private copy of the Rust tokenizer skips it and cannot inherit the truncation that an
     embedding call leaves set on the shared one.
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    from tokenizers import Tokenizer
+
+    backend = tokenizer if isinstance(tokenizer, Tokenizer) else getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return lambda text: len(tokenizer.tokenize(text))
-    from tokenizers import Tokenizer
 
     raw = Tokenizer.from_str(backend.to_str())
     raw.no_truncation()

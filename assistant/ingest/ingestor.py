@@ -81,7 +81,7 @@ class Ingestor:
         if self._chunker is None:
             e = self.store.embedder
             c = self.settings.chunking
-            self._chunker = Chunker(e.tokenizer, e.max_seq_length, c.chunk_tokens, c.overlap_tokens)
+            self._chunker = Chunker(e.word_pieces, e.max_seq_length, c.chunk_tokens, c.overlap_tokens)
         return self._chunker
 
     @contextmanager

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import TYPE_CHECKING
 
 from assistant.text import nlp as _nlp
-from assistant.text.nlp import Token
+
+if TYPE_CHECKING:
+    from assistant.text.nlp import Token
 
 # The tagger's fine-grained (Penn Treebank) tags are read directly: the pipeline has no attribute_ruler to map them
 # to coarse parts of speech (it cost as much as the parser).

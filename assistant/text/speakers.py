@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assistant.text.names import (
     _ORG_WORDS,
@@ -19,8 +20,10 @@ from assistant.text.names import (
     _org_phrase,
     _person_like,
 )
-from assistant.text.nlp import Doc, Token
 from assistant.text.quotemarks import _Direct
+
+if TYPE_CHECKING:
+    from assistant.text.nlp import Doc, Token
 
 # People whose organisation speaks through them ("analysts at the Institute ...", "ISW's researchers").
 # Nouns that stand for the organisation named just before ("the statement said").
