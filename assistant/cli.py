@@ -290,7 +290,7 @@ def serve(ctx, host, port, workers) -> None:
 
     if workers > 1:
         from assistant.web import metrics
-        from assistant.web.limits import rate_limit_storage
+        from assistant.web.rate_limits import rate_limit_storage
 
         rate_limit_storage(settings.server)  # an unreachable Redis is one line here, before any worker starts
         # Each worker is a fresh (spawned) process that builds its own app from these settings; their metrics

@@ -12,7 +12,7 @@ import pytest
 from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.web.api import create_app
-from assistant.web.limits import RateLimiter, rate_limit_storage
+from assistant.web.rate_limits import RateLimiter, rate_limit_storage
 from assistant.web.security import fingerprint
 from tests.support.net import free_port, serve_in_thread
 from tests.support.redis import RedisServer, needs_redis, redis_command

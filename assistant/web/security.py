@@ -20,7 +20,7 @@
    read; with `server.require_login` off, no credential is fine from the same origin or outside a browser, with
    it on such a request gets 401 everywhere but /healthz, /widget.js and /signin. /metrics takes the metrics or
    admin token when either is set. Question budgets are `limits` moving windows, in memory or shared through
-   Redis (`server.redis_url`), per IP and per token or user (web/limits.py, with the body-size limit).
+   Redis (`server.redis_url`), per IP and per token or user (web/rate_limits.py, with the body-size limit).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from assistant.config import ServerSettings
 from assistant.index.users import Role, User, Users, is_personal_key
 from assistant.web.errors import error_response
 from assistant.web.headers import SecurityHeaders, TrustedHosts
-from assistant.web.limits import RateLimiter, _limited, rate_limit_storage
+from assistant.web.rate_limits import RateLimiter, _limited, rate_limit_storage
 from assistant.web.signin import SIGNIN_PAGE, SignedIn, _client, signed_in_user
 
 log = logging.getLogger(__name__)
