@@ -41,8 +41,11 @@ test-deps: setup
 	fi
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet 'playwright>=1.49'
 
+# Two pytest workers (pytest-xdist; one per core here), each test file on one worker so module fixtures are
+# built once: `make test WORKERS=1` runs in one process.
+WORKERS ?= 2
 test: test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 # Everything but the browser, the tests that start servers in subprocesses (chroma run, redis-server,
 # assistant serve) and those that run the CLI or a build in a child process: the quick loop while editing.

@@ -31,7 +31,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 # Declared distributions that no `import` names: pytest-timeout is a pytest plugin (pyproject's `timeout`), the
 # types-* packages are stubs mypy reads (`make lint`).
-PLUGINS = {"pytest-timeout", "types-lxml", "types-python-dateutil", "types-tqdm"}
+PLUGINS = {"pytest-timeout", "pytest-xdist", "types-lxml", "types-python-dateutil", "types-tqdm"}
 
 # Top-level work-tree entries a wheel build never reads (and the venv, VCS and build leftovers).
 NOT_SOURCE = {".venv", ".git", ".pytest_cache", "build", "dist", "data", ".data", "corpus", "docs", "bench", "tests"}
