@@ -6,6 +6,7 @@ data dir, keyed by the model folder and backend, and built on first use with an 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -160,7 +161,10 @@ def _batch_encoder(raw):
     return encode
 
 
+@functools.lru_cache(maxsize=4)
 def _hf_tokenizer(model_path: Path):
+    """The transformers tokenizer of a model folder, loaded once per process (its file, its slow fallback and
+    the `tokenizer` property all ask for it)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
