@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,25 @@ def test_export_is_cached_and_reused(onnx_cache, onnx_embedder, int8_embedder):
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
         assert not [p for p in path.parent.iterdir() if p.name.startswith(".build-")]
     assert onnx_embedder.onnx.onnx_path != int8_embedder.onnx.onnx_path
+
+
+def test_int8_is_quantized_from_the_cached_fp32_export(onnx_embedder, int8_embedder, tmp_path, monkeypatch):
+    """With the fp32 export cached, an int8 build only quantizes it: no second torch export, the same model file."""
+    import shutil
+
+    from assistant.index import embedding_onnx
+
+    fp32 = onnx_embedder.onnx.onnx_path
+    shutil.copytree(fp32.parent, tmp_path / fp32.parent.name)
+
+    def no_export(*_):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(embedding_onnx, "export_onnx", no_export)
+    int8 = embedding_onnx.build(Path(onnx_embedder.path), "onnx-int8", tmp_path)
+    assert int8.parent.name == int8_embedder.onnx.onnx_path.parent.name != fp32.parent.name
+    assert int8.read_bytes() == int8_embedder.onnx.onnx_path.read_bytes()
+    assert int8.stat().st_size < fp32.stat().st_size / 2  # really int8 weights
 
 
 def test_unknown_backend_is_a_config_error():

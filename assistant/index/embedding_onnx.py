@@ -120,9 +120,15 @@ def build(model_path: Path, backend: str, cache_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     log.info("exporting %s to ONNX (%s) in %s; done once", model_path, backend, folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(model_path, fp32)
-        result = _fuse(model_path, fp32, Path(tmp) / "fused.onnx")
+        # int8 quantizes the fused fp32 model: the fp32 backend's cached one when there is one (the same
+        # file this export would make), so switching backend skips the torch export.
+        cached_fp32 = cache_dir / cache_key(model_path, EmbeddingBackend.ONNX) / "model.onnx"
+        if backend == EmbeddingBackend.ONNX_INT8 and cached_fp32.is_file():
+            result = cached_fp32
+        else:
+            fp32 = Path(tmp) / "fp32.onnx"
+            export_onnx(model_path, fp32)
+            result = _fuse(model_path, fp32, Path(tmp) / "fused.onnx")
         if backend == EmbeddingBackend.ONNX_INT8:
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
