@@ -42,7 +42,8 @@ def write_config(tmp_path: Path, site: Site, sources: list[str], **sections) -> 
     return path
 
 
-def test_ingest_urls_beside_paths_same_summary_shape(tmp_path, site):
+def test_ingest_urls_beside_paths_same_summary_shape(tmp_path, site, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_FETCH__PER_HOST_DELAY", "0")  # one loopback host: no 1 s between requests
     data = tmp_path / "data"
     res = CliRunner().invoke(cli, ["--data-dir", str(data), "ingest", "--json", site.base + "/news/ferry-fares.html",
                                    str(NOTE), site.base + "/news/missing.html", site.base + "/rss.xml"])

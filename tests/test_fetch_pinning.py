@@ -86,7 +86,7 @@ class Loopback:
             tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)  # type: ignore[assignment]
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> Loopback:
         self.thread.start()
