@@ -14,14 +14,13 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.answers import passage_number
-from tests.support.net import free_port
+from tests.support.net import free_port, serve_forever_in_thread
 from tests.support.paths import ROOT
 from tests.support.scripted_llm import Fault
 from tests.support.served import serve, server_env
@@ -105,7 +104,7 @@ def _static_server(folder: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
     port = free_port()
     handler = functools.partial(_Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_forever_in_thread(server)
     return server, port
 
 
@@ -304,7 +303,7 @@ def test_widget_with_a_wrong_token_says_so(site, page):
 def hostile(site):
     """An article with markup in title, outlet and body, every tag pointing at a counting server; removed after."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Pixel)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_forever_in_thread(server)
     trap = f"http://127.0.0.1:{server.server_address[1]}"
     article = {
         "title": f'<img src="{trap}/title.gif" onerror="alert(1)">Lorvik <b>clove</b> harvest fails',

@@ -22,7 +22,7 @@ from assistant.errors import AssistantError
 from assistant.web.api import create_app
 from tests.support.answers import sse_events
 from tests.support.callbacks import Recorder
-from tests.support.net import serve_in_thread
+from tests.support.net import serve_forever_in_thread, serve_in_thread
 from tests.support.paths import SEED
 from tests.support.scripted_llm import Fault
 
@@ -254,7 +254,7 @@ def slow_llm():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_forever_in_thread(server)
     yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
     server.shutdown()
     server.server_close()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from assistant.answering.chain import Assistant
 from assistant.config import load_settings
 from tests.support.callbacks import Recorder
+from tests.support.net import serve_forever_in_thread
 
 QUESTION = "Did Russia offer Iran military help?"
 
@@ -61,7 +61,7 @@ class ScriptedOllama:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve_forever_in_thread(self.server)
 
     @property
     def base_url(self) -> str:

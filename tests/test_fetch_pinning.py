@@ -17,7 +17,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +33,7 @@ from assistant.live.feeds import Entry
 from assistant.live.fetcher import Fetcher
 from assistant.live.watch import Watcher
 from tests.support.feeds_site import article_page
+from tests.support.net import serve_forever_in_thread
 
 PUBLIC = "8.8.8.8"  # a public address the scripted resolver hands out; never actually connected to
 PAGE = article_page("Calder ferry timetable changes", ["The Calder ferry sails every half hour from May."]).encode()
@@ -86,7 +86,7 @@ class Loopback:
             tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)  # type: ignore[assignment]
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = serve_forever_in_thread(self.server, start=False)
 
     def __enter__(self) -> Loopback:
         self.thread.start()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.support.net import serve_forever_in_thread
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "feeds"
 
 Handler = Callable[["Request"], tuple[int, dict[str, str], bytes]]
@@ -132,7 +134,7 @@ class Site:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve_forever_in_thread(self.server)
         return self
 
     def stop(self) -> None:

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.net import serve_forever_in_thread
+
 
 @dataclass
 class Fault:
@@ -27,7 +29,7 @@ class ScriptedLLM:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = serve_forever_in_thread(self.server, start=False)
 
     @property
     def base_url(self) -> str:
