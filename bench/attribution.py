@@ -8,8 +8,10 @@ dataset, never the text: the text is read from --dataset (and corpus/ for the se
 checked first, so a changed dataset fails loudly instead of scoring against shifted offsets.
 
 The extractor is `f(text) -> [obj with .start, .end, .kind ("direct"/"reported"), .speaker (str or None)]`,
-run on each article's body; default assistant.text.quotes:quotes_of, `--extractor baseline` for the trivial
-one in this module (quoted text, speaker = nearest capitalised name before a "said" in the sentence).
+run on each article's body (`--extractor MODULE:FUNC`), or `baseline` for the trivial one in this module
+(quoted text, speaker = nearest capitalised name before a "said" in the sentence). The default, `ingest`, reads
+each article as ingest does (assistant.index.quotebook.read_quotes: the title, then the body, offsets the
+body's), so the figures are those of the archive's quotes.
 
 Matching, per article and kind: a prediction and a labelled quote of the same kind match when their overlap
 is at least half of the labelled span and half of the predicted span; each labelled quote takes at most
@@ -43,7 +45,7 @@ from .common import ROOT, add_dataset
 LABELS = Path(__file__).resolve().parent / "attribution" / "labels.jsonl"
 SEED = ROOT / "corpus" / "russia-snubs-iran.txt"
 SEED_URL = "seed:russia-snubs-iran"
-DEFAULT_EXTRACTOR = "assistant.text.quotes:quotes_of"
+DEFAULT_EXTRACTOR = "ingest"
 KINDS = ("direct", "reported")
 GOALS = {("direct", "precision"): 0.95, ("direct", "recall"): 0.85, ("reported", "precision"): 0.90}
 
@@ -76,10 +78,15 @@ def load_labels(path: Path = LABELS) -> list[dict]:
 
 def load_texts(dataset: Path, seed: Path = SEED) -> dict[str, str]:
     """url -> body: the dataset's corpus.json and the seed."""
+    return {url: body for url, (_, body) in load_articles(dataset, seed).items()}
+
+
+def load_articles(dataset: Path, seed: Path = SEED) -> dict[str, tuple[str, str]]:
+    """url -> (title, body): the dataset's corpus.json and the seed (its title is its first line)."""
     corpus = json.loads((dataset / "corpus.json").read_text(encoding="utf-8"))
-    texts = {a["url"]: a["body"] for a in corpus if a.get("url")}
-    texts[SEED_URL] = seed_body(seed)
-    return texts
+    articles = {a["url"]: (a.get("title") or "", a["body"]) for a in corpus if a.get("url")}
+    articles[SEED_URL] = (seed.read_text(encoding="utf-8").split("\n", 1)[0].strip(), seed_body(seed))
+    return articles
 
 
 def sha1_8(text: str) -> str:
@@ -223,12 +230,14 @@ def score_article(text: str, row: dict, predicted: list, counts: dict[str, dict[
     return wrong
 
 
-def score(items: list[tuple[str, dict]], extractor: Callable[[str], list]) -> dict:
-    """items: (text, label row) pairs. Returns {kind: figures}, "wrong": [...], "articles": n."""
+def score(items: list[tuple[str, dict]], extractor: Callable[..., list], titles: list[str] | None = None) -> dict:
+    """items: (text, label row) pairs (with `titles`, the extractor is called as f(text, title)). Returns
+    {kind: figures}, "wrong": [...], "articles": n."""
     counts = {kind: empty_counts() for kind in KINDS}
     wrong: list[dict] = []
-    for text, row in items:
-        wrong += score_article(text, row, list(extractor(text)), counts)
+    for k, (text, row) in enumerate(items):
+        predicted = extractor(text) if titles is None else extractor(text, titles[k])
+        wrong += score_article(text, row, list(predicted), counts)
     out: dict = {"articles": len(items), "wrong": wrong}
     for kind, c in counts.items():
         ratio = lambda a, b: round(a / b, 3) if b else None  # noqa: E731
@@ -332,9 +341,18 @@ def baseline(text: str) -> list[Quote]:
 # ---------------------------------------------------------------- command line
 
 
-def load_extractor(spec: str) -> Callable[[str], list]:
+def ingest(body: str, title: str) -> list:
+    """The quotes the archive stores for an article: read as ingest reads it, title first, offsets the body's."""
+    from assistant.index.quotebook import read_quotes
+
+    return (read_quotes([(title, body)]) or [[]])[0]
+
+
+def load_extractor(spec: str) -> Callable[..., list]:
     if spec == "baseline":
         return baseline
+    if spec == "ingest":
+        return ingest
     module, _, func = spec.partition(":")
     try:
         mod = importlib.import_module(module)
@@ -351,8 +369,9 @@ def load_extractor(spec: str) -> Callable[[str], list]:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     add_dataset(ap)
     ap.add_argument("--extractor", default=DEFAULT_EXTRACTOR,
-                    help="MODULE:FUNC, f(text) -> quotes with .start .end .kind .speaker; 'baseline' for the "
-                         "trivial one in bench/attribution.py (default: %(default)s)")
+                    help="'ingest' (title, then body, as ingest reads an article), MODULE:FUNC, f(body) -> quotes "
+                         "with .start .end .kind .speaker, or 'baseline' for the trivial one in "
+                         "bench/attribution.py (default: %(default)s)")
     ap.add_argument("--labels", type=Path, default=LABELS, help="label file (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--misses", action="store_true",
@@ -362,20 +381,24 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     rows = load_labels(args.labels)
-    texts = load_texts(args.dataset)
+    articles = load_articles(args.dataset)
+    texts = {url: body for url, (_, body) in articles.items()}
     try:
         check(rows, texts)
     except LabelsStale as e:
         raise SystemExit(f"attribution: the dataset changed under the labels ({args.dataset}): {e}") from None
     extractor = load_extractor(args.extractor)
+    titled = args.extractor == "ingest"
     if args.misses:
         for r in rows:
             text = texts[r["url"]]
-            for m in misses(text, r, list(extractor(text))):
+            predicted = extractor(text, articles[r["url"]][0]) if titled else extractor(text)
+            for m in misses(text, r, list(predicted)):
                 print(f"== {m['what']} {m['kind']} {m['url']} {m['start']}:{m['end']} label={m['label']!r} "
                       f"predicted={m['predicted']!r}\n-- span: {m['span']}\n-- context:\n{m['context']}\n")
         return
-    result = score([(texts[r["url"]], r) for r in rows], extractor)
+    result = score([(texts[r["url"]], r) for r in rows], extractor,
+                   [articles[r["url"]][0] for r in rows] if titled else None)
     result["extractor"] = args.extractor
     result["goals"] = {f"{k}_{m}": v for (k, m), v in GOALS.items()}
     if args.json:
