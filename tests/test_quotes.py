@@ -277,7 +277,7 @@ def test_quotes_of_many_reads_each_text_as_quotes_of_does():
 
 def test_quote_is_a_frozen_value_and_the_version_is_set():
     q = Quote(0, 4, "direct", None)
-    assert q.cue == "" and EXTRACTOR_VERSION == 3
+    assert q.cue == "" and EXTRACTOR_VERSION == 4
     with pytest.raises(FrozenInstanceError):
         q.speaker = "Ada Wren"  # type: ignore[misc]
 
@@ -481,3 +481,67 @@ def test_the_statement_said_is_the_one_organisation_named_just_before():
     assert speaker_of(text, "The boats need new engines,") == "Orrin Ferry Service"
     two = text.replace("from the Orrin Ferry Service", "from the Orrin Ferry Service and the Calder Port Authority")
     assert speaker_of(two, "The boats need new engines,") is None
+
+
+def test_he_or_she_skips_a_quote_no_single_person_spoke_to_the_person_quoted_before():
+    text = ("Orrin port fees\n\n"
+            "The fees will rise in June, harbour master Ivo Marsh said.\n\n"
+            "More than 300 boats use the port, according to the Orrin Fishers Union.\n\n"
+            "“The boats need a deeper channel,” he said.\n")
+    assert speaker_of(text, "The boats need a deeper channel,") == "Ivo Marsh"
+    # another person named in between is a competing antecedent: no speaker
+    other = text.replace("More than 300 boats use the port, according to the Orrin Fishers Union.",
+                         "Ada Brenn and Per Lund counted more than 300 boats.")
+    assert speaker_of(other, "The boats need a deeper channel,") is None
+
+
+def test_a_quote_with_no_cue_after_a_reported_clause_of_the_same_paragraph_is_that_speakers():
+    text = ("Orrin harbour row\n\n"
+            "The town has lost patience with the harbour board, said Ada Brenn in the Vellmar Gazette. Such is "
+            "the “quiet fury” on the quays that nobody came to the meeting.\n")
+    assert speaker_of(text, "quiet fury") == "Ada Brenn"
+    # a person named between the attribution and the quote takes it away
+    other = text.replace("Such is the", "Ivo Marsh left. Such is the")
+    assert speaker_of(other, "quiet fury") is None
+
+
+def test_the_paper_continued_is_the_publication_quoted_just_before():
+    text = ("Orrin cabinet\n\n"
+            "The reshuffle was the biggest in a decade, said the Vellmar Gazette.\n\n"
+            "“Nobody saw it coming,” the paper continued.\n")
+    assert speaker_of(text, "Nobody saw it coming,") == "Vellmar Gazette"
+    after_a_person = text.replace("said the Vellmar Gazette", "said Ada Brenn")
+    assert speaker_of(after_a_person, "Nobody saw it coming,") is None
+
+
+def test_more_speech_verbs_introduce_a_quote():
+    for cue in ("Ada Brenn quipped", "Ada Brenn affirmed", "Ada Brenn shared with the Vellmar Gazette",
+                "chimed in Ada Brenn"):
+        text = f"Orrin harbour\n\n“The tide waits for nobody,” {cue}.\n"
+        assert speaker_of(text, "The tide waits for nobody,") == "Ada Brenn", cue
+
+
+def test_a_reported_clause_runs_to_the_end_of_its_sentence_but_not_into_a_participle_gloss():
+    text = ("Orrin port fees\n\n"
+            "Ada Brenn said the fees were fair, but that view has been disputed by fishers.\n\n"
+            "Ivo Marsh said that the harbour would open in June, signalling a truce with the board.\n")
+    reported = [(span, speaker) for span, kind, speaker, _ in read(text) if kind == R]
+    assert reported == [("the fees were fair, but that view has been disputed by fishers", "Ada Brenn"),
+                        ("the harbour would open in June", "Ivo Marsh")]
+
+
+def test_a_report_of_a_report_is_the_speakers_not_the_outlets():
+    text = ("Orrin port fees\n\n"
+            "Harbour master Ivo Marsh said that the fees would rise in June, the Vellmar Gazette reports.\n")
+    reported = [(span, speaker) for span, kind, speaker, _ in read(text) if kind == R]
+    assert reported == [("the fees would rise in June", "Ivo Marsh")]
+
+
+def test_according_to_two_named_sources_is_both_and_a_mix_with_unnamed_ones_is_nobody():
+    def according(sources: str) -> str | None:
+        text = f"Orrin port fees\n\nThe fees will rise in June, according to {sources}.\n"
+        return speaker_of(text, "The fees will rise in June")
+
+    assert according("the Orrin Fishers Union and the Vellmar Gazette") == "Orrin Fishers Union and Vellmar Gazette"
+    assert according("the Orrin Fishers Union, local reports and a notice on the quay") is None
+    assert according("the Orrin Fishers Union, or OFU") == "Orrin Fishers Union"

@@ -24,16 +24,17 @@ _VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBN", "VBP", "VBZ"})
 _SPEECH = (
     "say tell add state explain note argue warn claim insist acknowledge admit announce confirm deny write reply "
     "respond conclude stress emphasise emphasize declare reiterate assert allege concede contend observe remark "
-    "recall predict estimate tweet answer complain report caution continue ask testify point"
+    "recall predict estimate tweet answer complain report caution continue ask testify point affirm quip chime joke "
+    "muse lament exclaim recount share"
 ).split()
 # Verbs that report speech only with a "that" clause ("believe that ...", not "believe the report").
-_THAT_ONLY = "believe think suggest agree fear hope expect maintain urge promise pledge vow feel".split()
+_THAT_ONLY = "believe think suggest agree fear hope expect maintain urge promise pledge vow feel post".split()
 # Verbs that take a partial quote as their object ("called the plan “a patch”"), only when the quote is inside it.
 _PARTIAL = "call criticise criticize condemn describe accuse dismiss praise label brand".split()
 
 _IRREGULAR = {
     "say": ["said"], "tell": ["told"], "write": ["wrote", "written"], "think": ["thought"], "feel": ["felt"],
-    "admit": ["admitted", "admitting"], "label": ["labelled", "labelling"],
+    "admit": ["admitted", "admitting"], "label": ["labelled", "labelling"], "quip": ["quipped", "quipping"],
 }
 
 

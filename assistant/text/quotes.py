@@ -69,7 +69,7 @@ from assistant.text import nlp as _nlp
 from assistant.text.cues import _LEMMA, _MAY_QUOTE, _PARTIAL, _THAT_ONLY, _cue, _get_matcher
 from assistant.text.names import _name_run, _names_in, _org_phrase, _person_like
 from assistant.text.quotemarks import _clean, _direct_spans, _paragraphs
-from assistant.text.speakers import _Claim, _inverted_name, _Speakers, _subject
+from assistant.text.speakers import _Claim, _inverted_name, _name_before, _Speakers, _subject
 
 if TYPE_CHECKING:
     from assistant.text.nlp import Doc, Token
@@ -79,7 +79,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -95,6 +95,10 @@ class Quote:
     cue: str = ""  # the speech verb's lemma ("say", "tell", "add", "according to"), "" when none
 
 
+# Verbs that only report speech: a clause they head, put before another speech verb, is a report of a report.
+_REPORTING = frozenset({"say", "tell", "write", "ask", "report", "add"})
+# A reported clause has a subject of its own; one without is a fragment the parser hung on the verb.
+_CLAUSE_SUBJECTS = frozenset({"nsubj", "nsubjpass", "expl", "csubj", "csubjpass"})
 # "according to a survey by X": the organisation behind the document.
 _DOCUMENTS = set("survey report study poll analysis estimate estimates figures data statement review".split())
 
@@ -124,28 +128,34 @@ class _Reader(_Speakers):
         out: list[tuple[_Claim, str | None]] = []
         previous: str | None | bool = False  # False: no quote yet; None: the previous quote had no speaker
         previous_at = 0
+        person: tuple[str | None | bool, int] = (False, 0)  # the same for "he" and "she"
         for claim in claims:
-            speaker = self._speaker(claim, previous, previous_at)
+            speaker = self._speaker(claim, previous, previous_at, person)
             out.append((claim, speaker))
             if not claim.headline:
                 previous, previous_at = speaker, claim.cue_at
+                if not self._not_a_person(claim, speaker):
+                    person = (speaker, claim.cue_at)
         # a paragraph-spanning quotation has one speaker: the one its attributed part gives
         by_group: dict[int, str | None] = {}
         for claim, speaker in out:
             if claim.direct is not None and speaker is not None:
                 by_group.setdefault(claim.direct.group, speaker)
-        # a quote with no cue right after a quote of the same paragraph ("“…,” Ostrow said. “…”") is hers too,
-        # when no other name comes between them
+        # a quote with no cue after a quote or reported clause of the same paragraph ("“…,” Ostrow said. “…”";
+        # "…, said Ada Brenn in the Gazette. Such is the “…”") is that speaker's too, when no other name comes
+        # between the end of the attributing sentence and the quote
         last: tuple[_Claim, str | None] | None = None
-        for k, (claim, speaker) in enumerate(out):
-            if claim.kind != "direct":
-                continue
-            if (claim.subject is None and not claim.cue and not claim.headline and last is not None
-                    and last[0].para == claim.para and last[1] is not None and last[0].cue
-                    and set(self._mentions(last[0].end, claim.start, besides=last[1])) <= set(last[1].split(" and "))):
+        for k in sorted(range(len(out)), key=lambda k: out[k][0].start):
+            claim, speaker = out[k]
+            if claim.kind == "direct" and (claim.subject is None and not claim.cue and not claim.headline
+                                           and last is not None and last[0].para == claim.para
+                                           and last[1] is not None and last[0].cue
+                                           and set(self._between(last[0], last[1], claim.start))
+                                           <= set(last[1].split(" and "))):
                 claim.cue = last[0].cue
                 out[k] = (claim, last[1])
-            last = out[k]
+            if claim.kind == "direct" or out[k][1] is not None:
+                last = out[k]
         self._continue(out, by_group)
         quotes = []
         for claim, speaker in out:
@@ -156,6 +166,34 @@ class _Reader(_Speakers):
                            and s == speaker and c.cue)
             quotes.append(Quote(claim.start, claim.end, claim.kind, speaker, cue))
         return sorted(set(quotes), key=lambda q: (q.start, q.end, q.kind))
+
+    def _between(self, claim: _Claim, speaker: str, before: int) -> list[str]:
+        """The people named between an attributed claim and `before`: in the rest of the attributing sentence only
+        the subjects of their clause ("… said after Ada Brenn spoke"; not "said during Vellmar Radio's show"),
+        after it everyone."""
+        start, end = max(claim.end, claim.cue_at), self._sentence_end(claim)
+        return (self._mentions(start, min(end, before), subjects=True, besides=speaker)
+                + self._mentions(end, before, besides=speaker))
+
+    def _sentence_end(self, claim: _Claim) -> int:
+        """The character offset where the sentence holding a claim's cue (or its end) ends."""
+        at = max(claim.end, claim.cue_at)
+        for (ps, pe), doc in zip(self.paragraphs, self.docs):
+            if doc is not None and ps <= at < pe:
+                return next((ps + s.end_char for s in doc.sents if ps + s.start_char <= at < ps + s.end_char), at)
+        return at
+
+    @staticmethod
+    def _not_a_person(claim: _Claim, speaker: str | None) -> bool:
+        """No single person can have spoken this quote, so "he" or "she" after it looks further back: a quotation
+        with no cue at all, "according to" a body or nobody named, a plural subject ("officials said", "they")."""
+        if claim.kind == "direct" and not claim.cue and claim.subject is None and not claim.org_source:
+            return True
+        if claim.cue == "according to":
+            return speaker is None or not _person_like(speaker)
+        subj = claim.subject
+        return speaker is None and subj is not None and (subj.tag_ in ("NNS", "NNPS")
+                                                         or subj.lower_ in ("they", "we", "it"))
 
     def _continue(self, out: list[tuple[_Claim, str | None]], by_group: dict[int, str | None]) -> None:
         """News style: a paragraph that is only a quotation, with no cue, right after a paragraph whose quotes are
@@ -216,9 +254,12 @@ class _Reader(_Speakers):
                 claims.append(_Claim(d.start, d.end, "direct", "", None, d.start, n == 0, d, n))
             else:
                 _, tok, cue = best
-                claim = _Claim(d.start, d.end, "direct", cue, _subject(tok), ps + tok.idx, n == 0, d, n)
+                subject = _subject(tok)
+                if subject is not None and self.in_direct(ps + subject.idx):
+                    subject = None  # the parser took a word of the quotation for the verb's subject
+                claim = _Claim(d.start, d.end, "direct", cue, subject, ps + tok.idx, n == 0, d, n)
                 if claim.subject is None:
-                    claim.org_source = _inverted_name(tok)
+                    claim.org_source = _inverted_name(tok) or _name_before(tok)
                 claims.append(claim)
         return claims
 
@@ -248,6 +289,19 @@ class _Reader(_Speakers):
             return None
         return ps + tokens[0].idx, ps + tokens[-1].idx + len(tokens[-1])
 
+    @staticmethod
+    def _rest_of_sentence(last: Token) -> list[Token]:
+        """What a reported clause after its verb runs on to, to the end of its sentence, when the parser hung it on
+        the verb ("Brenn said the fees were fair, but that has been disputed"): not a participle after a comma, the
+        writer's gloss (", signalling a rift"), nor a second speech verb or a semicolon."""
+        sent = last.sent
+        rest = list(last.doc[last.i + 1:sent.end])
+        for k, tok in enumerate(rest):
+            if (tok.text == ";" or _cue(tok) is not None
+                    or (tok.tag_ == "VBG" and k > 0 and rest[k - 1].text == ",")):
+                return [] if k == 0 or rest[k - 1].text != "," else rest[:k - 1]
+        return rest
+
     def _clause(self, doc: Doc, verb: Token, clause: Token, ps: int, n: int) -> _Claim | None:
         cue = _LEMMA.get(verb.lower_)
         if cue is None or _cue(verb) is None or self.in_direct(ps + verb.idx):
@@ -255,6 +309,8 @@ class _Reader(_Speakers):
         marks = [c for c in clause.children if c.dep_ == "mark" and c.lower_ == "that" and c.i < clause.i]
         if cue in _THAT_ONLY and not marks:
             return None
+        if not any(c.dep_ in _CLAUSE_SUBJECTS for c in clause.children):
+            return None  # a clause with no subject of its own is a misparse ("… he says is aimed at …")
         tokens = list(clause.subtree)
         if tokens[0].lower_ in ("who", "which", "whose", "whom", "where"):
             return None  # "said Per Aldous, who speaks for …": a relative clause the parser hung on the verb
@@ -262,13 +318,38 @@ class _Reader(_Speakers):
             tokens = [t for t in tokens if t.i > marks[0].i]
         elif clause.i < verb.i and not any(t.is_punct for t in doc[clause.right_edge.i + 1:verb.i]):
             return None  # "prices rose, Marrow said" needs the comma; anything else is not a reported clause
+        elif clause.i < verb.i and _cue(clause) in _REPORTING:
+            return None  # "Ada Brenn said that …, the Gazette reports": the outlet sources her words, its own are none
+        if (clause.i > verb.i and not marks and _cue(clause) in _REPORTING
+                and "," in (doc[clause.left_edge.i].text, doc[clause.left_edge.i - 1].text)):
+            return None  # "Ivo Marsh said …, the Gazette reports": the outlet's attribution, parsed as his clause
+        if clause.i > verb.i:
+            gloss = next((c for c in clause.children if c.dep_ == "advcl" and c.tag_ == "VBG" and c.i > clause.i
+                          and doc[c.left_edge.i - 1].text == ","), None)
+            if gloss is not None:  # "…, signalling a truce": the writer's gloss, not the speaker's words
+                tokens = [t for t in tokens if t.i < gloss.left_edge.i - 1]
+            else:
+                tokens += self._rest_of_sentence(tokens[-1])
         span = self._span(doc, tokens, ps)
         if span is None or self.in_direct(ps + clause.idx):
             return None  # the clause of a direct quote ("“…,” Quell told reporters") is that quote
         claim = _Claim(span[0], span[1], "reported", cue, _subject(verb), ps + verb.idx, n == 0, para=n)
-        if claim.subject is None and clause.i < verb.i:
-            claim.org_source = _inverted_name(verb)  # "The results are clear, said Ada Brenn, who …"
+        if claim.subject is None:
+            # "The results are clear, said Ada Brenn, who …"; "… Ada Brenn said" with no subject parsed
+            claim.org_source = (_inverted_name(verb) if clause.i < verb.i else None) or _name_before(verb)
         return claim
+
+    @staticmethod
+    def _more_sources(doc: Doc, according: Token) -> bool:
+        """"according to X, local reports and …": unnamed sources after the named one, hung elsewhere by the
+        parser (an apposition or conjunct in lower case right after the phrase's comma)."""
+        k = according.right_edge.i + 1
+        if k + 1 >= len(doc) or doc[k].text != ",":
+            return False
+        tok = doc[k + 1]
+        while tok.dep_ in ("amod", "det", "compound", "poss", "nummod") and tok.head is not tok:
+            tok = tok.head
+        return tok.dep_ in ("appos", "conj") and tok.tag_ in ("NN", "NNS") and tok.text.islower()
 
     def _according(self, doc: Doc, according: Token, source: Token, ps: int, n: int) -> _Claim | None:
         head = according.head
@@ -288,9 +369,15 @@ class _Reader(_Speakers):
         if source.lower_ in _DOCUMENTS:  # "according to a survey by the Vellmar Chamber of Commerce"
             by = next((c for c in source.children if c.dep_ == "prep" and c.lower_ in ("by", "from", "of")), None)
             source = next((g for g in by.children if g.dep_ == "pobj"), source) if by is not None else source
-        run = _name_run(source) or _org_phrase(source)
+        # "according to the Vellmar Gazette and the Orrin Post": both; "according to X, local reports and …": a mix
+        # of named and unnamed sources is no one speaker
+        joint = not any(c.dep_ == "cc" and c.lower_ == "or" for c in source.children)  # "X, or XYZ": one name
+        runs = [_name_run(s) or _org_phrase(s) for s in (source, *(source.conjuncts if joint else ()))]
+        if self._more_sources(doc, according):
+            runs.append(None)
         claim = _Claim(span[0], span[1], "reported", "according to", None, ps + according.idx, n == 0, para=n)
-        claim.org_source = run.text if run is not None else None
+        parts = [self.aliases.canonical(r.text) or r.text for r in runs if r is not None]
+        claim.org_source = " and ".join(dict.fromkeys(parts)) if None not in runs else None
         return claim
 
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 _NOMINAL = set("statement release agency company firm report department".split())
 _RESEARCHERS = set("analyst analysts researcher researchers expert experts economist economists scientist "
                    "scientists strategist strategists".split())
+# Nouns that stand for the publication quoted just before ("the paper continued", "the news site adds").
+_MEDIA = set("paper newspaper site website outlet magazine daily tabloid broadsheet publication broadcaster".split())
 # Subjects that name two people introduced just before ("the two ministers", "both leaders").
 _JOINT_NUMBERS = {"two", "both"}
 
@@ -58,7 +60,11 @@ class _Speakers:
     in_direct: Callable[[int], bool]  # which direct quote a character offset is in
 
     # -- speakers
-    def _speaker(self, claim: _Claim, previous: str | None | bool, previous_at: int) -> str | None:
+    def _speaker(self, claim: _Claim, previous: str | None | bool, previous_at: int,
+                 person: tuple[str | None | bool, int] | None = None) -> str | None:
+        """`previous`: the previous quote's speaker (False before the first quote, None when it had none), the
+        antecedent of "they" and "it"; `person`: the same for "he" and "she", which skips the quotes no single
+        person can have spoken (see assistant.text.quotes._Reader.read)."""
         if claim.cue == "according to":
             return self.aliases.canonical(claim.org_source) if claim.org_source else None
         subj = claim.subject
@@ -67,12 +73,17 @@ class _Speakers:
         if subj.tag_ == "PRP":
             if claim.headline:
                 return None
+            if person is not None and subj.lower_ in ("he", "she"):
+                previous, previous_at = person
             return self._pronoun(subj, previous, previous_at)
         name = self._named(subj)
         if name is not None:
             return name
         if claim.headline:
             return None
+        if (subj.lower_ in _MEDIA and [c.lower_ for c in subj.children if c.dep_ == "det"] == ["the"]
+                and isinstance(previous, str) and " and " not in previous and not _person_like(previous)):
+            return previous  # "…, said The Guardian. The rejig “…”, the paper continued."
         return self._joint(subj, previous_at)
 
     def _named(self, subj: Token, alone: bool = False) -> str | None:
@@ -257,7 +268,10 @@ def _inverted_name(verb: Token) -> str | None:
     ending in a proper noun ("Per" read as a preposition)."""
     doc = verb.doc
     words: list[Token] = []
-    for tok in doc[verb.i + 1:verb.i + 5]:
+    first = verb.i + 1
+    if first < len(doc) and (doc[first].dep_ == "prt" or (verb.lower_.startswith("chime") and doc[first].lower_ == "in")):
+        first += 1  # "chimed in Quentin Letts"
+    for tok in doc[first:first + 4]:
         if not tok.text[:1].isupper() or not tok.is_alpha:
             break
         words.append(tok)
@@ -266,6 +280,18 @@ def _inverted_name(verb: Token) -> str | None:
     if len(words) < 2 or words[0].lower_ in _TITLES:
         return None
     return " ".join(t.text for t in words)
+
+
+def _name_before(verb: Token) -> str | None:
+    """`… Amanda Hayes said` when the parser gave the verb no subject (or one inside a quotation): the name that
+    ends right before the verb."""
+    if verb.i == 0:
+        return None
+    last = verb.doc[verb.i - 1]
+    if not _capital(last) or not last.whitespace_:
+        return None
+    run = _name_run(last)
+    return run.text if run is not None and run.end == verb.i else None
 
 
 def _subject(verb: Token) -> Token | None:
