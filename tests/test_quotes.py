@@ -545,3 +545,23 @@ def test_according_to_two_named_sources_is_both_and_a_mix_with_unnamed_ones_is_n
     assert according("the Orrin Fishers Union and the Vellmar Gazette") == "Orrin Fishers Union and Vellmar Gazette"
     assert according("the Orrin Fishers Union, local reports and a notice on the quay") is None
     assert according("the Orrin Fishers Union, or OFU") == "Orrin Fishers Union"
+
+
+def test_the_company_said_is_the_body_that_spoke_just_before():
+    # two bodies are named before, one of them spoke: "the agency" is that one
+    text = ("Orrin storm\n\n"
+            "“Winds will reach 90 km/h,” the Orrin Weather Service said after talks with the Vellmar Port "
+            "Authority.\n\n"
+            "“The boats need to stay in port,” the agency said.\n")
+    assert speaker_of(text, "The boats need to stay in port,") == "Orrin Weather Service"
+    far = text.replace("\n\n“The boats", "\n\nThe quay was empty.\n\nNobody came.\n\n“The boats")
+    assert speaker_of(far, "The boats need to stay in port,") is None
+
+
+def test_a_place_named_after_in_or_into_is_no_other_person_before_a_pronoun():
+    text = ("Orrin ferries\n\n"
+            "Harbour master Ivo Marsh said the ferries would sail into Port Vellan from May.\n\n"
+            "“The boats need new engines,” he said.\n")
+    assert speaker_of(text, "The boats need new engines,") == "Ivo Marsh"
+    other = text.replace("into Port Vellan", "with Ada Brenn")
+    assert speaker_of(other, "The boats need new engines,") is None

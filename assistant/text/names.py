@@ -36,6 +36,8 @@ _ORG_WORDS = set(
     "herald tribune journal news daily chronicle courier radio television tv press observer review observatory "
     "laboratory museum library hospital school college academy bureau chamber alliance coalition forum".split()
 )
+# Prepositions whose object is a place, never a person who might speak next.
+_PLACE_PREPOSITIONS = frozenset({"in", "into", "across", "throughout", "inside", "within", "near"})
 # Name-internal words ("Institute for the Study of War", "Bank of Northvale").
 _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 
@@ -47,6 +49,7 @@ class _Name:
     end: int
     words: tuple[str, ...]
     subject: bool = False  # the subject of its clause ("Mayor Lukas Fenn defended the closure")
+    place: bool = False  # the object of "in", "into", "across", ... ("imports into the Orrin Isles"): not a person
 
 
 def _name_run(token: Token) -> Span | None:
@@ -226,7 +229,9 @@ def _names_in(text: str, paragraphs: list[tuple[int, int]], docs: list[Doc | Non
             words = tuple(t.text for t in run)
             subject = any(t.dep_ == "nsubj" for t in run) or (run[-1].dep_ == "appos"
                                                               and run[-1].head.dep_ == "nsubj")
-            names.append(_Name(run.text, ps + run.start_char, ps + run.end_char, words, subject))
+            head = run.root
+            place = head.dep_ == "pobj" and head.head.lower_ in _PLACE_PREPOSITIONS
+            names.append(_Name(run.text, ps + run.start_char, ps + run.end_char, words, subject, place))
             # "the Institute for the Study of War (ISW)": the acronym in brackets names the run before it
             if run.end + 2 < len(doc) + 0 and doc[run.end].text == "(" and run.end + 2 <= len(doc) - 1 \
                     and doc[run.end + 2].text == ")":

@@ -81,9 +81,13 @@ class _Speakers:
             return name
         if claim.headline:
             return None
-        if (subj.lower_ in _MEDIA and [c.lower_ for c in subj.children if c.dep_ == "det"] == ["the"]
-                and isinstance(previous, str) and " and " not in previous and not _person_like(previous)):
-            return previous  # "…, said The Guardian. The rejig “…”, the paper continued."
+        if (subj.lower_ in _MEDIA | _NOMINAL | _ORG_WORDS and subj.text.islower()
+                and [c.lower_ for c in subj.children if c.dep_ == "det"] == ["the"]
+                and isinstance(previous, str) and " and " not in previous and not _person_like(previous)
+                and self._paragraph(previous_at) >= self._paragraph(claim.cue_at) - 1):
+            # "…, said The Guardian. The rejig “…”, the paper continued."; "“…,” Orrin Ferries said. “…,” the
+            # company said.": the body that spoke in this paragraph or the one before
+            return previous
         return self._joint(subj, previous_at)
 
     def _named(self, subj: Token, alone: bool = False) -> str | None:
@@ -161,7 +165,7 @@ class _Speakers:
         head_end = self.paragraphs[0][1] if self.paragraphs else 0
         out = []
         for name in self.names:
-            if subjects and not name.subject:
+            if (subjects and not name.subject) or name.place:
                 continue
             if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
                 full = self.aliases.canonical(name.text)
@@ -254,6 +258,10 @@ class _Speakers:
             return None
         names = self._mentions(previous_at + 1, subj.idx + self._offset(subj))
         return " and ".join(names) if len(names) == 2 else None
+
+    def _paragraph(self, at: int) -> int:
+        """The index of the paragraph holding a character offset."""
+        return next((k for k, (ps, pe) in enumerate(self.paragraphs) if ps <= at < pe), len(self.paragraphs))
 
     def _offset(self, tok: Token) -> int:
         """The character offset of `tok`'s paragraph in the text."""
