@@ -500,6 +500,9 @@ def test_a_quote_with_no_cue_after_a_reported_clause_of_the_same_paragraph_is_th
             "The town has lost patience with the harbour board, said Ada Brenn in the Vellmar Gazette. Such is "
             "the “quiet fury” on the quays that nobody came to the meeting.\n")
     assert speaker_of(text, "quiet fury") == "Ada Brenn"
+    # a person named as an object is what the quote is about, not a new speaker
+    about = text.replace("Such is the", "The board, chaired by Ivo Marsh, is in a “tangle”. Such is the")
+    assert speaker_of(about, "quiet fury") == "Ada Brenn" and speaker_of(about, "tangle") == "Ada Brenn"
     # a person named between the attribution and the quote takes it away
     other = text.replace("Such is the", "Ivo Marsh left. Such is the")
     assert speaker_of(other, "quiet fury") is None

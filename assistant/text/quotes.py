@@ -168,20 +168,10 @@ class _Reader(_Speakers):
         return sorted(set(quotes), key=lambda q: (q.start, q.end, q.kind))
 
     def _between(self, claim: _Claim, speaker: str, before: int) -> list[str]:
-        """The people named between an attributed claim and `before`: in the rest of the attributing sentence only
-        the subjects of their clause ("… said after Ada Brenn spoke"; not "said during Vellmar Radio's show"),
-        after it everyone."""
-        start, end = max(claim.end, claim.cue_at), self._sentence_end(claim)
-        return (self._mentions(start, min(end, before), subjects=True, besides=speaker)
-                + self._mentions(end, before, besides=speaker))
-
-    def _sentence_end(self, claim: _Claim) -> int:
-        """The character offset where the sentence holding a claim's cue (or its end) ends."""
-        at = max(claim.end, claim.cue_at)
-        for (ps, pe), doc in zip(self.paragraphs, self.docs):
-            if doc is not None and ps <= at < pe:
-                return next((ps + s.end_char for s in doc.sents if ps + s.start_char <= at < ps + s.end_char), at)
-        return at
+        """The people named as the subject of their clause between an attributed claim and `before` in its
+        paragraph ("… said after Ada Brenn spoke", "Ada Brenn left."): a possible new speaker; a name as an object
+        ("said during Vellmar Radio's show", "owned by Ivo Marsh") is what the quote is about."""
+        return self._mentions(max(claim.end, claim.cue_at), before, subjects=True, besides=speaker)
 
     @staticmethod
     def _not_a_person(claim: _Claim, speaker: str | None) -> bool:
