@@ -568,3 +568,12 @@ def test_a_place_named_after_in_or_into_is_no_other_person_before_a_pronoun():
     assert speaker_of(text, "The boats need new engines,") == "Ivo Marsh"
     other = text.replace("into Port Vellan", "with Ada Brenn")
     assert speaker_of(other, "The boats need new engines,") is None
+
+
+def test_a_quotation_paragraph_continues_a_one_word_speaker_but_not_past_a_name_outside_its_quotes():
+    text = ("Orrin ferries\n\n"
+            "“Winter crossings stop in January,” Vellcorp said.\n\n"
+            "“The boats need new engines.”\n")
+    assert speaker_of(text, "The boats need new engines.") == "Vellcorp"
+    other = text.replace("“The boats need new engines.”", "“The boats need new engines,” as the Gazette put it.")
+    assert speaker_of(other, "The boats need new engines,") is None

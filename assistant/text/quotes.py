@@ -187,8 +187,9 @@ class _Reader(_Speakers):
 
     def _continue(self, out: list[tuple[_Claim, str | None]], by_group: dict[int, str | None]) -> None:
         """News style: a paragraph that is only a quotation, with no cue, right after a paragraph whose quotes are
-        all attributed to one named person, is that person's too (and so is the next such paragraph), when nobody
-        else is named in between. Anything less certain keeps no speaker."""
+        all attributed to one named speaker (a person or a body, not a pair), is that speaker's too (and so is the next
+        such paragraph), when nobody else is named in between and the paragraph names nobody outside its quotes.
+        Anything less certain keeps no speaker."""
         by_para: dict[int, list[int]] = {}
         for k, (claim, _) in enumerate(out):
             by_para.setdefault(claim.para, []).append(k)
@@ -203,12 +204,15 @@ class _Reader(_Speakers):
             first = min(c.start for c in mine)
             if self.text[ps:first - 1].strip():
                 continue  # the paragraph says something before its quote
+            pe = self.paragraphs[n][1]
+            if any(ps <= m.start < pe and not self.in_direct(m.start) for m in self.names):
+                continue  # "“…,” as the Gazette put it, …": a name outside its quotes may be another speaker
             before = [out[k] for k in by_para.get(n - 1, [])]
             speakers = {s for _, s in before}
             if not before or len(speakers) != 1:
                 continue
             [speaker] = speakers
-            if speaker is None or " and " in speaker or not _person_like(speaker):
+            if speaker is None or " and " in speaker:
                 continue
             since = max(max(c.end, c.cue_at) for c, _ in before)
             if set(self._mentions(since, first, besides=speaker)) - {speaker}:
