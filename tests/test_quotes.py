@@ -577,3 +577,14 @@ def test_a_quotation_paragraph_continues_a_one_word_speaker_but_not_past_a_name_
     assert speaker_of(text, "The boats need new engines.") == "Vellcorp"
     other = text.replace("“The boats need new engines.”", "“The boats need new engines,” as the Gazette put it.")
     assert speaker_of(other, "The boats need new engines,") is None
+
+
+def test_a_quotation_in_a_sentence_with_according_to_and_no_speech_verb_is_the_sources():
+    text = ("Orrin flu season\n\n"
+            "All but six districts have “very high” flu levels, according to the Orrin Office of Health and "
+            "Welfare.\n")
+    assert speaker_of(text, "very high") == "Orrin Office of Health and Welfare"
+    analysts = text.replace("the Orrin Office of Health and Welfare", "Saltwind Capital analysts")
+    assert speaker_of(analysts, "very high") == "Saltwind Capital"
+    unnamed = text.replace("the Orrin Office of Health and Welfare", "local doctors")
+    assert speaker_of(unnamed, "very high") is None

@@ -70,6 +70,9 @@ def _name_run(token: Token) -> Span | None:
             right += 2
         elif nxt.lower_ == "of" and _personal(doc[left:right + 1]):
             break  # "Orla Venn of Tolmere", "Dr. Ivo Marsh of the Kestrel Institute": the person, not the place
+        elif (nxt.lower_ == "and" and right + 2 < len(doc) and _capital(doc[right + 2])
+              and any(t.lower_ in ("of", "for") for t in doc[left:right + 1])):
+            right += 2  # "the Department of Agriculture and Consumer Services": "of" made it an organisation
         elif (nxt.lower_ in _CONNECTORS and nxt.lower_ != "and" and right + 2 < len(doc)
               and (_capital(doc[right + 2]) or (doc[right + 2].lower_ == "the" and right + 3 < len(doc)
                                                 and _capital(doc[right + 3])))):

@@ -67,9 +67,9 @@ from typing import TYPE_CHECKING
 
 from assistant.text import nlp as _nlp
 from assistant.text.cues import _LEMMA, _MAY_QUOTE, _PARTIAL, _THAT_ONLY, _cue, _get_matcher
-from assistant.text.names import _name_run, _names_in, _org_phrase, _person_like
+from assistant.text.names import _capital, _name_run, _names_in, _org_phrase, _person_like
 from assistant.text.quotemarks import _clean, _direct_spans, _paragraphs
-from assistant.text.speakers import _Claim, _inverted_name, _name_before, _Speakers, _subject
+from assistant.text.speakers import _RESEARCHERS, _Claim, _inverted_name, _name_before, _Speakers, _subject
 
 if TYPE_CHECKING:
     from assistant.text.nlp import Doc, Token
@@ -244,7 +244,13 @@ class _Reader(_Speakers):
                     distance = min(abs(tok.idx - (d.end - ps)), abs(tok.idx - (d.start - ps)))
                     if best is None or distance < best[0]:
                         best = (distance, tok, cue)
-            if best is None:
+            according = None if best is not None else self._according_in(sents, ps)
+            if according is not None:
+                # "All but six states report “very high” levels, according to the Orrin Health Office."
+                claim = _Claim(d.start, d.end, "direct", "according to", None, ps + according[0].idx, n == 0, d, n)
+                claim.org_source = self._source(doc, *according)
+                claims.append(claim)
+            elif best is None:
                 claims.append(_Claim(d.start, d.end, "direct", "", None, d.start, n == 0, d, n))
             else:
                 _, tok, cue = best
@@ -256,6 +262,18 @@ class _Reader(_Speakers):
                     claim.org_source = _inverted_name(tok) or _name_before(tok)
                 claims.append(claim)
         return claims
+
+    def _according_in(self, sents: list, ps: int) -> tuple[Token, Token] | None:
+        """The one "according to <source>" outside quotes in these sentences: (according, source)."""
+        found = []
+        for sent in sents:
+            for tok in sent:
+                if tok.lower_ == "according" and not self.in_direct(ps + tok.idx):
+                    to = next((c for c in tok.children if c.lower_ == "to"), None)
+                    source = next((g for g in to.children if g.dep_ == "pobj"), None) if to is not None else None
+                    if source is not None:
+                        found.append((tok, source))
+        return found[0] if len(found) == 1 else None
 
     # -- reported speech: a speech verb's clausal complement; "according to X"
     def _reported_claims(self, n: int, ps: int, doc: Doc) -> list[_Claim]:
@@ -360,19 +378,25 @@ class _Reader(_Speakers):
         span = self._span(doc, tokens, ps)
         if span is None:
             return None
+        claim = _Claim(span[0], span[1], "reported", "according to", None, ps + according.idx, n == 0, para=n)
+        claim.org_source = self._source(doc, according, source)
+        return claim
+
+    def _source(self, doc: Doc, according: Token, source: Token) -> str | None:
+        """The named source of "according to <source>", or None."""
         if source.lower_ in _DOCUMENTS:  # "according to a survey by the Vellmar Chamber of Commerce"
             by = next((c for c in source.children if c.dep_ == "prep" and c.lower_ in ("by", "from", "of")), None)
             source = next((g for g in by.children if g.dep_ == "pobj"), source) if by is not None else source
+        if source.lower_ in _RESEARCHERS:  # "according to Saltwind Capital analysts": the firm
+            source = next((c for c in source.children if c.dep_ in ("compound", "poss") and _capital(c)), source)
         # "according to the Vellmar Gazette and the Orrin Post": both; "according to X, local reports and …": a mix
         # of named and unnamed sources is no one speaker
         joint = not any(c.dep_ == "cc" and c.lower_ == "or" for c in source.children)  # "X, or XYZ": one name
         runs = [_name_run(s) or _org_phrase(s) for s in (source, *(source.conjuncts if joint else ()))]
         if self._more_sources(doc, according):
             runs.append(None)
-        claim = _Claim(span[0], span[1], "reported", "according to", None, ps + according.idx, n == 0, para=n)
         parts = [self.aliases.canonical(r.text) or r.text for r in runs if r is not None]
-        claim.org_source = " and ".join(dict.fromkeys(parts)) if None not in runs else None
-        return claim
+        return " and ".join(dict.fromkeys(parts)) if None not in runs else None
 
 
 # --- the public functions -------------------------------------------------------------------------------------------
