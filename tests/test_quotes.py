@@ -588,3 +588,15 @@ def test_a_quotation_in_a_sentence_with_according_to_and_no_speech_verb_is_the_s
     assert speaker_of(analysts, "very high") == "Saltwind Capital"
     unnamed = text.replace("the Orrin Office of Health and Welfare", "local doctors")
     assert speaker_of(unnamed, "very high") is None
+
+
+def test_a_speech_verb_glued_to_the_next_word_is_still_a_cue_and_a_photo_credit_is_no_person():
+    text = "Orrin harbour\n\n“The tide waits for nobody,” Ada Brenn toldThe Vellmar Gazette.\n"
+    assert speaker_of(text, "The tide waits for nobody,") == "Ada Brenn"
+    credit = ("Orrin harbour\n\n"
+              "Harbour master Ivo Marsh said the boats were safe.\n\n"
+              "The quay at dawn. Per Lund/Vellmar Gazette\n\n"
+              "“The tide waits for nobody,” he said.\n")
+    assert speaker_of(credit, "The tide waits for nobody,") == "Ivo Marsh"
+    named = credit.replace("Per Lund/Vellmar Gazette", "Per Lund was there")
+    assert speaker_of(named, "The tide waits for nobody,") is None

@@ -59,10 +59,15 @@ _MAY_QUOTE = re.compile(r'["“”„«»]|\b(?:according|' + "|".join(sorted(_L
                         re.IGNORECASE)
 
 
+# "Ada Brenn toldThe Gazette": a speech verb glued to the next word by a space lost with a link's markup.
+_GLUED = re.compile(r"(said|says|told|tells|wrote|writes|added|adds)(?=[A-Z][a-z])")
+
+
 def _cue(token: Token) -> str | None:
     """The lemma of a speech verb, or None when `token` is not one."""
     if token.tag_ not in _VERB_TAGS:
-        return None
+        glued = _GLUED.match(token.text)
+        return _LEMMA[glued.group(1)] if glued else None
     lemma = _LEMMA.get(token.lower_)
     if lemma == "point" and not any(c.dep_ == "prt" and c.lower_ == "out" for c in token.children):
         return None

@@ -37,7 +37,8 @@ _ORG_WORDS = set(
     "laboratory museum library hospital school college academy bureau chamber alliance coalition forum".split()
 )
 # Prepositions whose object is a place, never a person who might speak next.
-_PLACE_PREPOSITIONS = frozenset({"in", "into", "across", "throughout", "inside", "within", "near"})
+_PLACE_PREPOSITIONS = frozenset({"in", "into", "across", "throughout", "inside", "within", "near", "along", "around",
+                                 "outside"})
 # Name-internal words ("Institute for the Study of War", "Bank of Northvale").
 _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 

@@ -53,6 +53,7 @@ class _Claim:
 
 class _Speakers:
     """The speaker rules of one text's reader (assistant.text.quotes._Reader, which sets what they read)."""
+    text: str
     paragraphs: list[tuple[int, int]]
     docs: list[Doc | None]
     names: list[_Name]
@@ -165,8 +166,8 @@ class _Speakers:
         head_end = self.paragraphs[0][1] if self.paragraphs else 0
         out = []
         for name in self.names:
-            if (subjects and not name.subject) or name.place:
-                continue
+            if (subjects and not name.subject) or name.place or self.text[name.end:name.end + 1] == "/":
+                continue  # a place; a photo credit ("Ada Brenn/Vellmar Gazette")
             if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
                 full = self.aliases.canonical(name.text)
                 if full is not None and _person_like(full) and not (besides and full != besides
@@ -274,6 +275,8 @@ class _Speakers:
 def _inverted_name(verb: Token) -> str | None:
     """`“…,” said Per Aldous` when the parser gave the verb no subject: the capitalised words right after it,
     ending in a proper noun ("Per" read as a preposition)."""
+    if verb.lower_.startswith(("told", "tell")) or not verb.tag_.startswith("VB"):
+        return None  # "told Ada Brenn", "toldThe Gazette" (glued): whom it was said to, not who said it
     doc = verb.doc
     words: list[Token] = []
     first = verb.i + 1
