@@ -136,6 +136,8 @@ class _Reader(_Speakers):
                 previous, previous_at = speaker, claim.cue_at
                 if not self._not_a_person(claim, speaker):
                     person = (speaker, claim.cue_at)
+                if speaker is not None and " and " not in speaker and not _person_like(speaker):
+                    self.last_body = (speaker, claim.cue_at)
         # a paragraph-spanning quotation has one speaker: the one its attributed part gives
         by_group: dict[int, str | None] = {}
         for claim, speaker in out:

@@ -59,6 +59,7 @@ class _Speakers:
     names: list[_Name]
     aliases: _Aliases
     in_direct: Callable[[int], bool]  # which direct quote a character offset is in
+    last_body: tuple[str | None, int] = (None, 0)  # the last speaker that is a body, not a person (and where)
 
     # -- speakers
     def _speaker(self, claim: _Claim, previous: str | None | bool, previous_at: int,
@@ -82,13 +83,13 @@ class _Speakers:
             return name
         if claim.headline:
             return None
+        body, body_at = self.last_body
         if (subj.lower_ in _MEDIA | _NOMINAL | _ORG_WORDS and subj.text.islower()
                 and [c.lower_ for c in subj.children if c.dep_ == "det"] == ["the"]
-                and isinstance(previous, str) and " and " not in previous and not _person_like(previous)
-                and self._paragraph(previous_at) >= self._paragraph(claim.cue_at) - 1):
+                and body is not None and self._paragraph(body_at) >= self._paragraph(claim.cue_at) - 1):
             # "…, said The Guardian. The rejig “…”, the paper continued."; "“…,” Orrin Ferries said. “…,” the
-            # company said.": the body that spoke in this paragraph or the one before
-            return previous
+            # company said.": the last body that spoke, in this paragraph or the one before
+            return body
         return self._joint(subj, previous_at)
 
     def _named(self, subj: Token, alone: bool = False) -> str | None:
