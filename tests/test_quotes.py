@@ -600,3 +600,14 @@ def test_a_speech_verb_glued_to_the_next_word_is_still_a_cue_and_a_photo_credit_
     assert speaker_of(credit, "The tide waits for nobody,") == "Ivo Marsh"
     named = credit.replace("Per Lund/Vellmar Gazette", "Per Lund was there")
     assert speaker_of(named, "The tide waits for nobody,") is None
+
+
+def test_the_agency_said_is_the_last_body_that_spoke_even_after_an_unattributed_quote():
+    text = ("Orrin storm\n\n"
+            "“Winds will reach 90 km/h,” the Orrin Weather Service said after talks with the Vellmar Port "
+            "Authority. Officials said the coast road was closed.\n\n"
+            "“The boats need to stay in port,” the agency said.\n")
+    assert speaker_of(text, "The boats need to stay in port,") == "Orrin Weather Service"
+    # further back than the paragraph before, nobody
+    far = text.replace("closed.\n\n", "closed.\n\nThe quay was empty.\n\n")
+    assert speaker_of(far, "The boats need to stay in port,") is None
