@@ -26,7 +26,13 @@ _TITLES = set(
     "governor mayor senator chancellor spokesman spokeswoman spokesperson ambassador judge justice professor prof "
     "dr mr mrs ms miss sir dame lord lady king queen prince princess pope ayatollah sheikh captain colonel major "
     "commissioner director chairman chairwoman chair chief ceo leader councillor councilor harbour harbor master "
-    "keeper opposition council supreme sayyid".split()
+    "keeper opposition council supreme sayyid gov sen rep lt col gen sgt".split()
+)
+# The titles that end a title phrase ("Commissioner", not "Foreign"): what follows one is the person's name.
+_TITLE_NOUNS = set(
+    "president minister secretary governor mayor senator chancellor spokesman spokeswoman spokesperson ambassador "
+    "judge professor prof dr mr mrs ms sir dame pope commissioner director chairman chairwoman ceo councillor "
+    "councilor captain colonel leader gov sen rep".split()
 )
 # Heads of organisation names: such a name is not a person ("he" never refers to it).
 _ORG_WORDS = set(
@@ -39,6 +45,9 @@ _ORG_WORDS = set(
 # Prepositions whose object is a place, never a person who might speak next.
 _PLACE_PREPOSITIONS = frozenset({"in", "into", "across", "throughout", "inside", "within", "near", "along", "around",
                                  "outside"})
+# Days and months: "on Thursday" after a name is when, not more of the name.
+_CALENDAR = set("monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+                "august september october november december".split())
 # Name-internal words ("Institute for the Study of War", "Bank of Northvale").
 _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 
@@ -75,6 +84,7 @@ def _name_run(token: Token) -> Span | None:
               and any(t.lower_ in ("of", "for") for t in doc[left:right + 1])):
             right += 2  # "the Department of Agriculture and Consumer Services": "of" made it an organisation
         elif (nxt.lower_ in _CONNECTORS and nxt.lower_ != "and" and right + 2 < len(doc)
+              and doc[right + 2].lower_ not in _CALENDAR  # "the Atlantic Council on Thursday"
               and (_capital(doc[right + 2]) or (doc[right + 2].lower_ == "the" and right + 3 < len(doc)
                                                 and _capital(doc[right + 3])))):
             right += 2 if _capital(doc[right + 2]) else 3
@@ -89,6 +99,14 @@ def _name_run(token: Token) -> Span | None:
     while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
+    # "US Food and Drug Administration Commissioner Dr. Robert Califf", "Ponce Mayor Mayita Meléndez": a title
+    # inside the run ends what came before it (an office, a place), when a plain name follows it
+    for k in range(right - 1, left - 1, -1):
+        if doc[k].lower_.rstrip(".") in _TITLE_NOUNS:
+            tail = [t.lower_.rstrip(".") for t in doc[k + 1:right + 1]]
+            if not any(w in _TITLES or w in _ORG_WORDS or w in _CONNECTORS for w in tail):
+                left = k + 1
+            break
     if not any(ch.isalpha() for ch in doc[left:right + 1].text):
         return None
     return doc[left:right + 1]
@@ -103,8 +121,14 @@ def _personal(run: Span) -> bool:
 
 
 def _capital(token: Token) -> bool:
-    """A proper noun written as one (the tagger sometimes calls "council" a proper noun)."""
-    return token.tag_ in _PROPN_TAGS and token.text[:1].isupper()
+    """A proper noun written as one (the tagger sometimes calls "council" a proper noun), or a capitalised word
+    whose accent is a separate combining mark ("Va\u0301zquez": the tagger reads such words as common nouns)."""
+    if not token.text[:1].isupper():
+        return False
+    return token.tag_ in _PROPN_TAGS or (token.tag_ in ("NN", "JJ") and _COMBINING.search(token.text) is not None)
+
+
+_COMBINING = re.compile("[\u0300-\u036f]")
 
 
 def _org_phrase(token: Token) -> Span | None:
@@ -120,7 +144,7 @@ def _org_phrase(token: Token) -> Span | None:
     return doc[left:token.i + 1] if left < token.i else None
 
 
-_CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:[ \t]+(?:(?:of|for|the)[ \t]+)*[A-Z][\w’'-]*)*")
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w\u0300-\u036f’'-]*(?:[ \t]+(?:(?:of|for|the)[ \t]+)*[A-Z][\w\u0300-\u036f’'-]*)*")
 # Capitalised words that open a sentence without being a name.
 _NOT_NAMES = set("the a an on in at by for of to from with after before despite however but and or so if when while "
                  "as this that these those it its he she they we his her their our some many most no not".split())
@@ -242,4 +266,8 @@ def _names_in(text: str, paragraphs: list[tuple[int, int]], docs: list[Doc | Non
                 acro = doc[run.end + 1].text
                 if acro.isupper() and len(acro) >= 2 and acro[0] == words[0][0]:
                     acronyms[acro] = run.text
-    return names, _Aliases(names, acronyms)
+    # a headline's compound ("Abbott Michigan plant", "Philadelphia Starbucks arrest") is no fuller form of the
+    # body's "Michigan" or "Starbucks": a name of the title serves as one only when the body writes it too
+    head_end = paragraphs[1][0] if len(paragraphs) > 1 else 0
+    body = {n.text for n in names if n.start >= head_end}
+    return names, _Aliases([n for n in names if n.start >= head_end or n.text in body], acronyms)

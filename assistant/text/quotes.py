@@ -79,7 +79,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
@@ -112,6 +112,7 @@ class _Reader(_Speakers):
         self.docs = docs
         self.directs = _direct_spans(text, paragraphs)
         self.names, self.aliases = _names_in(text, paragraphs, docs)
+        self.pronouns = {}
 
     # which direct quote a character offset is in
     def in_direct(self, at: int) -> bool:
@@ -132,6 +133,9 @@ class _Reader(_Speakers):
         for claim in claims:
             speaker = self._speaker(claim, previous, previous_at, person)
             out.append((claim, speaker))
+            if (speaker is not None and claim.subject is not None and claim.subject.lower_ in ("he", "she")
+                    and " and " not in speaker):
+                self.pronouns.setdefault(speaker, claim.subject.lower_)
             if not claim.headline:
                 previous, previous_at = speaker, claim.cue_at
                 if not self._not_a_person(claim, speaker):
@@ -238,6 +242,8 @@ class _Reader(_Speakers):
                     cue = _cue(tok)
                     if cue is None or self.in_direct(ps + tok.idx):
                         continue
+                    if cue in _THAT_ONLY and not any(c.dep_ == "ccomp" for c in tok.children):
+                        continue  # "the figure is feared to be “higher”": no speech without a clause
                     if cue in _PARTIAL or cue in _THAT_ONLY:
                         sub = tok.subtree
                         first, last = min(t.idx for t in sub), max(t.idx + len(t) for t in tok.subtree)
@@ -258,12 +264,28 @@ class _Reader(_Speakers):
                 _, tok, cue = best
                 subject = _subject(tok)
                 if subject is not None and self.in_direct(ps + subject.idx):
-                    subject = None  # the parser took a word of the quotation for the verb's subject
+                    # the parser took a word of the quotation for the verb's subject: "Ada Brenn joked that
+                    # “we go by train”, adding “…”" hangs "adding" on the quotation's verb; the speech verb that
+                    # governs the quotation has the speaker
+                    subject = self._governing_subject(subject, ps)
                 claim = _Claim(d.start, d.end, "direct", cue, subject, ps + tok.idx, n == 0, d, n)
                 if claim.subject is None:
                     claim.org_source = _inverted_name(tok) or _name_before(tok)
                 claims.append(claim)
         return claims
+
+    def _governing_subject(self, inner: Token, ps: int) -> Token | None:
+        """The subject of the first speech verb outside quotes above the quotation's verb that `inner` is the
+        subject of (None when there is none, or its subject is inside a quotation too)."""
+        verb = tok = inner.head
+        for _ in range(4):
+            if not self.in_direct(ps + tok.idx) or tok.head is tok:
+                break
+            tok = tok.head
+        if tok is verb or self.in_direct(ps + tok.idx) or _cue(tok) is None:
+            return None
+        subject = _subject(tok)
+        return subject if subject is not None and not self.in_direct(ps + subject.idx) else None
 
     def _according_in(self, sents: list, ps: int) -> tuple[Token, Token] | None:
         """The one "according to <source>" outside quotes in these sentences: (according, source)."""

@@ -60,6 +60,8 @@ class _Speakers:
     aliases: _Aliases
     in_direct: Callable[[int], bool]  # which direct quote a character offset is in
     last_body: tuple[str | None, int] = (None, 0)  # the last speaker that is a body, not a person (and where)
+    _place_names: set[str] | None = None  # see _places
+    pronouns: dict[str, str]  # each person the text has called "he" or "she" -> that pronoun (set by the reader)
 
     # -- speakers
     def _speaker(self, claim: _Claim, previous: str | None | bool, previous_at: int,
@@ -171,10 +173,19 @@ class _Speakers:
                 continue  # a place; a photo credit ("Ada Brenn/Vellmar Gazette")
             if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
                 full = self.aliases.canonical(name.text)
+                if full in self._places():
+                    continue  # "returns to Puerto Rico" after "born in Puerto Rico": the text's place
                 if full is not None and _person_like(full) and not (besides and full != besides
                                                                      and self._describes(name, besides)):
                     out.append(full)
         return list(dict.fromkeys(out))
+
+    def _places(self) -> set[str]:
+        """The names the text uses as places somewhere ("in Puerto Rico"): a place wherever they stand."""
+        if self._place_names is None:
+            self._place_names = {full for n in self.names if n.place
+                                 and (full := self.aliases.canonical(n.text)) is not None}
+        return self._place_names
 
     def _describes(self, name: _Name, person: str) -> bool:
         """`name` sits in a phrase hung on a mention of `person`: an apposition or its "of"/"at"/"for" phrase."""
@@ -201,20 +212,20 @@ class _Speakers:
         word = subj.lower_
         if word == "they" and not (isinstance(previous, str) and " and " in previous):
             return self._pair_before(subj)
+        at = subj.idx + self._offset(subj)
         if previous is False or previous is None:
-            at = subj.idx + self._offset(subj)
             if word in ("he", "she") and previous is False:
                 names = self._mentions(0, at)
-                return names[0] if len(names) == 1 else None
+                return self._fits(names[0], word) if len(names) == 1 else self._recent(at, word, None)
             if word in ("he", "she"):
                 # the previous quote had no named speaker: the one person named since it, as a subject, and
                 # nobody else
                 since = self._mentions(previous_at + 1, at)
                 if len(since) == 1 and self._mentions(previous_at + 1, at, subjects=True) == since:
-                    return since[0]
+                    return self._fits(since[0], word)
+                return self._recent(at, word, None)
             return None
         assert isinstance(previous, str)
-        at = subj.idx + self._offset(subj)
         parts = previous.split(" and ")
         since = self._mentions(previous_at + 1, at, besides=previous)
         others = [m for m in since if m not in parts]
@@ -223,15 +234,42 @@ class _Speakers:
             # quote, as a subject, and the previous speaker not named again; anything else is unsure
             if (word in ("he", "she") and len(others) == 1 and len(since) == 1
                     and self._mentions(previous_at + 1, at, subjects=True) == others):
-                return others[0]
-            return None
+                return self._fits(others[0], word)
+            return self._recent(at, word, previous) if word in ("he", "she") else None
         joint = " and " in previous
         if word in ("he", "she"):
-            return previous if not joint and not _is_org(previous) else None
+            if joint or _is_org(previous):
+                return None
+            return self._fits(previous, word)
         if word == "they":
             return previous if joint else None
         if word == "it":
             return previous if _is_org(previous) else None
+        return None
+
+    def _fits(self, person: str, word: str) -> str | None:
+        """`person`, unless the text already called them by the other pronoun ("she" for a "he")."""
+        return person if self.pronouns.get(person, word) == word else None
+
+    def _recent(self, at: int, word: str, previous: str | None) -> str | None:
+        """"Ivan Torres is one of these fishers. … “…,” he says.": the person named last before the pronoun, as the
+        subject of a clause in its paragraph or the one before, when the previous speaker cannot be meant (the
+        text called them by the other pronoun) and the text never called this person by the other one either."""
+        if previous is not None and " and " not in previous and self.pronouns.get(previous, _OTHER[word]) == word:
+            return None
+        head_end = self.paragraphs[0][1] if self.paragraphs else 0
+        places = self._places()
+        for name in sorted(self.names, key=lambda n: -n.start):
+            if name.start >= at or name.start < head_end or self.in_direct(name.start) or name.place:
+                continue
+            full = self.aliases.canonical(name.text)
+            if full is None or full in places or self.text[name.end:name.end + 1] == "/":
+                continue
+            if not _person_like(full):
+                continue
+            if not name.subject or self._paragraph(name.start) < self._paragraph(at) - 1:
+                return None
+            return self._fits(full, word) if full != previous else None
         return None
 
     def _pair_before(self, subj: Token) -> str | None:
@@ -273,6 +311,9 @@ class _Speakers:
         return 0
 
 
+_OTHER = {"he": "she", "she": "he"}
+
+
 def _inverted_name(verb: Token) -> str | None:
     """`“…,” said Per Aldous` when the parser gave the verb no subject: the capitalised words right after it,
     ending in a proper noun ("Per" read as a preposition)."""
@@ -300,7 +341,11 @@ def _name_before(verb: Token) -> str | None:
     if verb.i == 0:
         return None
     last = verb.doc[verb.i - 1]
-    if not _capital(last) or not last.whitespace_:
+    if not last.whitespace_:
+        return None
+    if not verb.tag_.startswith("VB") and last.text[:1].isupper() and last.tag_ in ("JJ", "NN") and last.is_alpha:
+        return last.text  # "Mirren toldMarie Claire": a glued verb throws the tagger off the name before it too
+    if not _capital(last):
         return None
     run = _name_run(last)
     return run.text if run is not None and run.end == verb.i else None
