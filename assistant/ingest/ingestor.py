@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -341,10 +342,15 @@ class Ingestor:
             title = chunker.embed_title(a.title)
             plans.append((a, chunks, len(texts)))
             texts += [chunker.embedding_text(title, c.text) for c in chunks]
-        vectors = self.store.embedder.embed(texts)
         # Who said what: one batched pass of the quote extractor over the batch's bodies as their chunks hold
         # them (what `assistant reindex` reads again from the store), each quote kept on the chunk of its start.
-        found = read_quotes([(a.title, visible_body((c.start, c.end, c.text) for c in chunks)) for a, chunks, _ in plans])
+        # It runs in a thread beside the embedding: both spend most of their time in native code that lets go
+        # of the GIL (ONNX Runtime, spaCy's thinc layers), so the two overlap on the cores (bench/RESULTS.md).
+        bodies = [(a.title, visible_body((c.start, c.end, c.text) for c in chunks)) for a, chunks, _ in plans]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-quotes") as pool:
+            reading = pool.submit(read_quotes, bodies)
+            vectors = self.store.embedder.embed(texts)
+            found = reading.result()
         version = extractor_version()
         # One store query for the batch's replaced articles (none on a first ingest), not one per article.
         old_chunks = self.store.chunk_ids_by_article([a.id for a in batch if a.id in stored])
