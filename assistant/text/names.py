@@ -99,8 +99,8 @@ def _name_run(token: Token) -> Span | None:
     while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
-    # "US Food and Drug Administration Commissioner Dr. Robert Califf", "Ponce Mayor Mayita Meléndez": a title
-    # inside the run ends what came before it (an office, a place), when a plain name follows it
+    # "Vellmar Harbour Authority Commissioner Dr. Ivo Marsh", "Port Vellan Mayor Ada Brenn": a title inside the
+    # run ends what came before it (an office, a place), when a plain name follows it
     for k in range(right - 1, left - 1, -1):
         if doc[k].lower_.rstrip(".") in _TITLE_NOUNS:
             tail = [t.lower_.rstrip(".") for t in doc[k + 1:right + 1]]
@@ -128,7 +128,8 @@ def _capital(token: Token) -> bool:
     return token.tag_ in _PROPN_TAGS or (token.tag_ in ("NN", "JJ") and _COMBINING.search(token.text) is not None)
 
 
-_COMBINING = re.compile("[\u0300-\u036f]")
+_MARKS = "\u0300-\u036f"  # combining accents, inside a word ("a" + U+0301 for "á")
+_COMBINING = re.compile(f"[{_MARKS}]")
 
 
 def _org_phrase(token: Token) -> Span | None:
@@ -144,7 +145,8 @@ def _org_phrase(token: Token) -> Span | None:
     return doc[left:token.i + 1] if left < token.i else None
 
 
-_CAPITALISED_RUN = re.compile(r"[A-Z][\w\u0300-\u036f’'-]*(?:[ \t]+(?:(?:of|for|the)[ \t]+)*[A-Z][\w\u0300-\u036f’'-]*)*")
+_WORD = rf"[A-Z][\w{_MARKS}’'-]*"
+_CAPITALISED_RUN = re.compile(rf"{_WORD}(?:[ \t]+(?:(?:of|for|the)[ \t]+)*{_WORD})*")
 # Capitalised words that open a sentence without being a name.
 _NOT_NAMES = set("the a an on in at by for of to from with after before despite however but and or so if when while "
                  "as this that these those it its he she they we his her their our some many most no not".split())
@@ -266,8 +268,8 @@ def _names_in(text: str, paragraphs: list[tuple[int, int]], docs: list[Doc | Non
                 acro = doc[run.end + 1].text
                 if acro.isupper() and len(acro) >= 2 and acro[0] == words[0][0]:
                     acronyms[acro] = run.text
-    # a headline's compound ("Abbott Michigan plant", "Philadelphia Starbucks arrest") is no fuller form of the
-    # body's "Michigan" or "Starbucks": a name of the title serves as one only when the body writes it too
+    # a headline's compound ("Saltwind Tolmere plant", "Orrin Lanterns closure") is no fuller form of the body's
+    # "Tolmere" or "Lanterns": a name of the title serves as one only when the body writes it too
     head_end = paragraphs[1][0] if len(paragraphs) > 1 else 0
     body = {n.text for n in names if n.start >= head_end}
     return names, _Aliases([n for n in names if n.start >= head_end or n.text in body], acronyms)

@@ -166,22 +166,30 @@ class _Speakers:
         """Person-like names (fullest form) mentioned in the body between two offsets, outside quotes (only those
         that are the subject of their clause with `subjects`; not those in the description of `besides`, "Petra
         Lund, founder of Saltwind Morning Bread": the description of a person is not another person)."""
-        head_end = self.paragraphs[0][1] if self.paragraphs else 0
         out = []
         for name in self.names:
-            if (subjects and not name.subject) or name.place or self.text[name.end:name.end + 1] == "/":
-                continue  # a place; a photo credit ("Ada Brenn/Vellmar Gazette")
-            if after <= name.start < before and name.start >= head_end and not self.in_direct(name.start):
-                full = self.aliases.canonical(name.text)
-                if full in self._places():
-                    continue  # "returns to Puerto Rico" after "born in Puerto Rico": the text's place
-                if full is not None and _person_like(full) and not (besides and full != besides
-                                                                     and self._describes(name, besides)):
-                    out.append(full)
+            if (subjects and not name.subject) or not after <= name.start < before:
+                continue
+            full = self._person(name)
+            if full is not None and not (besides and full != besides and self._describes(name, besides)):
+                out.append(full)
         return list(dict.fromkeys(out))
 
+    def _person(self, name: _Name) -> str | None:
+        """The fullest form of a mention that may be a person who speaks next: in the body, outside quotes,
+        person-like, and no place ("in Port Vellan", or a name the text uses as one elsewhere) and no photo credit
+        ("Ada Brenn/Vellmar Gazette")."""
+        head_end = self.paragraphs[0][1] if self.paragraphs else 0
+        if (name.place or name.start < head_end or self.in_direct(name.start)
+                or self.text[name.end:name.end + 1] == "/"):
+            return None
+        full = self.aliases.canonical(name.text)
+        if full is None or full in self._places() or not _person_like(full):
+            return None
+        return full
+
     def _places(self) -> set[str]:
-        """The names the text uses as places somewhere ("in Puerto Rico"): a place wherever they stand."""
+        """The names the text uses as places somewhere ("in Port Vellan"): a place wherever they stand."""
         if self._place_names is None:
             self._place_names = {full for n in self.names if n.place
                                  and (full := self.aliases.canonical(n.text)) is not None}
@@ -252,20 +260,14 @@ class _Speakers:
         return person if self.pronouns.get(person, word) == word else None
 
     def _recent(self, at: int, word: str, previous: str | None) -> str | None:
-        """"Ivan Torres is one of these fishers. … “…,” he says.": the person named last before the pronoun, as the
+        """"Ivo Marsh is one of the fishers. … “…,” he says.": the person named last before the pronoun, as the
         subject of a clause in its paragraph or the one before, when the previous speaker cannot be meant (the
         text called them by the other pronoun) and the text never called this person by the other one either."""
         if previous is not None and " and " not in previous and self.pronouns.get(previous, _OTHER[word]) == word:
             return None
-        head_end = self.paragraphs[0][1] if self.paragraphs else 0
-        places = self._places()
         for name in sorted(self.names, key=lambda n: -n.start):
-            if name.start >= at or name.start < head_end or self.in_direct(name.start) or name.place:
-                continue
-            full = self.aliases.canonical(name.text)
-            if full is None or full in places or self.text[name.end:name.end + 1] == "/":
-                continue
-            if not _person_like(full):
+            full = self._person(name) if name.start < at else None
+            if full is None:
                 continue
             if not name.subject or self._paragraph(name.start) < self._paragraph(at) - 1:
                 return None
@@ -344,7 +346,7 @@ def _name_before(verb: Token) -> str | None:
     if not last.whitespace_:
         return None
     if not verb.tag_.startswith("VB") and last.text[:1].isupper() and last.tag_ in ("JJ", "NN") and last.is_alpha:
-        return last.text  # "Mirren toldMarie Claire": a glued verb throws the tagger off the name before it too
+        return last.text  # "Vellan toldSaltwind Dispatch": a glued verb throws the tagger off the name before it
     if not _capital(last):
         return None
     run = _name_run(last)
