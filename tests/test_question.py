@@ -31,6 +31,11 @@ ERDOGAN = "What did Erdogan say about the strikes on Iran?"
     ("Where did the ministers meet?", "place", [], None, None, False),
     ("A capsule splashed down off the coast of which state?", "place", [], None, None, False),
     ("Which company built the Tolvar river bridge?", "organisation", [], None, None, False),
+    # words between "which" and its head: the head decides, the last one when two are heads
+    ("Which fast-food restaurant chain added a surcharge?", "organisation", [], None, None, False),
+    ("Which coastal state was struck by the storm?", "place", [], None, None, False),
+    ("Which party leader resigned this week?", "person", [], None, None, False),
+    ("What did the company say about the bridge?", None, [], "company", "the bridge", False),
     ("Explain the ceasefire talks", None, [], None, None, False),
 ])
 def test_question_analysis(question, kind, named, said_by, about, asks_speaker):

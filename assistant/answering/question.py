@@ -4,7 +4,8 @@
 
 - `answer_type`: 'person', 'organisation', 'date', 'number', 'amount', 'place' or None, from the wh-word and
   its head ("who" -> person (an organisation also answers it), "when" / "what year" -> date, "how many" ->
-  number, "how much" -> amount, "where" / "which country" -> place, "which company" -> organisation);
+  number, "how much" -> amount, "where" / "which country" -> place, "which company" -> organisation; up to
+  three words may stand before the head: "which US state", "which fast-food restaurant chain");
   `yes_no` for questions opening with an auxiliary ("Did Russia offer ...?");
 - `entities`: spaCy's named entities (text, label, character span), `named` those a reply must cover
   (people, organisations, places);
@@ -50,6 +51,10 @@ _PERSON_HEADS = (r"person|people|man|woman|politician|leader|president|minister|
                  r"director|founder|chief|head|pope|king|queen|prince|princess|general|commander|driver|golfer|"
                  r"manager|scientist|economist|analyst|envoy|ambassador|diplomat|mayor|chancellor|premier")
 _OPEN = r"(?:^|[.?!;:]\s+|\bor\s+)"  # where a question's wh-word starts (the text, a new sentence)
+# Up to three words between "which"/"what" and its head ("which American restaurant chain", "what US state");
+# no auxiliary, article or preposition among them ("what did the company say" asks for no company).
+_MODIFIERS = (r"(?:(?!(?:" + _AUX + r"|the|a|an|of|in|on|at|to|for|from|with|by|and|or|not|that|this)\b)"
+              r"[\w'’.-]+\s+){0,3}")
 _TYPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bhow much\b|\b(?:what|which) (?:amount|price|sum|cost|fine|fee|salary|budget)\b", re.I),
      "amount"),
@@ -58,11 +63,11 @@ _TYPES: tuple[tuple[re.Pattern[str], str], ...] = (
      "number"),
     (re.compile(_OPEN + r"when\b|\bwhen " + _AUX + r"\b|\b(?:what|which) (?:year|month|day|date|time|week|decade)\b|"
                 r"\bsince when\b", re.I), "date"),
-    (re.compile(_OPEN + r"where\b|\bwhere " + _AUX + r"\b|\b(?:what|which) (?:" + _PLACE_HEADS + r")\b", re.I),
+    (re.compile(_OPEN + r"where\b|\bwhere " + _AUX + r"\b|\b(?:what|which)\s+" + _MODIFIERS + r"(?:" + _PLACE_HEADS + r")\b", re.I),
      "place"),
-    (re.compile(r"\b(?:what|which) (?:" + _ORG_HEADS + r")\b", re.I), "organisation"),
+    (re.compile(r"\b(?:what|which)\s+" + _MODIFIERS + r"(?:" + _ORG_HEADS + r")\b", re.I), "organisation"),
     (re.compile(_OPEN + r"(?:who|whom|whose)\b|\b(?:by|to|with|from|for|of) whom\b|"
-                r"\b(?:what|which) (?:" + _PERSON_HEADS + r")\b", re.I), "person"),
+                r"\b(?:what|which)\s+" + _MODIFIERS + r"(?:" + _PERSON_HEADS + r")\b", re.I), "person"),
 )
 _YES_NO = re.compile(r"^" + _AUX + r"n?'?t?\b|^(?:isn't|aren't|wasn't|didn't|doesn't|hasn't|haven't)\b", re.I)
 _SPEECH_VERBS = ("say|said|says|tell|told|claim|claimed|argue|argued|state|stated|write|wrote|announce|announced|"
@@ -157,8 +162,9 @@ def mentions(entity: Entity, text: str) -> bool:
 
 def answer_type_of(text: str) -> str | None:
     """The kind of fact the question's wh-word and head ask for (see the module docstring)."""
-    found = [(m.start(), kind) for pattern, kind in _TYPES for m in [pattern.search(text)] if m]
-    return min(found)[1] if found else None  # the first wh-phrase of the question decides
+    found = [(m.start(), -m.end(), kind) for pattern, kind in _TYPES for m in [pattern.search(text)] if m]
+    # The first wh-phrase of the question decides, and its last head ("which party leader" asks for a person).
+    return min(found)[2] if found else None
 
 
 def _parts(text: str) -> tuple[tuple[int, int], ...]:
