@@ -72,6 +72,19 @@ def test_words_with_inner_punctuation_are_indexed_whole(tmp_path):
         assert index.idf([token])[token] < index.idf(["absentword"])["absentword"]
 
 
+def test_an_accented_name_is_found_however_it_is_written(tmp_path):
+    """A scraped page may write an accent as its own character (e + a combining accent); a journalist types
+    é, or no accent at all: all three are one word, and Cyrillic keeps its marks (й is not и)."""
+    src = FakeStore()
+    src.write({"n:0": chunk("", "Rene\u0301e A\u0301rvalo opened the Quillby ferry."),
+               "c:0": chunk("", "Паром в Йорвале.")})
+    index = LexicalIndex(tmp_path / "lex", source=src)
+    index.sync()
+    for query in ("Renée Árvalo", "Rene\u0301e A\u0301rvalo", "Renee Arvalo", "RENÉE"):
+        assert [c for c, _ in index.search(query, 5)] == ["n:0"], query
+    assert [c for c, _ in index.search("йорвале", 5)] == ["c:0"] and index.search("иорвале", 5) == []
+
+
 def test_an_ingest_costs_what_it_changes(store_and_index):
     src, index = store_and_index
     before = src.reads

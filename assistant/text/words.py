@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 _WORD = re.compile(r"\w+(?:[.'’-]\w+)*", re.UNICODE)
+_LATIN_MARKS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")  # accents on a Latin letter, once decomposed
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between
 both but by can could did do does doing down during each few for from further had has have having he her
@@ -22,9 +24,16 @@ also after would could new one two its it's s t don't
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased words and numbers without stopwords; light plural folding keeps names intact."""
+    """Lowercased words and numbers without stopwords; light plural folding keeps names intact.
+
+    Accents on Latin letters are dropped, so a name is one word however it is typed or encoded ("Beyoncé"
+    written with é, with e and a combining accent, or as "Beyonce"); other scripts keep their marks.
+    """
+    text = text.lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", _LATIN_MARKS.sub("", unicodedata.normalize("NFD", text)))
     out = []
-    for m in _WORD.finditer(text.lower()):
+    for m in _WORD.finditer(text):
         w = m.group().replace("’", "'")
         if w.endswith("'s"):
             w = w[:-2]
