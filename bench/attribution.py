@@ -30,6 +30,7 @@ speaker; span recall = labelled quotes matched at all; wrong = matched with anot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -342,10 +343,25 @@ def baseline(text: str) -> list[Quote]:
 
 
 def ingest(body: str, title: str) -> list:
-    """The quotes the archive stores for an article: read as ingest reads it, title first, offsets the body's."""
+    """The quotes the archive stores for an article: read as ingest reads it (in NFC, title first), offsets
+    mapped back to the labelled body's."""
     from assistant.index.quotebook import read_quotes
+    from assistant.ingest.decoding import nfc
 
-    return (read_quotes([(title, body)]) or [[]])[0]
+    stored, back = nfc(body), nfc_offsets(body)
+    assert len(back) == len(stored) + 1, "a combining sequence composed across its start"
+    quotes = (read_quotes([(nfc(title), stored)]) or [[]])[0]
+    return [dataclasses.replace(q, start=back[q.start], end=back[q.end]) for q in quotes]
+
+
+def nfc_offsets(text: str) -> list[int]:
+    """For each offset of NFC(text) (and its end), the offset in text: each character that starts a combining
+    sequence is normalised with its marks, as a unit."""
+    back: list[int] = []
+    starts = [i for i, ch in enumerate(text) if i == 0 or not unicodedata.combining(ch)] + [len(text)]
+    for a, b in zip(starts, starts[1:]):
+        back += [a] * len(unicodedata.normalize("NFC", text[a:b]))
+    return back + [len(text)]
 
 
 def load_extractor(spec: str) -> Callable[..., list]:

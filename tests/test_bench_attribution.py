@@ -126,3 +126,20 @@ def test_label_file_and_seed_body(tmp_path):
     seed = tmp_path / "seed.txt"
     seed.write_text("Quillby bridge reopens\n\n\nThe bridge reopened.\n\nIt was late.\n\n", encoding="utf-8")
     assert seed_body(seed) == "The bridge reopened.\n\nIt was late."
+
+
+def test_the_ingest_extractor_reads_nfc_and_answers_in_the_labelled_text_offsets():
+    """Ingest stores articles in NFC; labels hold offsets into the publisher's text, which may write accents
+    as combining marks: the scorer's `ingest` maps each quote back to that text."""
+    import unicodedata
+
+    from bench.attribution import ingest, nfc_offsets
+
+    text = unicodedata.normalize("NFD", "“The quay is ready,” said Renée Árvalo. Later, José Ruiz said the ferry ran.")
+    back = nfc_offsets(text)
+    composed = unicodedata.normalize("NFC", text)
+    assert len(back) == len(composed) + 1 and back[-1] == len(text)
+    assert all(unicodedata.normalize("NFC", text[:back[i]]) == composed[:i] for i in range(len(composed) + 1))
+    quotes = ingest(text, "Quay works")
+    assert [(text[q.start:q.end], unicodedata.normalize("NFC", q.speaker)) for q in quotes] == [
+        ("The quay is ready,", "Renée Árvalo"), ("the ferry ran", "José Ruiz")]

@@ -195,6 +195,29 @@ def test_speaker_matching_rules():
     assert speaker_matches("Anna Vell and Ruben Sallow", "Sallow")
     assert not speaker_matches("Bank of Northvale", "Northvale") and not speaker_matches(None, "Peskov")
     assert not speaker_matches("Dmitry Peskov", "Dmitry")
+    # accents: typed or not, composed or written as a combining mark, one name
+    assert speaker_matches("Renée Árvalo", "Arvalo") and speaker_matches("Rene\u0301e A\u0301rvalo", "Árvalo")
+
+
+def test_an_article_written_with_combining_accents_is_stored_composed(make_settings, tmp_path):
+    """A scraped page may write "é" as "e" + a combining accent. The article is stored in NFC (the same text to a
+    reader), its quotes' speakers too, so a name typed either way finds them; the same page again is unchanged."""
+    import unicodedata
+
+    page = tmp_path / "quay.md"
+    page.write_text(unicodedata.normalize("NFD", "# Quay works in Quillby\n\n“The stone is here and the crews are "
+                                          "ready,” said Renée Árvalo, the harbour master of Quillby.\n"), "utf-8")
+    settings = make_settings(tmp_path / "data")
+    ingestor = Ingestor(settings)
+    assert ingestor.ingest_paths([page]).added == 1
+    [rows] = ingestor.store.article_chunks([load_paths([page]).articles[0].id]).values()
+    assert all(unicodedata.is_normalized("NFC", text) for _, text, _ in rows)
+    assert "Renée Árvalo" in rows[0][1] and "Rene\u0301e" not in rows[0][1]
+    for typed in ("Árvalo", "Arvalo", "A\u0301rvalo"):
+        [q] = ingestor.archive.quotes.find(speaker=typed)
+        assert q.speaker == "Renée Árvalo" and q.quote.startswith("The stone is here"), typed
+    again = ingestor.ingest_paths([page])
+    assert again.unchanged == 1 and again.added == again.updated == 0
 
 
 def test_find_about_words_dates_and_outlets(book):

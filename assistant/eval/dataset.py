@@ -106,7 +106,7 @@ def _file_hash(path: Path) -> str:
 def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) -> str:
     """Cache key of an eval store: the corpus file plus every setting and code that shapes its chunks."""
     from assistant.index.quotebook import extractor_version
-    from assistant.ingest import chunking
+    from assistant.ingest import chunking, decoding
     from assistant.text import cleaning, sentences
 
     parts = {
@@ -117,9 +117,9 @@ def store_key(settings: Settings, corpus_file: Path, sample: int | None = None) 
         "embedding": settings.embedding.model,
         # other backends make other vectors (the torch key stays as it was, so cached stores stay valid)
         **({"backend": settings.embedding.backend} if settings.embedding.backend != "torch" else {}),
-        # the cleaning, chunking and sentence-splitting code itself: a new rule must not reuse chunks (and
-        # their sentence offsets) cut by the old one
-        "code": hashlib.sha1("".join(inspect.getsource(m) for m in (cleaning, chunking, sentences))
+        # the text normalisation, cleaning, chunking and sentence-splitting code itself: a new rule must not
+        # reuse chunks (and their sentence offsets) cut by the old one
+        "code": hashlib.sha1("".join(inspect.getsource(m) for m in (decoding, cleaning, chunking, sentences))
                              .encode()).hexdigest(),
         # the quotes kept in the chunks' metadata: a new extractor builds the eval store anew
         "quotes": extractor_version(),

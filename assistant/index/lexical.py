@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant.text.duplicates import Signature
-from assistant.text.words import _LATIN_MARKS, _WORD, STOPWORDS, tokenize
+from assistant.text.words import _LATIN_MARKS, _WORD, STOPWORDS, fold_accents, tokenize
 
 if TYPE_CHECKING:
     import tantivy
@@ -43,7 +43,8 @@ def lexical_path(settings) -> Path:
 
 # The token cache's version: a change to the tokenizer (its code, pattern or stopwords) rebuilds every index.
 TOKENIZER_VERSION = hashlib.sha1(
-    (inspect.getsource(tokenize) + _WORD.pattern + _LATIN_MARKS.pattern + " ".join(sorted(STOPWORDS))).encode()
+    (inspect.getsource(tokenize) + inspect.getsource(fold_accents) + _WORD.pattern + _LATIN_MARKS.pattern
+     + " ".join(sorted(STOPWORDS))).encode()
 ).hexdigest()[:12]
 SCHEMA = "tantivy-2"
 STATE_ID = "\x00state"  # the document that records what the index holds (committed with the changes it describes)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError
 from assistant.text.timeparse import date_int
-from assistant.text.words import stem, tokenize
+from assistant.text.words import fold_accents, stem, tokenize
 
 if TYPE_CHECKING:
     from assistant.index.store import Store, Written
@@ -108,7 +108,7 @@ _CONNECTORS = {"of", "for", "the", "and", "&", "on"}
 
 
 def _words(name: str) -> tuple[str, ...]:
-    return tuple(w.lower().replace("’", "'").strip(".") for w in _NAME_WORD.findall(name))
+    return tuple(w.lower().replace("’", "'").strip(".") for w in _NAME_WORD.findall(fold_accents(name)))
 
 
 def _suffix(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
@@ -121,8 +121,8 @@ def _suffix(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
 
 def speaker_matches(speaker: str | None, name: str) -> bool:
     """Whether a stored speaker is the named one: the same name, its last name or a longer form of it ("Peskov",
-    "Dmitry Peskov", "Kremlin spokesman Dmitry Peskov"), ignoring case; each of a joint speaker "A and B" is a
-    speaker of its own. An unnamed speaker (None) is nobody."""
+    "Dmitry Peskov", "Kremlin spokesman Dmitry Peskov"), ignoring case and accents ("Erdogan" is "Erdoğan");
+    each of a joint speaker "A and B" is a speaker of its own. An unnamed speaker (None) is nobody."""
     if not speaker:
         return False
     asked = _words(name)

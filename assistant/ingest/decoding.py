@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import logging
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
 from dateutil import parser as dateparser
 
 from assistant.errors import CorpusError
+from assistant.models import Article
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,23 @@ def _decode_legacy(raw: bytes) -> str:
 def clean(text: str) -> str:
     """Text without NULs, with \\n newlines."""
     return text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def canonical(article: Article) -> Article:
+    """The article with its text fields in Unicode NFC (the article itself when they already are).
+
+    Scraped pages may write an accent as its own combining character ("e" + U+0301 for "é"): the same text to a
+    reader, but spaCy reads the mark as punctuation and loses the name's sentence (its quotes go unattributed).
+    Every article the ingestor stores passes here, whichever loader, feed or request it came from.
+    """
+    fields = {name: nfc(value) for name in ("title", "body", "source", "author")
+              if (value := getattr(article, name)) and not unicodedata.is_normalized("NFC", value)}
+    return dataclasses.replace(article, **fields) if fields else article
+
+
+def nfc(text: str) -> str:
+    """Text in Unicode NFC: an accent and its letter as one character."""
+    return unicodedata.normalize("NFC", text)
 
 
 def normalize_date(value: Any, where: str) -> str | None:

@@ -24,6 +24,7 @@ from assistant.index.quotebook import chunk_quotes, extractor_version, read_quot
 from assistant.index.recovery import sweep_partial_articles
 from assistant.index.store import ArticleWrite, visible_body
 from assistant.ingest.chunking import Chunker
+from assistant.ingest.decoding import canonical
 from assistant.ingest.loaders import LoadFailure, load_paths
 from assistant.models import Article, content_hash
 from assistant.text.cleaning import content_regions
@@ -161,6 +162,7 @@ class Ingestor:
         """Add new articles, replace changed ones, skip unchanged ones."""
         t0 = time.perf_counter()
         report = IngestReport()
+        articles = [canonical(a) for a in articles]
         with self.lock():
             journal = self.settings.data_dir / "ingest.journal"
             interrupted = self._read_journal(journal)

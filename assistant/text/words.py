@@ -11,7 +11,7 @@ import re
 import unicodedata
 
 _WORD = re.compile(r"\w+(?:[.'’-]\w+)*", re.UNICODE)
-_LATIN_MARKS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")  # accents on a Latin letter, once decomposed
+_LATIN_MARKS = re.compile(r"(?<=[A-Za-z])[\u0300-\u036f]+")  # accents on a Latin letter, once decomposed
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between
 both but by can could did do does doing down during each few for from further had has have having he her
@@ -29,11 +29,8 @@ def tokenize(text: str) -> list[str]:
     Accents on Latin letters are dropped, so a name is one word however it is typed or encoded ("Beyoncé"
     written with é, with e and a combining accent, or as "Beyonce"); other scripts keep their marks.
     """
-    text = text.lower()
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", _LATIN_MARKS.sub("", unicodedata.normalize("NFD", text)))
     out = []
-    for m in _WORD.finditer(text):
+    for m in _WORD.finditer(fold_accents(text.lower())):
         w = m.group().replace("’", "'")
         if w.endswith("'s"):
             w = w[:-2]
@@ -44,6 +41,13 @@ def tokenize(text: str) -> list[str]:
             w = w[:-1]
         out.append(w)
     return out
+
+
+def fold_accents(text: str) -> str:
+    """Text without the accents of its Latin letters ("Erdoğan" -> "Erdogan"); other scripts keep their marks."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _LATIN_MARKS.sub("", unicodedata.normalize("NFD", text)))
 
 
 _SUFFIX = re.compile(r"(ing|ed|ly|es|s)$")
