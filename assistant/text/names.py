@@ -68,13 +68,20 @@ def _name_run(token: Token) -> Span | None:
         return None
     doc = token.doc
     left = token.i
-    while left > 0 and _capital(doc[left - 1]) and doc[left - 1].whitespace_ and doc[left - 1].dep_ != "poss":
-        left -= 1
+    while left > 0:
+        if _capital(doc[left - 1]) and doc[left - 1].whitespace_ and doc[left - 1].dep_ != "poss":
+            left -= 1
+        elif left > 1 and _hyphen(doc, left - 1):  # "Ada Brenn-Ilvar": the tokenizer splits at the hyphen
+            left -= 2
+        else:
+            break
     right = token.i
     while right + 1 < len(doc):
         nxt = doc[right + 1]
         if _capital(nxt) and doc[right].whitespace_:
             right += 1
+        elif right + 2 < len(doc) and _hyphen(doc, right + 1):
+            right += 2
         elif (nxt.dep_ == "case" and doc[right].dep_ == "poss" and right + 2 < len(doc) and _capital(doc[right + 2])
               and doc[right].head.i > right):  # "the Calder Commuters’ Union" is one name
             right += 2
@@ -99,17 +106,38 @@ def _name_run(token: Token) -> Span | None:
     while (left < right and doc[left].lower_.rstrip(".") in _TITLES and doc[right].lower_ not in _ORG_WORDS
            and doc[left + 1].lower_ not in _CONNECTORS):  # "Supreme Leader of Iran" is not "of Iran"
         left += 1
+        if left < right and _hyphen(doc, left):  # "Director-General": the hyphen, then its second part
+            left += 1
     # "Vellmar Harbour Authority Commissioner Dr. Ivo Marsh", "Port Vellan Mayor Ada Brenn": a title inside the
-    # run ends what came before it (an office, a place), when a plain name follows it
+    # run ends what came before it (an office, a place), when a plain name follows it ("Secretary-General" is
+    # one title)
     for k in range(right - 1, left - 1, -1):
         if doc[k].lower_.rstrip(".") in _TITLE_NOUNS:
-            tail = [t.lower_.rstrip(".") for t in doc[k + 1:right + 1]]
+            end = k + 2 if k + 2 < right and _hyphen(doc, k + 1) else k
+            tail = [t.lower_.rstrip(".") for t in doc[end + 1:right + 1]]
             if not any(w in _TITLES or w in _ORG_WORDS or w in _CONNECTORS for w in tail):
-                left = k + 1
+                left = end + 1
             break
     if not any(ch.isalpha() for ch in doc[left:right + 1].text):
         return None
     return doc[left:right + 1]
+
+
+def _hyphen(doc: Doc, i: int) -> bool:
+    """doc[i] is a hyphen inside one name: no space on either side, a capitalised name word on both."""
+    return (doc[i].text in ("-", "‐") and not doc[i - 1].whitespace_ and not doc[i].whitespace_
+            and _capital(doc[i - 1]) and _capital(doc[i + 1]))
+
+
+def _run_words(run: Span) -> tuple[str, ...]:
+    """A run's words, a hyphenated name one word ("Ada", "Brenn-Ilvar"), as `_Aliases.canonical` splits names."""
+    words: list[str] = []
+    for t in run:
+        if words and t.i > run.start and (_hyphen(t.doc, t.i) or _hyphen(t.doc, t.i - 1)):
+            words[-1] += t.text
+        else:
+            words.append(t.text)
+    return tuple(words)
 
 
 def _personal(run: Span) -> bool:
@@ -221,6 +249,9 @@ class _Aliases:
             best.append(full)
         if len(best) > 1:
             return None
+        if len(words) == 1 and any(words[0] in re.split(r"[-‐]", fw[-1]) for full, fw in self.full
+                                   if full not in best and len(fw) > 1 and fw[-1] != words[0]):
+            return None  # "Nix" may be the "Mona Nix-Roper" of the article as well as someone else: unsure
         return best[0] if best else name
 
 
@@ -256,7 +287,7 @@ def _names_in(text: str, paragraphs: list[tuple[int, int]], docs: list[Doc | Non
             if run is None:
                 continue
             seen_end = run.end - 1
-            words = tuple(t.text for t in run)
+            words = _run_words(run)
             subject = any(t.dep_ == "nsubj" for t in run) or (run[-1].dep_ == "appos"
                                                               and run[-1].head.dep_ == "nsubj")
             head = run.root

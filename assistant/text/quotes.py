@@ -79,7 +79,7 @@ __all__ = ["EXTRACTOR_VERSION", "MAX_CHARS", "Quote", "aliases_of", "quotes_of",
 log = logging.getLogger(__name__)
 
 # Bump when the extractor's output changes, so the archive's quotes can be re-read by a better one.
-EXTRACTOR_VERSION = 5
+EXTRACTOR_VERSION = 6
 # Only the first MAX_CHARS characters of a text are read (a 2 MB page costs what 100k characters cost).
 MAX_CHARS = 100_000
 # Paragraphs parsed per batch (nlp.pipe): 64 measured as fast as larger batches (see the module docstring).
