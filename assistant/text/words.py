@@ -26,8 +26,8 @@ also after would could new one two its it's s t don't
 def tokenize(text: str) -> list[str]:
     """Lowercased words and numbers without stopwords; light plural folding keeps names intact.
 
-    Accents on Latin letters are dropped, so a name is one word however it is typed or encoded ("Beyoncé"
-    written with é, with e and a combining accent, or as "Beyonce"); other scripts keep their marks.
+    Accents on Latin letters are dropped, so a name is one word however it is typed or encoded ("Renée"
+    written with é, with e and a combining accent, or as "Renee"); other scripts keep their marks.
     """
     out = []
     for m in _WORD.finditer(fold_accents(text.lower())):
