@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from assistant.text.words import MARKS
+
 if TYPE_CHECKING:
     from assistant.text.nlp import Doc, Span, Token
 
@@ -133,7 +135,7 @@ def _run_words(run: Span) -> tuple[str, ...]:
     """A run's words, a hyphenated name one word ("Ada", "Brenn-Ilvar"), as `_Aliases.canonical` splits names."""
     words: list[str] = []
     for t in run:
-        if words and t.i > run.start and (_hyphen(t.doc, t.i) or _hyphen(t.doc, t.i - 1)):
+        if words and (_hyphen(t.doc, t.i) or _hyphen(t.doc, t.i - 1)):
             words[-1] += t.text
         else:
             words.append(t.text)
@@ -156,8 +158,7 @@ def _capital(token: Token) -> bool:
     return token.tag_ in _PROPN_TAGS or (token.tag_ in ("NN", "JJ") and _COMBINING.search(token.text) is not None)
 
 
-_MARKS = "\u0300-\u036f"  # combining accents, inside a word ("a" + U+0301 for "á")
-_COMBINING = re.compile(f"[{_MARKS}]")
+_COMBINING = re.compile(f"[{MARKS}]")
 
 
 def _org_phrase(token: Token) -> Span | None:
@@ -173,7 +174,7 @@ def _org_phrase(token: Token) -> Span | None:
     return doc[left:token.i + 1] if left < token.i else None
 
 
-_WORD = rf"[A-Z][\w{_MARKS}’'-]*"
+_WORD = rf"[A-Z][\w{MARKS}’'-]*"
 _CAPITALISED_RUN = re.compile(rf"{_WORD}(?:[ \t]+(?:(?:of|for|the)[ \t]+)*{_WORD})*")
 # Capitalised words that open a sentence without being a name.
 _NOT_NAMES = set("the a an on in at by for of to from with after before despite however but and or so if when while "

@@ -11,7 +11,8 @@ import re
 import unicodedata
 
 _WORD = re.compile(r"\w+(?:[.'’-]\w+)*", re.UNICODE)
-_LATIN_MARKS = re.compile(r"(?<=[A-Za-z])[\u0300-\u036f]+")  # accents on a Latin letter, once decomposed
+MARKS = "\u0300-\u036f"  # the combining accents ("a" + U+0301 for "á"), as a character-class range
+_LATIN_MARKS = re.compile(f"(?<=[A-Za-z])[{MARKS}]+")  # accents on a Latin letter, once decomposed
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between
 both but by can could did do does doing down during each few for from further had has have having he her
